@@ -1,0 +1,1 @@
+"""puffjax: fast C environments and a small jitted PPO-family trainer in JAX."""
