@@ -1,0 +1,24 @@
+"""Train Breakout with PufferLib's tuned config (8192 agents, LSTM policy, 90M steps).
+
+    python examples/train_breakout.py                                   # the full run
+    python examples/train_breakout.py --train.total-timesteps 5_000_000 # a shorter one
+
+Any config field can be overridden as --<section>.<field> VALUE. The run directory
+(metrics.jsonl, checkpoints/, config.json) is printed at the start and the end.
+"""
+import sys
+
+import puffjax
+from puffjax.cli import parse_overrides
+
+cfg = puffjax.load_config("breakout", **parse_overrides(sys.argv[1:]))
+trainer = puffjax.Trainer(cfg)
+print(f"Training Breakout: {trainer.num_params:,} parameters, {trainer.geom.total_epochs} epochs "
+      f"of {trainer.geom.batch_size:,} steps, run directory {trainer.run_dir}")
+best = 0.0
+for log in trainer.train_iter():
+    best = max(best, log.get("environment/perf", 0.0))
+trainer.close()
+print(f"Done: {trainer.global_step:,} steps in {trainer.uptime / 60:.1f} min, "
+      f"best mean perf {best:.3f}, last score {trainer.last_env_log.get('score', float('nan')):.1f}")
+print(f"Checkpoint: {trainer.last_checkpoint}")

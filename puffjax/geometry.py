@@ -1,0 +1,69 @@
+"""Batch geometry: how a batch splits into segments, minibatches and accumulation chunks.
+
+Checked once, up front, with messages that say which numbers disagree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Geometry:
+    total_agents: int
+    horizon: int  # bptt_horizon: columns of a segment
+    batch_size: int  # agent steps per epoch
+    segments: int  # rows of the rollout buffer (batch_size / horizon)
+    rows_per_agent: int  # segments / total_agents: horizons each agent plays per epoch
+    minibatch_segments: int  # rows drawn per minibatch
+    minibatches_per_epoch: int  # update_epochs * batch_size / minibatch_size
+    accumulation_steps: int  # minibatch_size / max_minibatch_size when larger, else 1
+    total_epochs: int
+
+    @property
+    def total_updates(self) -> int:
+        return self.total_epochs * self.minibatches_per_epoch
+
+
+def geometry(train_cfg, total_agents: int) -> Geometry:
+    t = train_cfg
+    horizon = t.bptt_horizon
+    if total_agents <= 0:
+        raise ValueError(f"need at least one agent, got {total_agents}")
+    batch = total_agents * horizon if t.batch_size == "auto" else int(t.batch_size)
+    if batch <= 0:
+        raise ValueError(f"train.batch_size must be positive or 'auto', got {t.batch_size!r}")
+    if batch % horizon:
+        raise ValueError(f"train.batch_size {batch} is not divisible by train.bptt_horizon {horizon}")
+    segments = batch // horizon
+    if total_agents > segments:
+        raise ValueError(
+            f"{total_agents} agents need at least {total_agents} segments, but batch_size {batch} / "
+            f"bptt_horizon {horizon} gives {segments}: raise batch_size to >= {total_agents * horizon}")
+    if segments % total_agents:
+        raise ValueError(
+            f"segments ({segments} = batch_size {batch} / bptt_horizon {horizon}) must be a multiple "
+            f"of the number of agents ({total_agents}) so every agent fills whole segments")
+    mb = t.minibatch_size
+    if mb % horizon:
+        raise ValueError(f"train.minibatch_size {mb} is not a multiple of train.bptt_horizon {horizon}")
+    if mb > batch:
+        raise ValueError(f"train.minibatch_size {mb} is larger than the batch ({batch} steps)")
+    if batch % mb:
+        raise ValueError(f"train.batch_size {batch} is not divisible by train.minibatch_size {mb}")
+    accum = 1
+    if mb > t.max_minibatch_size:
+        if mb % t.max_minibatch_size or t.max_minibatch_size % horizon:
+            raise ValueError(
+                f"gradient accumulation needs minibatch_size ({mb}) to be a multiple of "
+                f"max_minibatch_size ({t.max_minibatch_size}), itself a multiple of bptt_horizon ({horizon})")
+        accum = mb // t.max_minibatch_size
+    epochs = t.total_timesteps // batch
+    if epochs < 1:
+        raise ValueError(
+            f"train.total_timesteps {t.total_timesteps} is less than one batch ({batch} steps): "
+            f"no epoch would run")
+    return Geometry(
+        total_agents=total_agents, horizon=horizon, batch_size=batch, segments=segments,
+        rows_per_agent=segments // total_agents, minibatch_segments=mb // horizon,
+        minibatches_per_epoch=t.update_epochs * (batch // mb), accumulation_steps=accum,
+        total_epochs=epochs)

@@ -1,0 +1,72 @@
+"""Config loading, overrides, CLI parsing and batch-geometry validation."""
+import pytest
+
+import puffjax
+from puffjax.cli import parse_overrides
+from puffjax.config import load_config, available
+from puffjax.geometry import geometry
+
+
+def test_shipped_configs_load():
+    assert {"breakout", "pong", "squared", "cartpole", "memory"} <= set(available())
+    for name in available():
+        cfg = load_config(name)
+        assert cfg.env.name == name
+
+
+def test_breakout_has_pufferlib_values_and_geometry():
+    cfg = load_config("breakout")
+    assert cfg.train.learning_rate == pytest.approx(0.044482546441415506)
+    assert cfg.env.num_envs == 8192 and cfg.env.options["frameskip"] == 4
+    g = geometry(cfg.train, cfg.env.num_envs)
+    assert g.batch_size == 524288 and g.minibatches_per_epoch == 16 and g.total_epochs == 171
+    assert g.minibatch_segments == 512 and g.accumulation_steps == 1
+
+
+def test_overrides_all_forms():
+    cfg = load_config("squared", learning_rate=0.02, env={"num_envs": 64},
+                      **{"train.bptt_horizon": "8", "policy.value_head": "hl_gauss"})
+    assert cfg.train.learning_rate == 0.02 and cfg.env.num_envs == 64
+    assert cfg.train.bptt_horizon == 8 and cfg.policy.value_head == "hl_gauss"
+    cfg = load_config("breakout", **parse_overrides(["--train.learning-rate", "0.02", "--env.frameskip=2",
+                                                     "--train.anneal-lr", "false"]))
+    assert cfg.train.learning_rate == 0.02 and cfg.env.options["frameskip"] == "2"
+    assert cfg.train.anneal_lr is False
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"train.learning_rate": "abc"}, "learning_rate"),
+    ({"train.nope": 1}, "unknown option train.nope"),
+    ({"policy.kind": "transformer"}, "policy.kind"),
+    ({"bogus": 1}, "bogus"),
+    ({"train.bptt_horizon": 0}, "bptt_horizon"),
+])
+def test_bad_overrides(override, message):
+    with pytest.raises(ValueError, match=message):
+        load_config("squared", **override)
+    with pytest.raises(ValueError, match="no config"):
+        load_config("nosuchenv")
+
+
+@pytest.mark.parametrize("agents, fields, message", [
+    (16, dict(batch_size=100, bptt_horizon=8), "not divisible by train.bptt_horizon"),
+    (16, dict(minibatch_size=100, bptt_horizon=8), "not a multiple of train.bptt_horizon"),
+    (64, dict(batch_size=256, bptt_horizon=8), "64 agents need at least 64 segments"),
+    (16, dict(batch_size=8 * 24, bptt_horizon=8, minibatch_size=64), "multiple of the number of agents"),
+    (16, dict(minibatch_size=256, bptt_horizon=8), "larger than the batch"),
+    (16, dict(minibatch_size=64, max_minibatch_size=48, bptt_horizon=8), "gradient accumulation"),
+    (16, dict(total_timesteps=10, bptt_horizon=8, minibatch_size=64), "no epoch would run"),
+])
+def test_geometry_errors(agents, fields, message):
+    cfg = load_config("squared", **{f"train.{k}": v for k, v in fields.items()})
+    with pytest.raises(ValueError, match=message):
+        geometry(cfg.train, agents)
+
+
+def test_geometry_accumulation_and_multiple_rows():
+    cfg = load_config("squared", **{"train.bptt_horizon": 8, "train.batch_size": 512,
+                                    "train.minibatch_size": 256, "train.max_minibatch_size": 64,
+                                    "train.update_epochs": 2})
+    g = geometry(cfg.train, 16)
+    assert g.segments == 64 and g.rows_per_agent == 4 and g.accumulation_steps == 4
+    assert g.minibatches_per_epoch == 4 and g.minibatch_segments == 32
