@@ -117,18 +117,37 @@ def _check_arrays(fn: str, arrays) -> None:
         )
 
 
+_Tracer = getattr(jax.core, "Tracer", None)
+
+
 def _static_attr(fn: str, name: str, x) -> np.float32:
-    if isinstance(x, jax.core.Tracer):
-        raise TypeError(
-            f"{fn}: `{name}` must be a concrete Python float: it is a compile-time attribute "
-            f"of the XLA custom call (changing it recompiles), but a traced value was passed "
-            f"({x}). Pass it as a Python float (e.g. close over it, or mark it static in "
-            f"jax.jit), or use puff_advantage_reference, which accepts traced values."
-        )
-    try:
-        return np.float32(float(x))
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{fn}: `{name}` must be a Python float; got {x!r}") from e
+    traced = _Tracer is not None and isinstance(x, _Tracer)
+    if not traced:
+        try:
+            return np.float32(float(x))
+        except jax.errors.ConcretizationTypeError:
+            traced = True
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{fn}: `{name}` must be a Python float; got {x!r}") from e
+    raise TypeError(
+        f"{fn}: `{name}` must be a concrete Python float: it is a compile-time attribute "
+        f"of the XLA custom call (changing it recompiles), but a traced value was passed "
+        f"({x}). Pass it as a Python float (e.g. close over it, or mark it static in "
+        f"jax.jit), or use puff_advantage_reference, which accepts traced values."
+    )
+
+
+def _default_platform() -> str:
+    """The default backend's platform as lax.platform_dependent names it ('gpu' -> 'cuda')."""
+    backend = jax.default_backend()
+    if backend == "gpu":
+        for platform in ("cuda", "rocm"):
+            try:
+                jax.devices(platform)
+                return platform
+            except RuntimeError:
+                pass
+    return backend
 
 
 # ----------------------------------------------------------------------------
@@ -234,7 +253,7 @@ def puff_advantage(values, rewards, terminals, ratio, *, gamma, gae_lambda, rho_
                    + _BUILD_HINT)
         return reference(*arrays)
 
-    backend = jax.default_backend()
+    backend = _default_platform()
     if backend not in platforms:
         if backend == "cuda":
             how = "puffjax._advantage_ffi was built without CUDA. " + _BUILD_HINT
