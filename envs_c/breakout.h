@@ -300,6 +300,7 @@ static inline void breakout_step(Breakout* env) {
         /* Continuous actions are clipped to [-1, 1] (NaN is rejected by the
          * vector layer before stepping). */
         move = *env->action_continuous;
+        if (isnan(move)) move = 0.0f;
         if (move < -1.0f) move = -1.0f;
         if (move > 1.0f) move = 1.0f;
     } else {

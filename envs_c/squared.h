@@ -81,6 +81,7 @@ static inline void squared_step(Squared* env) {
     static const int drow[5] = {0, -1, 1, 0, 0};
     static const int dcol[5] = {0, 0, 0, -1, 1};
     int a = *env->action;
+    if (a < 0 || a > 4) a = 0; /* never happens: the vector layer checks actions */
     *env->reward = 0.0f;
     *env->terminal = 0;
     *env->truncation = 0;
