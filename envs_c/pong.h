@@ -74,8 +74,10 @@ static inline void pong_write_observation(Pong* env) {
     float* o = env->observations;
     o[0] = (env->agent_y + PONG_PADDLE_HEIGHT / 2.0f) / PONG_HEIGHT;
     o[1] = (env->opponent_y + PONG_PADDLE_HEIGHT / 2.0f) / PONG_HEIGHT;
-    o[2] = (env->ball_x + PONG_BALL_SIZE / 2.0f) / PONG_WIDTH;
-    o[3] = (env->ball_y + PONG_BALL_SIZE / 2.0f) / PONG_HEIGHT;
+    /* The ball's centre can be just outside the field while a point ends;
+     * the observation stays in [0, 1]. */
+    o[2] = fminf(fmaxf((env->ball_x + PONG_BALL_SIZE / 2.0f) / PONG_WIDTH, 0.0f), 1.0f);
+    o[3] = fminf(fmaxf((env->ball_y + PONG_BALL_SIZE / 2.0f) / PONG_HEIGHT, 0.0f), 1.0f);
     o[4] = env->ball_vx / PONG_MAX_SPEED;
     o[5] = env->ball_vy / PONG_MAX_SPEED;
     o[6] = (float)env->agent_points / (float)PONG_WIN_POINTS;

@@ -120,6 +120,9 @@ VecEnv* vec_create(const EnvType* type, const double* options, int num_envs, int
                    (char*)actions + (size_t)i * action_bytes, rewards + i, terminals + i, truncations + i);
         *(uint64_t*)env = rng_seed_for(seed, (uint64_t)i);
         type->reset(env);
+        /* Seed again, so that a first vec_reset without a seed starts the
+         * same episodes as vec_reset with this seed. */
+        *(uint64_t*)env = rng_seed_for(seed, (uint64_t)i);
         rewards[i] = 0.0f;
         terminals[i] = 0;
         truncations[i] = 0;

@@ -65,9 +65,15 @@ class GymVecEnv:
     def step(self, actions=None):
         if actions is not None and actions is not self.actions:
             write_actions(self.name, self.actions, actions, self._discrete_n, self._discrete_start)
-        elif self._discrete_n:  # checked here since no C code does it
-            write_actions(self.name, self.actions, self.actions.copy(), self._discrete_n, self._discrete_start)
-        if not self._discrete_n:
+        # Check the buffer itself (it may have been written in place).
+        if self._discrete_n:
+            lo, hi = self._discrete_start, self._discrete_start + self._discrete_n
+            bad = np.flatnonzero((self.actions < lo) | (self.actions >= hi))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(f"{self.name}: actions[{i}] = {self.actions[i]} is out of range; "
+                                 f"expected an integer in [{lo}, {hi}) for Discrete({self._discrete_n})")
+        else:
             bad = np.flatnonzero(~np.isfinite(self.actions).reshape(self.num_envs, -1).all(axis=1))
             if bad.size:
                 i = int(bad[0])
