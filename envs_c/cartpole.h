@@ -1,0 +1,198 @@
+/* cartpole.h - the classic cart-pole balancing task (Barto, Sutton and
+ * Anderson 1983), with the same dynamics and constants as gymnasium's
+ * CartPole-v1.
+ *
+ * Observation (4 float32): cart position, cart velocity, pole angle
+ * (radians), pole angular velocity. Actions: Discrete(2): 0 push left,
+ * 1 push right. Reward +1 every step, the last one included.
+ * Terminal when |position| > 2.4 or |angle| > 12 degrees. An episode that
+ * reaches max_steps (500) steps is cut short: that is a truncation
+ * (reported in the truncations buffer), not a terminal.
+ */
+#ifndef PUFFJAX_CARTPOLE_H
+#define PUFFJAX_CARTPOLE_H
+
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "env_type.h"
+#include "render.h"
+#include "rng.h"
+
+#define CARTPOLE_GRAVITY 9.8
+#define CARTPOLE_CART_MASS 1.0
+#define CARTPOLE_POLE_MASS 0.1
+#define CARTPOLE_HALF_LENGTH 0.5 /* half the pole's length */
+#define CARTPOLE_FORCE 10.0
+#define CARTPOLE_DT 0.02 /* seconds per step (explicit Euler) */
+#define CARTPOLE_X_LIMIT 2.4
+#define CARTPOLE_ANGLE_LIMIT (12.0 * 2.0 * 3.14159265358979323846 / 360.0)
+#define CARTPOLE_RENDER_WIDTH 600
+#define CARTPOLE_RENDER_HEIGHT 400
+
+typedef struct CartPoleLog {
+    float perf; /* episode length / max_steps */
+    float score;
+    float episode_return;
+    float episode_length;
+    float n;
+} CartPoleLog;
+
+typedef struct CartPole {
+    uint64_t rng; /* must come first (see env_type.h) */
+    float* observations;
+    const int* action;
+    float* reward;
+    unsigned char* terminal;
+    unsigned char* truncation;
+    int max_steps;
+
+    double x, x_dot, theta, theta_dot;
+    int steps;
+    CartPoleLog log;
+} CartPole;
+
+static inline void cartpole_write_observation(CartPole* env) {
+    env->observations[0] = (float)env->x;
+    env->observations[1] = (float)env->x_dot;
+    env->observations[2] = (float)env->theta;
+    env->observations[3] = (float)env->theta_dot;
+}
+
+/* Every state variable starts uniform in [-0.05, 0.05]. */
+static inline void cartpole_reset(CartPole* env) {
+    env->x = rng_uniform(&env->rng, -0.05f, 0.05f);
+    env->x_dot = rng_uniform(&env->rng, -0.05f, 0.05f);
+    env->theta = rng_uniform(&env->rng, -0.05f, 0.05f);
+    env->theta_dot = rng_uniform(&env->rng, -0.05f, 0.05f);
+    env->steps = 0;
+    cartpole_write_observation(env);
+}
+
+static inline void cartpole_step(CartPole* env) {
+    const double total_mass = CARTPOLE_CART_MASS + CARTPOLE_POLE_MASS;
+    const double pole_mass_length = CARTPOLE_POLE_MASS * CARTPOLE_HALF_LENGTH;
+    double force = *env->action == 1 ? CARTPOLE_FORCE : -CARTPOLE_FORCE;
+    double cos_t = cos(env->theta), sin_t = sin(env->theta);
+
+    /* Equations of motion of the pole and cart (see Florian 2007). */
+    double temp = (force + pole_mass_length * env->theta_dot * env->theta_dot * sin_t) / total_mass;
+    double theta_acc = (CARTPOLE_GRAVITY * sin_t - cos_t * temp) /
+                       (CARTPOLE_HALF_LENGTH * (4.0 / 3.0 - CARTPOLE_POLE_MASS * cos_t * cos_t / total_mass));
+    double x_acc = temp - pole_mass_length * theta_acc * cos_t / total_mass;
+
+    /* Explicit Euler, as in gymnasium: positions use the old velocities. */
+    env->x += CARTPOLE_DT * env->x_dot;
+    env->x_dot += CARTPOLE_DT * x_acc;
+    env->theta += CARTPOLE_DT * env->theta_dot;
+    env->theta_dot += CARTPOLE_DT * theta_acc;
+    env->steps += 1;
+
+    int failed = env->x < -CARTPOLE_X_LIMIT || env->x > CARTPOLE_X_LIMIT ||
+                 env->theta < -CARTPOLE_ANGLE_LIMIT || env->theta > CARTPOLE_ANGLE_LIMIT;
+    int out_of_time = !failed && env->steps >= env->max_steps;
+    *env->reward = 1.0f;
+    *env->terminal = (unsigned char)failed;
+    *env->truncation = (unsigned char)out_of_time;
+    if (failed || out_of_time) {
+        env->log.perf += (float)env->steps / (float)env->max_steps;
+        env->log.score += (float)env->steps;
+        env->log.episode_return += (float)env->steps; /* +1 per step */
+        env->log.episode_length += (float)env->steps;
+        env->log.n += 1.0f;
+        cartpole_reset(env);
+        return;
+    }
+    cartpole_write_observation(env);
+}
+
+static inline void cartpole_render(const CartPole* env, unsigned char* rgb) {
+    Canvas c = {rgb, CARTPOLE_RENDER_WIDTH, CARTPOLE_RENDER_HEIGHT};
+    const float scale = CARTPOLE_RENDER_WIDTH / (2.0f * (float)CARTPOLE_X_LIMIT); /* px per metre */
+    const float ground = 300.0f;
+    clear_canvas(&c, (Color){255, 255, 255});
+    draw_rect(&c, 0, ground, (float)CARTPOLE_RENDER_WIDTH, 1, (Color){0, 0, 0});
+    float cart_x = (float)env->x * scale + CARTPOLE_RENDER_WIDTH / 2.0f;
+    draw_rect(&c, cart_x - 25.0f, ground - 15.0f, 50, 30, (Color){0, 0, 0});
+    /* The pole as a chain of small squares from the cart's top. */
+    float pole_pixels = scale * 2.0f * (float)CARTPOLE_HALF_LENGTH;
+    for (int i = 0; i <= 40; i++) {
+        float d = pole_pixels * (float)i / 40.0f;
+        float px = cart_x + d * (float)sin(env->theta), py = ground - 15.0f - d * (float)cos(env->theta);
+        draw_rect(&c, px - 4.0f, py - 4.0f, 8, 8, (Color){202, 152, 101});
+    }
+    draw_rect(&c, cart_x - 3.0f, ground - 18.0f, 6, 6, (Color){129, 132, 203});
+}
+
+/* ---- Glue for the vector layer (see env_type.h). ---- */
+
+static void cartpole_shape(const double* options, EnvShape* s) {
+    (void)options;
+    s->obs_ndim = 1;
+    s->obs_dims[0] = 4;
+    s->obs_dims[1] = 1;
+    s->obs_is_uint8 = 0;
+    s->obs_size = 4;
+    s->action_n = 2;
+    s->action_dim = 1;
+    s->render_width = CARTPOLE_RENDER_WIDTH;
+    s->render_height = CARTPOLE_RENDER_HEIGHT;
+}
+
+static void cartpole_init(void* e, const double* options, void* obs, void* action, float* reward,
+                          unsigned char* terminal, unsigned char* truncation) {
+    CartPole* env = (CartPole*)e;
+    env->max_steps = (int)options[0];
+    env->observations = (float*)obs;
+    env->action = (const int*)action;
+    env->reward = reward;
+    env->terminal = terminal;
+    env->truncation = truncation;
+}
+
+static void cartpole_reset_any(void* env) { cartpole_reset((CartPole*)env); }
+
+static void cartpole_step_range(void* envs, int start, int end) {
+    CartPole* e = (CartPole*)envs;
+    for (int i = start; i < end; i++) cartpole_step(&e[i]);
+}
+
+static void cartpole_take_log(void* e, double* sums) {
+    CartPole* env = (CartPole*)e;
+    sums[0] += env->log.perf;
+    sums[1] += env->log.score;
+    sums[2] += env->log.episode_return;
+    sums[3] += env->log.episode_length;
+    sums[4] += env->log.n;
+    memset(&env->log, 0, sizeof(env->log));
+}
+
+static void cartpole_refresh(void* env) { cartpole_write_observation((CartPole*)env); }
+
+static void cartpole_render_any(const void* env, unsigned char* rgb) {
+    cartpole_render((const CartPole*)env, rgb);
+}
+
+static const EnvOption CARTPOLE_OPTIONS[] = {
+    {"max_steps", 500, 1, 1e9, 1, "steps after which an episode is truncated"},
+};
+static const char* const CARTPOLE_LOG_NAMES[] = {"perf", "score", "episode_return", "episode_length"};
+static const EnvField CARTPOLE_FIELDS[] = {
+    {"x", offsetof(CartPole, x), FIELD_DOUBLE, 1},
+    {"x_dot", offsetof(CartPole, x_dot), FIELD_DOUBLE, 1},
+    {"theta", offsetof(CartPole, theta), FIELD_DOUBLE, 1},
+    {"theta_dot", offsetof(CartPole, theta_dot), FIELD_DOUBLE, 1},
+    {"steps", offsetof(CartPole, steps), FIELD_INT, 1},
+};
+
+static const EnvType CARTPOLE_TYPE = {
+    "cartpole", sizeof(CartPole),
+    1, CARTPOLE_OPTIONS,
+    4, CARTPOLE_LOG_NAMES,
+    (int)(sizeof(CARTPOLE_FIELDS) / sizeof(CARTPOLE_FIELDS[0])), CARTPOLE_FIELDS,
+    cartpole_shape, cartpole_init, cartpole_reset_any, cartpole_step_range,
+    cartpole_take_log, cartpole_refresh, cartpole_render_any,
+};
+
+#endif

@@ -1,0 +1,206 @@
+/* squared.h - walk to a target on a small grid.
+ *
+ * A size x size grid (default 11). The agent starts in the centre and a
+ * target sits on a random other cell. Observation: the grid as uint8,
+ * 0 empty, 1 agent, 2 target (row-major, shape (size, size)).
+ * Actions: Discrete(5): 0 stay, 1 up, 2 down, 3 left, 4 right.
+ * Every episode is one attempt: +1 and the episode ends on reaching the
+ * target; -1 and it ends on stepping off the grid or when 3 * size steps
+ * pass without reaching the target (both are terminals, not truncations,
+ * since the -1 is part of the task).
+ */
+#ifndef PUFFJAX_SQUARED_H
+#define PUFFJAX_SQUARED_H
+
+#include <stddef.h>
+#include <string.h>
+
+#include "env_type.h"
+#include "render.h"
+#include "rng.h"
+
+#define SQUARED_EMPTY 0
+#define SQUARED_AGENT 1
+#define SQUARED_TARGET 2
+#define SQUARED_CELL_PIXELS 16
+
+typedef struct SquaredLog {
+    float perf; /* 1 if the target was reached */
+    float score;
+    float episode_return;
+    float episode_length;
+    float n;
+} SquaredLog;
+
+typedef struct Squared {
+    uint64_t rng; /* must come first (see env_type.h) */
+    unsigned char* observations; /* size * size */
+    const int* action;
+    float* reward;
+    unsigned char* terminal;
+    unsigned char* truncation;
+    int size;
+
+    int agent_row, agent_col;
+    int target_row, target_col;
+    int steps;
+    SquaredLog log;
+} Squared;
+
+static inline void squared_write_observation(Squared* env) {
+    memset(env->observations, SQUARED_EMPTY, (size_t)env->size * (size_t)env->size);
+    env->observations[env->target_row * env->size + env->target_col] = SQUARED_TARGET;
+    env->observations[env->agent_row * env->size + env->agent_col] = SQUARED_AGENT;
+}
+
+static inline void squared_reset(Squared* env) {
+    int centre = env->size / 2;
+    env->agent_row = centre;
+    env->agent_col = centre;
+    /* The target is any cell but the centre, uniformly. */
+    int cell = rng_int(&env->rng, env->size * env->size - 1);
+    if (cell >= centre * env->size + centre) cell += 1;
+    env->target_row = cell / env->size;
+    env->target_col = cell % env->size;
+    env->steps = 0;
+    squared_write_observation(env);
+}
+
+static inline void squared_end(Squared* env, float reward) {
+    *env->reward = reward;
+    *env->terminal = 1;
+    env->log.perf += reward > 0.0f ? 1.0f : 0.0f;
+    env->log.score += reward > 0.0f ? 1.0f : 0.0f;
+    env->log.episode_return += reward; /* only the last step is rewarded */
+    env->log.episode_length += (float)env->steps;
+    env->log.n += 1.0f;
+    squared_reset(env);
+}
+
+static inline void squared_step(Squared* env) {
+    static const int drow[5] = {0, -1, 1, 0, 0};
+    static const int dcol[5] = {0, 0, 0, -1, 1};
+    int a = *env->action;
+    if (a < 0 || a > 4) a = 0; /* never happens: the vector layer checks actions */
+    *env->reward = 0.0f;
+    *env->terminal = 0;
+    *env->truncation = 0;
+    env->steps += 1;
+    int row = env->agent_row + drow[a], col = env->agent_col + dcol[a];
+    /* Leaving the grid: -1, episode over. */
+    if (row < 0 || row >= env->size || col < 0 || col >= env->size) {
+        squared_end(env, -1.0f);
+        return;
+    }
+    /* Reaching the target: +1, episode over. */
+    if (row == env->target_row && col == env->target_col) {
+        squared_end(env, 1.0f);
+        return;
+    }
+    /* Out of time after 3 * size steps: -1, episode over. */
+    if (env->steps >= 3 * env->size) {
+        squared_end(env, -1.0f);
+        return;
+    }
+    /* Otherwise move: only two cells of the observation change. */
+    env->observations[env->agent_row * env->size + env->agent_col] = SQUARED_EMPTY;
+    env->agent_row = row;
+    env->agent_col = col;
+    env->observations[row * env->size + col] = SQUARED_AGENT;
+}
+
+static inline void squared_render(const Squared* env, unsigned char* rgb) {
+    int px = SQUARED_CELL_PIXELS;
+    Canvas c = {rgb, env->size * px, env->size * px};
+    clear_canvas(&c, (Color){6, 24, 24});
+    for (int r = 0; r < env->size; r++)
+        for (int k = 0; k < env->size; k++)
+            draw_rect(&c, (float)(k * px + 1), (float)(r * px + 1), (float)(px - 2), (float)(px - 2),
+                      (Color){20, 50, 50});
+    draw_rect(&c, (float)(env->target_col * px), (float)(env->target_row * px), (float)px, (float)px,
+              (Color){255, 80, 80});
+    draw_rect(&c, (float)(env->agent_col * px), (float)(env->agent_row * px), (float)px, (float)px,
+              (Color){0, 255, 255});
+}
+
+/* ---- Glue for the vector layer (see env_type.h). ---- */
+
+static void squared_shape(const double* options, EnvShape* s) {
+    int size = (int)options[0];
+    s->obs_ndim = 2;
+    s->obs_dims[0] = size;
+    s->obs_dims[1] = size;
+    s->obs_is_uint8 = 1;
+    s->obs_size = size * size;
+    s->action_n = 5;
+    s->action_dim = 1;
+    s->render_width = size * SQUARED_CELL_PIXELS;
+    s->render_height = size * SQUARED_CELL_PIXELS;
+}
+
+static void squared_init(void* e, const double* options, void* obs, void* action, float* reward,
+                         unsigned char* terminal, unsigned char* truncation) {
+    Squared* env = (Squared*)e;
+    env->size = (int)options[0];
+    env->observations = (unsigned char*)obs;
+    env->action = (const int*)action;
+    env->reward = reward;
+    env->terminal = terminal;
+    env->truncation = truncation;
+}
+
+static void squared_reset_any(void* env) { squared_reset((Squared*)env); }
+
+static void squared_step_range(void* envs, int start, int end) {
+    Squared* e = (Squared*)envs;
+    for (int i = start; i < end; i++) squared_step(&e[i]);
+}
+
+static void squared_take_log(void* e, double* sums) {
+    Squared* env = (Squared*)e;
+    sums[0] += env->log.perf;
+    sums[1] += env->log.score;
+    sums[2] += env->log.episode_return;
+    sums[3] += env->log.episode_length;
+    sums[4] += env->log.n;
+    memset(&env->log, 0, sizeof(env->log));
+}
+
+static int squared_clamp(int v, int size) { return v < 0 ? 0 : (v >= size ? size - 1 : v); }
+
+/* After a test edited the state: keep positions on the grid, redraw. */
+static void squared_refresh(void* e) {
+    Squared* env = (Squared*)e;
+    env->agent_row = squared_clamp(env->agent_row, env->size);
+    env->agent_col = squared_clamp(env->agent_col, env->size);
+    env->target_row = squared_clamp(env->target_row, env->size);
+    env->target_col = squared_clamp(env->target_col, env->size);
+    squared_write_observation(env);
+}
+
+static void squared_render_any(const void* env, unsigned char* rgb) {
+    squared_render((const Squared*)env, rgb);
+}
+
+static const EnvOption SQUARED_OPTIONS[] = {
+    {"size", 11, 3, 255, 1, "grid side length (the agent starts in the centre)"},
+};
+static const char* const SQUARED_LOG_NAMES[] = {"perf", "score", "episode_return", "episode_length"};
+static const EnvField SQUARED_FIELDS[] = {
+    {"agent_row", offsetof(Squared, agent_row), FIELD_INT, 1},
+    {"agent_col", offsetof(Squared, agent_col), FIELD_INT, 1},
+    {"target_row", offsetof(Squared, target_row), FIELD_INT, 1},
+    {"target_col", offsetof(Squared, target_col), FIELD_INT, 1},
+    {"steps", offsetof(Squared, steps), FIELD_INT, 1},
+};
+
+static const EnvType SQUARED_TYPE = {
+    "squared", sizeof(Squared),
+    1, SQUARED_OPTIONS,
+    4, SQUARED_LOG_NAMES,
+    (int)(sizeof(SQUARED_FIELDS) / sizeof(SQUARED_FIELDS[0])), SQUARED_FIELDS,
+    squared_shape, squared_init, squared_reset_any, squared_step_range,
+    squared_take_log, squared_refresh, squared_render_any,
+};
+
+#endif

@@ -1,0 +1,303 @@
+/* vecenv.c - the vector layer: a registry of environment types, N
+ * environments over shared buffers, and a small thread pool. */
+#include "vecenv.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "breakout.h"
+#include "cartpole.h"
+#include "memory.h"
+#include "pong.h"
+#include "squared.h"
+
+static const EnvType* const ENV_TYPES[] = {&BREAKOUT_TYPE, &PONG_TYPE, &SQUARED_TYPE, &CARTPOLE_TYPE,
+                                           &MEMORY_TYPE};
+
+int vec_num_types(void) { return (int)(sizeof(ENV_TYPES) / sizeof(ENV_TYPES[0])); }
+
+const EnvType* vec_type_at(int i) {
+    if (i < 0 || i >= vec_num_types()) return NULL;
+    return ENV_TYPES[i];
+}
+
+const EnvType* vec_find_type(const char* name) {
+    for (int i = 0; i < vec_num_types(); i++)
+        if (strcmp(ENV_TYPES[i]->name, name) == 0) return ENV_TYPES[i];
+    return NULL;
+}
+
+/* ---- Thread pool ----
+ * T - 1 worker threads wait for work. A step bumps a generation counter and
+ * wakes them; worker k steps block k, the calling thread steps block 0, then
+ * waits until every worker reported back. Waiting first spins briefly
+ * (a few tens of microseconds: steps usually come back to back, and waking a
+ * sleeping thread costs about that much), then sleeps on a condition
+ * variable, so idle threads cost no CPU. `generation`, `pending` and
+ * `stopping` are read outside the mutex, so they are accessed atomically. */
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+#define POOL_SPIN 1000
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_ACQUIRE)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELEASE)
+
+typedef struct Worker {
+    VecEnv* vec;
+    int index;
+    pthread_t thread;
+} Worker;
+
+struct VecEnv {
+    const EnvType* type;
+    EnvShape shape;
+    int num_envs;
+    char* envs; /* num_envs structs of type->env_size bytes */
+    void* actions;
+    float* rewards;
+    unsigned char* terminals;
+    unsigned char* truncations;
+
+    int num_threads;
+    Worker* workers; /* num_threads - 1 of them */
+    int started;     /* workers actually started */
+    pthread_mutex_t mutex;
+    pthread_cond_t wake;
+    pthread_cond_t done;
+    unsigned long generation;
+    int pending;
+    int stopping;
+};
+
+/* Environments [start, end) of block k out of T blocks. */
+static void block_range(const VecEnv* vec, int k, int* start, int* end) {
+    *start = (int)((long long)vec->num_envs * k / vec->num_threads);
+    *end = (int)((long long)vec->num_envs * (k + 1) / vec->num_threads);
+}
+
+static void step_block(VecEnv* vec, int k) {
+    int start, end;
+    block_range(vec, k, &start, &end);
+    if (start < end) vec->type->step_range(vec->envs, start, end);
+}
+
+static void* worker_main(void* arg) {
+    Worker* w = (Worker*)arg;
+    VecEnv* vec = w->vec;
+    unsigned long seen = 0;
+    for (;;) {
+        for (int s = 0; s < POOL_SPIN && LOAD(vec->generation) == seen && !LOAD(vec->stopping); s++) CPU_RELAX();
+        pthread_mutex_lock(&vec->mutex);
+        while (LOAD(vec->generation) == seen && !LOAD(vec->stopping)) pthread_cond_wait(&vec->wake, &vec->mutex);
+        int stop = LOAD(vec->stopping);
+        seen = LOAD(vec->generation);
+        pthread_mutex_unlock(&vec->mutex);
+        if (stop) break;
+        step_block(vec, w->index);
+        if (__atomic_sub_fetch(&vec->pending, 1, __ATOMIC_ACQ_REL) == 0) {
+            pthread_mutex_lock(&vec->mutex);
+            pthread_cond_signal(&vec->done);
+            pthread_mutex_unlock(&vec->mutex);
+        }
+    }
+    return NULL;
+}
+
+static void stop_workers(VecEnv* vec) {
+    pthread_mutex_lock(&vec->mutex);
+    STORE(vec->stopping, 1);
+    pthread_cond_broadcast(&vec->wake);
+    pthread_mutex_unlock(&vec->mutex);
+    for (int k = 0; k < vec->started; k++) pthread_join(vec->workers[k].thread, NULL);
+}
+
+VecEnv* vec_create(const EnvType* type, const double* options, int num_envs, int num_threads,
+                   void* observations, void* actions, float* rewards, unsigned char* terminals,
+                   unsigned char* truncations, uint64_t seed) {
+    if (type == NULL || num_envs < 1 || num_threads < 1) return NULL;
+    if (num_threads > num_envs) num_threads = num_envs;
+    VecEnv* vec = (VecEnv*)calloc(1, sizeof(VecEnv));
+    if (vec == NULL) return NULL;
+    vec->type = type;
+    type->shape(options, &vec->shape);
+    vec->num_envs = num_envs;
+    vec->actions = actions;
+    vec->rewards = rewards;
+    vec->terminals = terminals;
+    vec->truncations = truncations;
+    vec->envs = (char*)calloc((size_t)num_envs, type->env_size);
+    if (vec->envs == NULL) {
+        free(vec);
+        return NULL;
+    }
+    size_t obs_bytes = (size_t)vec->shape.obs_size * (vec->shape.obs_is_uint8 ? 1 : sizeof(float));
+    size_t action_bytes = vec->shape.action_n > 0 ? sizeof(int32_t) : sizeof(float) * (size_t)vec->shape.action_dim;
+    for (int i = 0; i < num_envs; i++) {
+        void* env = vec_env(vec, i);
+        type->init(env, options, (char*)observations + (size_t)i * obs_bytes,
+                   (char*)actions + (size_t)i * action_bytes, rewards + i, terminals + i, truncations + i);
+        *(uint64_t*)env = rng_seed_for(seed, (uint64_t)i);
+        type->reset(env);
+        /* Seed again, so that a first vec_reset without a seed starts the
+         * same episodes as vec_reset with this seed. */
+        *(uint64_t*)env = rng_seed_for(seed, (uint64_t)i);
+        rewards[i] = 0.0f;
+        terminals[i] = 0;
+        truncations[i] = 0;
+    }
+
+    pthread_mutex_init(&vec->mutex, NULL);
+    pthread_cond_init(&vec->wake, NULL);
+    pthread_cond_init(&vec->done, NULL);
+    vec->num_threads = 1;
+    if (num_threads > 1) {
+        vec->workers = (Worker*)calloc((size_t)num_threads - 1, sizeof(Worker));
+        if (vec->workers != NULL) {
+            /* Blocks are fixed by num_threads; set it before any start. */
+            vec->num_threads = num_threads;
+            for (int k = 1; k < num_threads; k++) {
+                Worker* w = &vec->workers[k - 1];
+                w->vec = vec;
+                w->index = k;
+                if (pthread_create(&w->thread, NULL, worker_main, w) != 0) break;
+                vec->started += 1;
+            }
+            if (vec->started != num_threads - 1) {
+                /* Could not start them all: stop those that did, run inline. */
+                stop_workers(vec);
+                free(vec->workers);
+                vec->workers = NULL;
+                vec->started = 0;
+                vec->stopping = 0;
+                vec->num_threads = 1;
+            }
+        }
+    }
+    return vec;
+}
+
+void vec_destroy(VecEnv* vec) {
+    if (vec == NULL) return;
+    if (vec->started > 0) stop_workers(vec);
+    pthread_cond_destroy(&vec->done);
+    pthread_cond_destroy(&vec->wake);
+    pthread_mutex_destroy(&vec->mutex);
+    free(vec->workers);
+    free(vec->envs);
+    free(vec);
+}
+
+int vec_num_envs(const VecEnv* vec) { return vec->num_envs; }
+int vec_num_threads(const VecEnv* vec) { return vec->num_threads; }
+const EnvShape* vec_shape(const VecEnv* vec) { return &vec->shape; }
+
+void* vec_env(VecEnv* vec, int i) { return vec->envs + (size_t)i * vec->type->env_size; }
+
+void vec_reset(VecEnv* vec, int reseed, uint64_t seed) {
+    for (int i = 0; i < vec->num_envs; i++) {
+        void* env = vec_env(vec, i);
+        if (reseed) *(uint64_t*)env = rng_seed_for(seed, (uint64_t)i);
+        vec->type->reset(env);
+    }
+    memset(vec->rewards, 0, (size_t)vec->num_envs * sizeof(float));
+    memset(vec->terminals, 0, (size_t)vec->num_envs);
+    memset(vec->truncations, 0, (size_t)vec->num_envs);
+}
+
+int vec_find_bad_action(const VecEnv* vec, double* bad_value) {
+    int n = vec->num_envs;
+    if (vec->shape.action_n > 0) {
+        const int32_t* a = (const int32_t*)vec->actions;
+        uint32_t limit = (uint32_t)vec->shape.action_n;
+        /* One unsigned compare catches negatives too. First a cheap scan
+         * without early exit (vectorizes), then locate the culprit. */
+        int any_bad = 0;
+        for (int i = 0; i < n; i++) any_bad |= (uint32_t)a[i] >= limit;
+        if (!any_bad) return -1;
+        for (int i = 0; i < n; i++) {
+            if ((uint32_t)a[i] >= limit) {
+                *bad_value = (double)a[i];
+                return i;
+            }
+        }
+        return -1;
+    }
+    const float* a = (const float*)vec->actions;
+    long count = (long)n * vec->shape.action_dim;
+    for (long j = 0; j < count; j++) {
+        if (!isfinite(a[j])) {
+            *bad_value = (double)a[j];
+            return (int)(j / vec->shape.action_dim);
+        }
+    }
+    return -1;
+}
+
+void vec_step(VecEnv* vec) {
+    if (vec->num_threads == 1) {
+        vec->type->step_range(vec->envs, 0, vec->num_envs);
+        return;
+    }
+    pthread_mutex_lock(&vec->mutex);
+    STORE(vec->pending, vec->num_threads - 1);
+    STORE(vec->generation, vec->generation + 1);
+    pthread_cond_broadcast(&vec->wake);
+    pthread_mutex_unlock(&vec->mutex);
+    step_block(vec, 0);
+    for (int s = 0; s < POOL_SPIN && LOAD(vec->pending) > 0; s++) CPU_RELAX();
+    if (LOAD(vec->pending) == 0) return;
+    pthread_mutex_lock(&vec->mutex);
+    while (LOAD(vec->pending) > 0) pthread_cond_wait(&vec->done, &vec->mutex);
+    pthread_mutex_unlock(&vec->mutex);
+}
+
+void vec_take_log(VecEnv* vec, double* sums) {
+    for (int k = 0; k <= vec->type->num_log_fields; k++) sums[k] = 0.0;
+    for (int i = 0; i < vec->num_envs; i++) vec->type->take_log(vec_env(vec, i), sums);
+}
+
+void vec_render(const VecEnv* vec, int i, unsigned char* rgb) {
+    vec->type->render(vec->envs + (size_t)i * vec->type->env_size, rgb);
+}
+
+const EnvField* vec_find_field(const VecEnv* vec, const char* name) {
+    for (int k = 0; k < vec->type->num_fields; k++)
+        if (strcmp(vec->type->fields[k].name, name) == 0) return &vec->type->fields[k];
+    return NULL;
+}
+
+int vec_get_field(VecEnv* vec, int i, const char* name, int element, double* value) {
+    const EnvField* f = vec_find_field(vec, name);
+    if (f == NULL) return -1;
+    if (element < 0 || element >= f->count) return -2;
+    char* p = (char*)vec_env(vec, i) + f->offset;
+    switch (f->kind) {
+    case FIELD_FLOAT: { float v; memcpy(&v, p, sizeof v); *value = v; break; }
+    case FIELD_INT: { int v; memcpy(&v, p, sizeof v); *value = v; break; }
+    case FIELD_DOUBLE: { double v; memcpy(&v, p, sizeof v); *value = v; break; }
+    default: *value = ((unsigned char*)p)[element]; break;
+    }
+    return 0;
+}
+
+int vec_set_field(VecEnv* vec, int i, const char* name, int element, double value) {
+    const EnvField* f = vec_find_field(vec, name);
+    if (f == NULL) return -1;
+    if (element < 0 || element >= f->count) return -2;
+    char* p = (char*)vec_env(vec, i) + f->offset;
+    switch (f->kind) {
+    case FIELD_FLOAT: { float v = (float)value; memcpy(p, &v, sizeof v); break; }
+    case FIELD_INT: { int v = (int)value; memcpy(p, &v, sizeof v); break; }
+    case FIELD_DOUBLE: memcpy(p, &value, sizeof value); break;
+    default: ((unsigned char*)p)[element] = (unsigned char)value; break;
+    }
+    vec->type->refresh(vec_env(vec, i));
+    return 0;
+}

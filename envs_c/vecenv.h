@@ -1,0 +1,80 @@
+/* vecenv.h - N environments stepping in place over shared buffers.
+ *
+ * The caller (the Python binding, or a C test) owns five contiguous
+ * buffers, one row per environment:
+ *   observations [N, obs_size]  float32 (uint8 for Squared)
+ *   actions      [N]            int32   (discrete) or [N, action_dim] float32
+ *   rewards      [N]            float32
+ *   terminals    [N]            uint8 (NumPy bool)
+ *   truncations  [N]            uint8 (NumPy bool)
+ * Each environment reads its action from its row and writes its results into
+ * its rows; nothing is copied. Stepping may be split over T threads: thread k
+ * always steps the same contiguous block of environments, and environments
+ * share nothing, so results do not depend on T. With T = 1 it is a plain loop
+ * on the calling thread.
+ */
+#ifndef PUFFJAX_VECENV_H
+#define PUFFJAX_VECENV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "env_type.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct VecEnv VecEnv;
+
+/* The registered environment types, and lookup by name (NULL if unknown). */
+int vec_num_types(void);
+const EnvType* vec_type_at(int i);
+const EnvType* vec_find_type(const char* name);
+
+/* Create N environments over the caller's buffers (see above), seed
+ * environment i from (seed, i), and reset them all. `options` holds one
+ * value per option of the type, already validated. Returns NULL when out of
+ * memory or given num_envs < 1 / num_threads < 1. */
+VecEnv* vec_create(const EnvType* type, const double* options, int num_envs, int num_threads,
+                   void* observations, void* actions, float* rewards, unsigned char* terminals,
+                   unsigned char* truncations, uint64_t seed);
+void vec_destroy(VecEnv* vec);
+
+int vec_num_envs(const VecEnv* vec);
+int vec_num_threads(const VecEnv* vec);
+const EnvShape* vec_shape(const VecEnv* vec);
+
+/* Start new episodes everywhere; with reseed, environment i's RNG restarts
+ * from (seed, i). Rewards, terminals and truncations are zeroed. */
+void vec_reset(VecEnv* vec, int reseed, uint64_t seed);
+
+/* Index of the first invalid action (discrete: outside [0, n); continuous:
+ * NaN or infinite), or -1 if all are valid; its value goes to *bad_value. */
+int vec_find_bad_action(const VecEnv* vec, double* bad_value);
+
+/* Step every environment once (the actions must have been checked). */
+void vec_step(VecEnv* vec);
+
+/* Sum the logs of episodes finished since the last call into sums
+ * (type->num_log_fields values, then the episode count), and clear them. */
+void vec_take_log(VecEnv* vec, double* sums);
+
+/* Draw environment i into render_height * render_width * 3 bytes. */
+void vec_render(const VecEnv* vec, int i, unsigned char* rgb);
+
+/* Environment i's struct (for the test-only field access below). */
+void* vec_env(VecEnv* vec, int i);
+
+/* Test hooks: read or write a named state field (EnvField) of environment
+ * i, then refresh its observation. Return 0 on success, -1 for an unknown
+ * name, -2 for a bad element index. */
+int vec_get_field(VecEnv* vec, int i, const char* name, int element, double* value);
+int vec_set_field(VecEnv* vec, int i, const char* name, int element, double value);
+const EnvField* vec_find_field(const VecEnv* vec, const char* name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

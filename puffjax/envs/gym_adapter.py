@@ -1,0 +1,120 @@
+"""GymVecEnv: Python gymnasium environments behind the CVecEnv interface."""
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from ._common import EpisodeLog, check_int, write_actions
+
+
+class GymVecEnv:
+    """`num_envs` gymnasium environments with the same buffers, auto-reset
+    and logs as the C vector envs. Stepping is a plain Python loop.
+
+    Log fields: ``episode_return``, ``episode_length`` (steps) and ``perf``,
+    which is the episode return (a gymnasium env has no normalised score).
+    """
+
+    def __init__(self, env_fn, num_envs: int, seed: int = 0, name: str = "gymnasium"):
+        num_envs = check_int("num_envs", num_envs, 1)
+        seed = check_int("seed", seed)
+        self.name = name
+        self.num_envs = num_envs
+        self.envs = [env_fn() for _ in range(num_envs)]
+        self.observation_space = self.envs[0].observation_space
+        self.action_space = self.envs[0].action_space
+        if not isinstance(self.observation_space, spaces.Box):
+            raise NotImplementedError(
+                f"{name}: only Box observation spaces are supported, got {self.observation_space}")
+        if isinstance(self.action_space, spaces.Discrete):
+            self._discrete_n = int(self.action_space.n)
+            self._discrete_start = int(self.action_space.start)
+            self.actions = np.zeros(num_envs, np.int32)
+        elif isinstance(self.action_space, spaces.Box):
+            self._discrete_n = 0
+            self._discrete_start = 0
+            self.actions = np.zeros((num_envs, *self.action_space.shape), np.float32)
+        else:
+            raise NotImplementedError(
+                f"{name}: only Discrete and Box action spaces are supported, got {self.action_space}")
+        obs_dtype = np.float32 if self.observation_space.dtype.kind == "f" else self.observation_space.dtype
+        self.observations = np.zeros((num_envs, *self.observation_space.shape), obs_dtype)
+        self.rewards = np.zeros(num_envs, np.float32)
+        self.terminals = np.zeros(num_envs, np.bool_)
+        self.truncations = np.zeros(num_envs, np.bool_)
+        self.log_names = ["perf", "episode_return", "episode_length"]
+        self._log = EpisodeLog(self.log_names)
+        self._returns = np.zeros(num_envs, np.float64)
+        self._lengths = np.zeros(num_envs, np.int64)
+        self._seed = seed
+        self.reset(seed)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        if seed is not None:
+            seed = check_int("seed", seed)
+        for i, env in enumerate(self.envs):
+            obs, _ = env.reset(seed=None if seed is None else seed + i)
+            self.observations[i] = obs
+        self.rewards[:] = 0
+        self.terminals[:] = False
+        self.truncations[:] = False
+        self._returns[:] = 0
+        self._lengths[:] = 0
+        return self.observations
+
+    def step(self, actions=None):
+        if actions is not None and actions is not self.actions:
+            write_actions(self.name, self.actions, actions, self._discrete_n, self._discrete_start)
+        # Check the buffer itself (it may have been written in place).
+        if self._discrete_n:
+            lo, hi = self._discrete_start, self._discrete_start + self._discrete_n
+            bad = np.flatnonzero((self.actions < lo) | (self.actions >= hi))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(f"{self.name}: actions[{i}] = {self.actions[i]} is out of range; "
+                                 f"expected an integer in [{lo}, {hi}) for Discrete({self._discrete_n})")
+        else:
+            bad = np.flatnonzero(~np.isfinite(self.actions).reshape(self.num_envs, -1).all(axis=1))
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(f"{self.name}: actions[{i}] = {self.actions[i]} is not finite; expected finite floats")
+        for i, env in enumerate(self.envs):
+            a = int(self.actions[i]) if self._discrete_n else self.actions[i]
+            obs, reward, terminated, truncated, _ = env.step(a)
+            self._returns[i] += reward
+            self._lengths[i] += 1
+            if terminated or truncated:
+                self._log.add(perf=self._returns[i], episode_return=self._returns[i],
+                              episode_length=self._lengths[i])
+                self._returns[i] = 0
+                self._lengths[i] = 0
+                obs, _ = env.reset()
+            self.observations[i] = obs
+            self.rewards[i] = reward
+            self.terminals[i] = terminated
+            self.truncations[i] = truncated and not terminated
+        return self.observations, self.rewards, self.terminals, self.truncations
+
+    def log(self) -> dict:
+        return self._log.take()
+
+    def render(self, i: int = 0) -> np.ndarray:
+        i = check_int("render index", i, 0, self.num_envs - 1)
+        frame = self.envs[i].render()
+        if frame is None:
+            raise RuntimeError(f"{self.name}: render() returned None; create the env with render_mode='rgb_array'")
+        return np.asarray(frame, np.uint8)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+        self.envs = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"GymVecEnv({self.name!r}, num_envs={self.num_envs})"

@@ -1,0 +1,122 @@
+"""CVecEnv: N C environments stepping in place over NumPy buffers."""
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from ._common import check_int, write_actions
+
+try:
+    from .. import _envs
+except ImportError as e:  # pragma: no cover - only without a build
+    raise ImportError(
+        "puffjax._envs (the compiled C environments) is missing: install puffjax with "
+        "`pip install .` or build it (see README)") from e
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _observation_space(name: str, shape: tuple, dtype: str) -> spaces.Space:
+    if name == "squared":
+        return spaces.Box(0, 2, shape, np.uint8)
+    if name == "cartpole":  # same bounds as gymnasium's CartPole-v1
+        high = np.array([4.8, _F32_MAX, 12 * 2 * np.pi / 360 * 2, _F32_MAX], np.float32)
+        return spaces.Box(-high, high, dtype=np.float32)
+    low = np.zeros(shape, np.float32)
+    high = np.ones(shape, np.float32)
+    if name in ("breakout", "pong"):
+        low[4:6] = -1.0  # ball velocity
+    elif name == "memory":
+        low[0] = -1.0  # the cue
+    return spaces.Box(low, high, dtype=np.float32)
+
+
+class CVecEnv:
+    """A vector of `num_envs` C environments of one kind.
+
+    Buffers (NumPy arrays that the C code reads and writes in place):
+    ``observations`` [N, *obs_shape] float32 (uint8 for squared), ``actions``
+    [N] int32 (Discrete) or [N, d] float32 (Box), ``rewards`` [N] float32,
+    ``terminals`` [N] bool, ``truncations`` [N] bool.
+    ``step`` returns those very arrays (no copies): copy them if you keep them.
+    """
+
+    def __init__(self, name: str, num_envs: int = 1, threads: int = 1, seed: int = 0, **options):
+        if not isinstance(name, str):
+            raise TypeError(f"environment name must be a string, got {name!r}")
+        num_envs = check_int("num_envs", num_envs, 1, 1 << 26)
+        threads = check_int("threads", threads, 1, 1024)
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy) & ((1 << 64) - 1)
+        seed = check_int("seed", seed)
+        info = _envs.env_info(name, options)  # raises on unknown names / options
+        self.name = name
+        self.options = dict(info["options"])
+        self.num_envs = num_envs
+        self.threads = min(threads, num_envs)
+        self.render_size = tuple(info["render_shape"][:2])  # (height, width)
+        self.log_names = list(info["log_names"])
+        obs_shape = tuple(info["obs_shape"])
+        self.observation_space = _observation_space(name, obs_shape, info["obs_dtype"])
+        if info["action_n"] > 0:
+            self.action_space = spaces.Discrete(info["action_n"])
+            actions = np.zeros(num_envs, np.int32)
+        else:
+            self.action_space = spaces.Box(-1.0, 1.0, (info["action_dim"],), np.float32)
+            actions = np.zeros((num_envs, info["action_dim"]), np.float32)
+        self._discrete_n = info["action_n"]
+        # Buffers are allocated once, here, and reused for every step.
+        self.observations = np.zeros((num_envs, *obs_shape), np.dtype(info["obs_dtype"]))
+        self.actions = actions
+        self.rewards = np.zeros(num_envs, np.float32)
+        self.terminals = np.zeros(num_envs, np.bool_)
+        self.truncations = np.zeros(num_envs, np.bool_)
+        self._c = _envs.VecEnv(name, options, self.observations, self.actions, self.rewards, self.terminals,
+                               self.truncations, seed & ((1 << 64) - 1), self.threads)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start new episodes in every environment and return ``observations``.
+        With a seed, environment i's RNG restarts from (seed, i); without, each
+        continues its own stream. Logs of finished episodes are kept."""
+        if seed is not None:
+            seed = check_int("seed", seed) & ((1 << 64) - 1)
+        self._c.reset(seed)
+        return self.observations
+
+    def step(self, actions=None):
+        """Step every environment once and return ``(observations, rewards,
+        terminals, truncations)``, the env's own buffers. ``actions`` is copied
+        into ``self.actions`` first; with None, whatever is in ``self.actions``
+        is used (write it in place for zero copies). Episodes that end reset
+        themselves: the observation is the next episode's first, while reward
+        and terminal/truncation belong to the finished one."""
+        if actions is not None and actions is not self.actions:
+            write_actions(self.name, self.actions, actions, self._discrete_n)
+        self._c.step()
+        return self.observations, self.rewards, self.terminals, self.truncations
+
+    def log(self) -> dict:
+        """Means of the log fields over episodes finished since the last call,
+        plus ``n`` (their count); ``{}`` when none finished."""
+        return self._c.log()
+
+    def render(self, i: int = 0) -> np.ndarray:
+        """Environment i drawn as a (height, width, 3) uint8 image."""
+        return self._c.render(check_int("render index", i))
+
+    def close(self) -> None:
+        self._c.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._c.closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        opts = ", ".join(f"{k}={v}" for k, v in self.options.items())
+        return f"CVecEnv({self.name!r}, num_envs={self.num_envs}, threads={self.threads}{', ' + opts if opts else ''})"
