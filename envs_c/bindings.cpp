@@ -271,6 +271,24 @@ nb::ndarray<nb::numpy, uint8_t, nb::ndim<3>> vecenv_render(PyVecEnv* self, int i
     return nb::ndarray<nb::numpy, uint8_t, nb::ndim<3>>(data, {h, w, 3}, owner);
 }
 
+nb::bytes vecenv_get_state(PyVecEnv* self) {
+    PyVecEnv::Guard guard(self);
+    std::string data(vec_state_size(self->vec), '\0');
+    vec_get_state(self->vec, (unsigned char*)data.data());
+    return nb::bytes(data.data(), data.size());
+}
+
+void vecenv_set_state(PyVecEnv* self, nb::bytes data) {
+    PyVecEnv::Guard guard(self);
+    size_t expected = vec_state_size(self->vec);
+    if (data.size() != expected)
+        throw nb::value_error(("environment state has " + std::to_string(data.size()) + " bytes, expected " +
+                               std::to_string(expected) + " (" + std::to_string(self->num_envs) + " " +
+                               self->type->name + " environments of this build)")
+                                  .c_str());
+    vec_set_state(self->vec, (const unsigned char*)data.c_str());
+}
+
 void vecenv_close(PyVecEnv* self) {
     PyVecEnv::Guard guard(self, false);
     if (self->vec == nullptr) return;
@@ -337,6 +355,8 @@ NB_MODULE(_envs, m) {
              "Start new episodes; with a seed, environment i's RNG restarts from (seed, i).")
         .def("log", &vecenv_log, "Means of the log fields over episodes finished since the last call, plus n.")
         .def("render", &vecenv_render, nb::arg("i"), "Environment i as an (H, W, 3) uint8 image.")
+        .def("get_state", &vecenv_get_state, "Snapshot of every environment's state, as bytes.")
+        .def("set_state", &vecenv_set_state, nb::arg("state"), "Restore a snapshot from get_state.")
         .def("close", &vecenv_close)
         .def("get_field", &vecenv_get_field, nb::arg("i"), nb::arg("name"), nb::arg("element") = 0,
              "Test hook: read a named state field of environment i.")

@@ -60,6 +60,8 @@ struct VecEnv {
     EnvShape shape;
     int num_envs;
     char* envs; /* num_envs structs of type->env_size bytes */
+    double options[ENV_MAX_OPTIONS];
+    void* observations;
     void* actions;
     float* rewards;
     unsigned char* terminals;
@@ -118,6 +120,15 @@ static void stop_workers(VecEnv* vec) {
     for (int k = 0; k < vec->started; k++) pthread_join(vec->workers[k].thread, NULL);
 }
 
+/* Give environment i its options and point it at its rows of the buffers. */
+static void init_env(VecEnv* vec, int i) {
+    size_t obs_bytes = (size_t)vec->shape.obs_size * (vec->shape.obs_is_uint8 ? 1 : sizeof(float));
+    size_t action_bytes = vec->shape.action_n > 0 ? sizeof(int32_t) : sizeof(float) * (size_t)vec->shape.action_dim;
+    vec->type->init(vec_env(vec, i), vec->options, (char*)vec->observations + (size_t)i * obs_bytes,
+                    (char*)vec->actions + (size_t)i * action_bytes, vec->rewards + i, vec->terminals + i,
+                    vec->truncations + i);
+}
+
 VecEnv* vec_create(const EnvType* type, const double* options, int num_envs, int num_threads,
                    void* observations, void* actions, float* rewards, unsigned char* terminals,
                    unsigned char* truncations, uint64_t seed) {
@@ -128,6 +139,8 @@ VecEnv* vec_create(const EnvType* type, const double* options, int num_envs, int
     vec->type = type;
     type->shape(options, &vec->shape);
     vec->num_envs = num_envs;
+    for (int k = 0; k < type->num_options && k < ENV_MAX_OPTIONS; k++) vec->options[k] = options[k];
+    vec->observations = observations;
     vec->actions = actions;
     vec->rewards = rewards;
     vec->terminals = terminals;
@@ -137,12 +150,9 @@ VecEnv* vec_create(const EnvType* type, const double* options, int num_envs, int
         free(vec);
         return NULL;
     }
-    size_t obs_bytes = (size_t)vec->shape.obs_size * (vec->shape.obs_is_uint8 ? 1 : sizeof(float));
-    size_t action_bytes = vec->shape.action_n > 0 ? sizeof(int32_t) : sizeof(float) * (size_t)vec->shape.action_dim;
     for (int i = 0; i < num_envs; i++) {
         void* env = vec_env(vec, i);
-        type->init(env, options, (char*)observations + (size_t)i * obs_bytes,
-                   (char*)actions + (size_t)i * action_bytes, rewards + i, terminals + i, truncations + i);
+        init_env(vec, i);
         *(uint64_t*)env = rng_seed_for(seed, (uint64_t)i);
         type->reset(env);
         /* Seed again, so that a first vec_reset without a seed starts the
@@ -261,6 +271,17 @@ void vec_step(VecEnv* vec) {
 void vec_take_log(VecEnv* vec, double* sums) {
     for (int k = 0; k <= vec->type->num_log_fields; k++) sums[k] = 0.0;
     for (int i = 0; i < vec->num_envs; i++) vec->type->take_log(vec_env(vec, i), sums);
+}
+
+size_t vec_state_size(const VecEnv* vec) { return (size_t)vec->num_envs * vec->type->env_size; }
+
+void vec_get_state(const VecEnv* vec, unsigned char* out) { memcpy(out, vec->envs, vec_state_size(vec)); }
+
+void vec_set_state(VecEnv* vec, const unsigned char* in) {
+    memcpy(vec->envs, in, vec_state_size(vec));
+    /* The copied structs still point at the buffers of the VecEnv they came
+     * from: point them at ours (init only sets options and pointers). */
+    for (int i = 0; i < vec->num_envs; i++) init_env(vec, i);
 }
 
 void vec_render(const VecEnv* vec, int i, unsigned char* rgb) {

@@ -60,6 +60,14 @@ void vec_step(VecEnv* vec);
  * (type->num_log_fields values, then the episode count), and clear them. */
 void vec_take_log(VecEnv* vec, double* sums);
 
+/* Snapshots, for exact resume: the N environment structs as vec_state_size
+ * bytes. vec_set_state takes a snapshot of a VecEnv of the same type, options
+ * and size (the caller checks) and re-points the structs at this one's
+ * buffers. The buffers themselves are not part of the snapshot. */
+size_t vec_state_size(const VecEnv* vec);
+void vec_get_state(const VecEnv* vec, unsigned char* out);
+void vec_set_state(VecEnv* vec, const unsigned char* in);
+
 /* Draw environment i into render_height * render_width * 3 bytes. */
 void vec_render(const VecEnv* vec, int i, unsigned char* rgb);
 

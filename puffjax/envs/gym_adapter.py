@@ -1,10 +1,15 @@
 """GymVecEnv: Python gymnasium environments behind the CVecEnv interface."""
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 from gymnasium import spaces
 
 from ._common import EpisodeLog, check_int, write_actions
+
+
+BUFFERS = ("observations", "actions", "rewards", "terminals", "truncations")
 
 
 class GymVecEnv:
@@ -97,6 +102,27 @@ class GymVecEnv:
 
     def log(self) -> dict:
         return self._log.take()
+
+    def get_state(self) -> dict:
+        """A snapshot (the pickled Python envs, episode counters and buffers) for checkpoints."""
+        try:
+            blob = pickle.dumps((self.envs, self._returns, self._lengths, self._log))
+        except Exception as e:
+            raise RuntimeError(f"{self.name}: these gymnasium environments cannot be pickled, so a "
+                               f"checkpoint cannot hold their state ({type(e).__name__}: {e})") from None
+        return {"name": self.name, "pickle": np.frombuffer(blob, np.uint8),
+                **{k: getattr(self, k).copy() for k in BUFFERS}}
+
+    def set_state(self, state: dict) -> None:
+        if state.get("name") != self.name or "pickle" not in state:
+            raise ValueError(f"environment state is for {state.get('name')!r}, not {self.name!r}")
+        envs, returns, lengths, log = pickle.loads(np.asarray(state["pickle"], np.uint8).tobytes())
+        if len(envs) != self.num_envs:
+            raise ValueError(f"environment state holds {len(envs)} environments, expected {self.num_envs}")
+        self.close()
+        self.envs, self._returns, self._lengths, self._log = envs, returns, lengths, log
+        for k in BUFFERS:
+            getattr(self, k)[...] = state[k]
 
     def render(self, i: int = 0) -> np.ndarray:
         i = check_int("render index", i, 0, self.num_envs - 1)

@@ -31,6 +31,9 @@ def _observation_space(name: str, shape: tuple, dtype: str) -> spaces.Space:
     return spaces.Box(low, high, dtype=np.float32)
 
 
+BUFFERS = ("observations", "actions", "rewards", "terminals", "truncations")
+
+
 class CVecEnv:
     """A vector of `num_envs` C environments of one kind.
 
@@ -99,6 +102,25 @@ class CVecEnv:
         """Means of the log fields over episodes finished since the last call,
         plus ``n`` (their count); ``{}`` when none finished."""
         return self._c.log()
+
+    def get_state(self) -> dict:
+        """A snapshot of every environment and of the buffers (copies), for checkpoints."""
+        return {"name": self.name, "options": dict(self.options), "envs": np.frombuffer(self._c.get_state(), np.uint8),
+                **{k: getattr(self, k).copy() for k in BUFFERS}}
+
+    def set_state(self, state: dict) -> None:
+        """Restore a snapshot from :meth:`get_state` of a vector env with the same name,
+        options and size: the next step continues exactly where the snapshot was taken."""
+        if state.get("name") != self.name or dict(state.get("options", {})) != self.options:
+            raise ValueError(f"environment state is for {state.get('name')!r} {state.get('options')}, "
+                             f"not {self.name!r} {self.options}")
+        for k in BUFFERS:
+            value = np.asarray(state[k])
+            if value.shape != getattr(self, k).shape:
+                raise ValueError(f"environment state: {k} has shape {value.shape}, expected {getattr(self, k).shape}")
+        self._c.set_state(np.asarray(state["envs"], np.uint8).tobytes())
+        for k in BUFFERS:
+            getattr(self, k)[...] = state[k]
 
     def render(self, i: int = 0) -> np.ndarray:
         """Environment i drawn as a (height, width, 3) uint8 image."""
