@@ -204,9 +204,12 @@ def expected_value(logits, support):
 
 
 def cross_entropy(logits, target_probs):
-    """``-sum(target * log_softmax(logits), -1)``: shape ``[...]``."""
+    """``-sum(target * log_softmax(logits), -1)``: shape ``[...]``.
+
+    Bins with zero target mass contribute 0 even where a logit is ``-inf``.
+    """
     logp = jax.nn.log_softmax(jnp.asarray(logits, jnp.float32), axis=-1)
-    return -jnp.sum(target_probs * logp, axis=-1)
+    return -jnp.sum(jnp.where(target_probs > 0, target_probs * logp, 0.0), axis=-1)
 
 
 def value_loss(logits, returns, support, kind: str = "hl_gauss", sigma_ratio: float = 0.75):
