@@ -30,6 +30,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import erf
 
 __all__ = [
@@ -82,25 +83,24 @@ class Support:
     @property
     def centers(self) -> jax.Array:
         """``[num_bins]`` float32 bin centres (in symlog space if ``symlog``)."""
-        return jnp.linspace(self.v_min, self.v_max, self.num_bins, dtype=jnp.float32)
+        # built with numpy: a constant under jit, and no compilation when eager
+        return jnp.asarray(np.linspace(self.v_min, self.v_max, self.num_bins, dtype=np.float32))
 
     @property
     def edges(self) -> jax.Array:
         """``[num_bins + 1]`` float32 bin edges."""
         w = self.width
-        return jnp.linspace(
-            self.v_min - w / 2, self.v_max + w / 2, self.num_bins + 1, dtype=jnp.float32
+        return jnp.asarray(
+            np.linspace(self.v_min - w / 2, self.v_max + w / 2, self.num_bins + 1, dtype=np.float32)
         )
 
     @property
     def values(self) -> jax.Array:
         """``[num_bins]`` bin centres in value space (symexp'd if ``symlog``)."""
-        c = self.centers
-        return symexp(c) if self.symlog else c
+        c = np.linspace(self.v_min, self.v_max, self.num_bins, dtype=np.float64)
+        return jnp.asarray((np.sign(c) * np.expm1(np.abs(c)) if self.symlog else c).astype(np.float32))
 
     def __array__(self, dtype=None, copy=None):  # numpy interop: the centres
-        import numpy as np
-
         return np.asarray(self.centers, dtype=dtype)
 
 

@@ -212,10 +212,13 @@ class Policy:
 
     def init(self, key):
         """Fresh parameters (a plain nested dict pytree)."""
+        return jax.jit(self._init)(key)
+
+    def _init(self, key):
         obs = jnp.zeros((1, 1) + self.obs_shape, jnp.float32)
         reset = jnp.zeros((1, 1), bool)
         variables = self.net.init(key, obs, self.initial_carry(1), reset)
-        return jax.tree.map(lambda x: x, dict(variables["params"]))
+        return dict(variables["params"])
 
     def apply(self, params, obs, carry, reset):
         """Core: ``obs [B, T, *obs_shape]``, ``reset [B, T]`` -> ``(PolicyOutput [B, T], carry)``."""

@@ -42,27 +42,31 @@ def test_unsupported_action_spaces(space):
         D.for_space(space)
 
 
+def _key():
+    return jax.random.key(np.random.randint(1 << 30))
+
+
+def _all(d, params, action):
+    return jax.jit(lambda p, a: (d.log_prob(p, a), d.entropy(p), d.mode(p)))(params, action)
+
+
 def test_categorical_log_prob_entropy_closed_form():
     rng = np.random.default_rng()
     logits = rng.normal(0, 2, size=(6, 5)).astype(np.float32)
     actions = rng.integers(0, 5, size=(6,))
     d = D.Categorical(5)
+    got_lp, got_ent, mode = map(np.asarray, _all(d, jnp.asarray(logits), jnp.asarray(actions)))
     lp = _np_log_softmax(logits)
-    np.testing.assert_allclose(
-        np.asarray(d.log_prob(jnp.asarray(logits), jnp.asarray(actions))),
-        lp[np.arange(6), actions], atol=1e-5,
-    )
-    np.testing.assert_allclose(
-        np.asarray(d.entropy(jnp.asarray(logits))), -(np.exp(lp) * lp).sum(-1), atol=1e-5
-    )
-    np.testing.assert_array_equal(np.asarray(d.mode(jnp.asarray(logits))), logits.argmax(-1))
+    np.testing.assert_allclose(got_lp, lp[np.arange(6), actions], atol=1e-5)
+    np.testing.assert_allclose(got_ent, -(np.exp(lp) * lp).sum(-1), atol=1e-5)
+    np.testing.assert_array_equal(mode, logits.argmax(-1))
 
 
 def test_categorical_sampling_frequencies():
     probs = np.array([0.1, 0.2, 0.3, 0.4])
     d = D.Categorical(4)
-    logits = jnp.broadcast_to(jnp.log(jnp.asarray(probs, jnp.float32)), (40000, 4))
-    a = np.asarray(d.sample(jax.random.key(np.random.randint(1 << 30)), logits))
+    logits = np.broadcast_to(np.log(probs).astype(np.float32), (40000, 4))
+    a = np.asarray(jax.jit(d.sample)(_key(), logits))
     assert a.dtype == np.int32 and a.shape == (40000,)
     freq = np.bincount(a, minlength=4) / a.size
     np.testing.assert_allclose(freq, probs, atol=0.015)
@@ -74,15 +78,15 @@ def test_multidiscrete_sum_of_components():
     rng = np.random.default_rng()
     d = D.for_space(gym.spaces.MultiDiscrete([3, 2, 4]))
     flat = rng.normal(size=(5, 9)).astype(np.float32)
+    actions = np.stack([rng.integers(0, n, 5) for n in (3, 2, 4)], -1)
     logits = d.split(jnp.asarray(flat))
     assert [lg.shape for lg in logits] == [(5, 3), (5, 2), (5, 4)]
-    actions = np.stack([rng.integers(0, n, 5) for n in (3, 2, 4)], -1)
+    got_lp, got_ent, m = map(np.asarray, _all(d, logits, jnp.asarray(actions)))
     lps = [_np_log_softmax(flat[:, a:b]) for a, b in ((0, 3), (3, 5), (5, 9))]
     want_lp = sum(lp[np.arange(5), actions[:, i]] for i, lp in enumerate(lps))
     want_ent = sum(-(np.exp(lp) * lp).sum(-1) for lp in lps)
-    np.testing.assert_allclose(np.asarray(d.log_prob(logits, jnp.asarray(actions))), want_lp, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(d.entropy(logits)), want_ent, atol=1e-5)
-    m = np.asarray(d.mode(logits))
+    np.testing.assert_allclose(got_lp, want_lp, atol=1e-5)
+    np.testing.assert_allclose(got_ent, want_ent, atol=1e-5)
     assert m.shape == (5, 3) and m.dtype == np.int32
     np.testing.assert_array_equal(m[:, 1], flat[:, 3:5].argmax(-1))
 
@@ -92,10 +96,10 @@ def test_multidiscrete_sampling_frequencies():
     p0, p1 = np.array([0.25, 0.75]), np.array([0.5, 0.3, 0.2])
     n = 40000
     logits = (
-        jnp.broadcast_to(jnp.log(jnp.asarray(p0, jnp.float32)), (n, 2)),
-        jnp.broadcast_to(jnp.log(jnp.asarray(p1, jnp.float32)), (n, 3)),
+        np.broadcast_to(np.log(p0).astype(np.float32), (n, 2)),
+        np.broadcast_to(np.log(p1).astype(np.float32), (n, 3)),
     )
-    a = np.asarray(d.sample(jax.random.key(np.random.randint(1 << 30)), logits))
+    a = np.asarray(jax.jit(d.sample)(_key(), logits))
     assert a.shape == (n, 2) and a.dtype == np.int32
     np.testing.assert_allclose(np.bincount(a[:, 0], minlength=2) / n, p0, atol=0.015)
     np.testing.assert_allclose(np.bincount(a[:, 1], minlength=3) / n, p1, atol=0.015)
@@ -110,14 +114,14 @@ def test_gaussian_closed_forms_and_sampling():
     std = np.exp(log_std.astype(np.float64))
     want_lp = (-0.5 * ((act - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)).sum(-1)
     want_ent = (0.5 * np.log(2 * np.pi * np.e * std**2)).sum(-1)
-    params = (jnp.asarray(mean), jnp.asarray(log_std))
-    np.testing.assert_allclose(np.asarray(d.log_prob(params, jnp.asarray(act))), want_lp, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(d.entropy(params)), want_ent, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(d.mode(params)), mean)
+    got_lp, got_ent, mode = map(np.asarray, _all(d, (mean, log_std), act))
+    np.testing.assert_allclose(got_lp, want_lp, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got_ent, want_ent, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(mode, mean)
     # sampling: moments and unclipped storage
     n = 20000
-    big = (jnp.broadcast_to(jnp.asarray(mean[0]), (n, 3)), jnp.broadcast_to(jnp.asarray(log_std[0]), (n, 3)))
-    s = np.asarray(d.sample(jax.random.key(np.random.randint(1 << 30)), big))
+    big = (np.broadcast_to(mean[0], (n, 3)), np.broadcast_to(log_std[0], (n, 3)))
+    s = np.asarray(jax.jit(d.sample)(_key(), big))
     np.testing.assert_allclose(s.mean(0), mean[0], atol=4 * std[0].max() / math.sqrt(n) + 1e-3)
     np.testing.assert_allclose(s.std(0), std[0], rtol=0.03)
     assert np.any(np.abs(s) > 1.0) or np.all(std[0] < 0.2)  # stored action is not clipped

@@ -80,20 +80,6 @@ def test_output_shapes(kind, obs_space, value_head):
             assert out.value_logits is None and policy.support is None
 
 
-def test_cnn_recurrent_hl_gauss_runs():
-    rng = np.random.default_rng()
-    space = gym.spaces.Box(0, 255, (8, 8, 2), np.uint8)
-    policy = make_policy(space, gym.spaces.MultiDiscrete([2, 3]), kind="cnn_recurrent",
-                         hidden_size=16, value_head="hl_gauss", num_bins=11)
-    params = policy.init(_key())
-    out = jax.jit(policy.unroll)(params, _obs(space, (2, 3), rng), np.zeros((2, 3), bool))
-    for x in jax.tree.leaves(out):
-        assert np.all(np.isfinite(np.asarray(x)))
-    np.testing.assert_allclose(
-        np.asarray(out.value), np.asarray(dl.expected_value(out.value_logits, policy.support)), atol=1e-6
-    )
-
-
 def test_large_image_uses_nature_cnn():
     policy = make_policy(gym.spaces.Box(0, 255, (84, 84, 4), np.uint8), gym.spaces.Discrete(6), kind="cnn")
     params = jax.eval_shape(policy.init, jax.random.key(0))
@@ -118,6 +104,11 @@ def breakout():
     return policy, policy.init(_key())
 
 
+def _random_params(policy, rng, scale=0.3):
+    shapes = jax.eval_shape(policy.init, jax.random.key(0))
+    return jax.tree.map(lambda s: jnp.asarray(rng.normal(0, scale, s.shape), s.dtype), shapes)
+
+
 def _assert_orthogonal(kernel, gain):
     k = np.asarray(kernel, np.float64)
     if k.ndim > 2:
@@ -137,30 +128,50 @@ def test_orthogonal_init_gains_and_zero_biases(breakout):
     assert len(biases) == 7
     for bias in biases:
         assert np.all(np.asarray(bias) == 0)
-    cnn = make_policy(gym.spaces.Box(0, 255, (11, 11, 3), np.uint8), gym.spaces.Box(-1, 1, (2,)), kind="cnn")
-    cp = cnn.init(_key())
-    _assert_orthogonal(cp["conv_0"]["kernel"], np.sqrt(2))
-    _assert_orthogonal(cp["actor"]["kernel"], 0.01)
-    assert np.all(np.asarray(cp["log_std"]) == 0) and cp["log_std"].shape == (2,)
+
+
+def test_cnn_recurrent_init_and_forward():
+    rng = np.random.default_rng()
+    space = gym.spaces.Box(0, 255, (11, 11, 3), np.uint8)
+    policy = make_policy(space, gym.spaces.Box(-1, 1, (2,)), kind="cnn_recurrent", hidden_size=16,
+                         value_head="hl_gauss", num_bins=11)
+    params = policy.init(_key())
+    _assert_orthogonal(params["conv_0"]["kernel"], np.sqrt(2))
+    _assert_orthogonal(params["conv_1"]["kernel"], np.sqrt(2))
+    _assert_orthogonal(params["encoder"]["kernel"], np.sqrt(2))
+    _assert_orthogonal(params["actor"]["kernel"], 0.01)
+    assert np.all(np.asarray(params["log_std"]) == 0) and params["log_std"].shape == (2,)
+    out = jax.jit(policy.unroll)(params, _obs(space, (2, 3), rng), np.zeros((2, 3), bool))
+    for x in jax.tree.leaves(out):
+        assert np.all(np.isfinite(np.asarray(x)))
+    p = np.exp(np.asarray(out.value_logits, np.float64))
+    p /= p.sum(-1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(out.value), p @ np.linspace(-10, 10, 11), atol=1e-5)
 
 
 def test_exact_gelu_and_uint8_scaling():
     rng = np.random.default_rng()
     f32 = make_policy(gym.spaces.Box(0, 1, (6,), np.float32), gym.spaces.Discrete(2))
     u8 = make_policy(gym.spaces.Box(0, 255, (6,), np.uint8), gym.spaces.Discrete(2))
-    params = f32.init(_key())
+    params = _random_params(f32, rng)
     raw = rng.integers(0, 256, size=(5, 6)).astype(np.uint8)
-    a, _ = f32.step(params, raw.astype(np.float32) / 255.0, (), None)
-    b, _ = u8.step(params, raw, (), None)
+
+    @jax.jit
+    def f(params, x, raw):
+        return f32.step(params, x, (), None)[0], u8.step(params, raw, (), None)[0]
+
+    a, b = f(params, raw.astype(np.float32) / 255.0, raw)
     np.testing.assert_allclose(np.asarray(a.value), np.asarray(b.value), rtol=1e-5, atol=1e-6)
     # the forward pass by hand, with the exact (erf) GELU
     from math import erf, sqrt
 
     x = raw.astype(np.float64) / 255.0
-    h = x @ np.asarray(params["encoder"]["kernel"], np.float64)
+    h = x @ np.asarray(params["encoder"]["kernel"], np.float64) + np.asarray(params["encoder"]["bias"])
     h = h * 0.5 * (1 + np.vectorize(erf)(h / sqrt(2)))
-    v = h @ np.asarray(params["value"]["kernel"], np.float64)[:, 0]
+    v = h @ np.asarray(params["value"]["kernel"], np.float64)[:, 0] + np.asarray(params["value"]["bias"])[0]
     np.testing.assert_allclose(np.asarray(a.value), v, rtol=1e-4, atol=1e-5)
+    logits = h @ np.asarray(params["actor"]["kernel"], np.float64) + np.asarray(params["actor"]["bias"])
+    np.testing.assert_allclose(np.asarray(a.action_params), logits, rtol=1e-4, atol=1e-5)
 
 
 def test_recurrent_unroll_equals_repeated_step_with_resets(breakout):
@@ -170,28 +181,32 @@ def test_recurrent_unroll_equals_repeated_step_with_resets(breakout):
     obs = _obs(BREAKOUT_OBS, (b, t), rng)
     reset = rng.random((b, t)) < 0.25
     reset[1, 5] = True
-    out_u = jax.jit(policy.unroll)(params, obs, reset)
-
-    step = jax.jit(policy.step)
-    carry = policy.initial_carry(b)
-    values, logits = [], []
-    for i in range(t):
-        out, carry = step(params, obs[:, i], carry, reset[:, i])
-        values.append(out.value)
-        logits.append(out.action_params)
-    np.testing.assert_allclose(np.asarray(out_u.value), np.stack(values, 1), atol=1e-5)
-    np.testing.assert_allclose(np.asarray(out_u.action_params), np.stack(logits, 1), atol=1e-5)
-
-    # a reset mid-sequence is the same as starting a fresh unroll there
-    fresh_reset = reset[1:2, 5:].copy()
-    fresh_reset[0, 0] = False  # irrelevant for a zero carry
-    fresh = policy.unroll(params, obs[1:2, 5:], fresh_reset)
-    np.testing.assert_allclose(np.asarray(out_u.value[1, 5:]), np.asarray(fresh.value[0]), atol=1e-5)
-    # without the reset the outputs differ (the carry matters)
     no_reset = reset.copy()
     no_reset[1, 5] = False
-    out_n = policy.unroll(params, obs, no_reset)
-    assert not np.allclose(np.asarray(out_n.value[1, 5]), np.asarray(out_u.value[1, 5]), atol=1e-7)
+    fresh_reset = reset[1:2, 5:].copy()
+    fresh_reset[0, 0] = False  # irrelevant for a zero carry
+
+    @jax.jit
+    def f(params, obs, reset, no_reset, fresh_reset):
+        out_u = policy.unroll(params, obs, reset)
+        carry = policy.initial_carry(b)
+        steps = []
+        for i in range(t):
+            out, carry = policy.step(params, obs[:, i], carry, reset[:, i])
+            steps.append(out)
+        steps = jax.tree.map(lambda *xs: jnp.stack(xs, 1), *steps)
+        # a reset mid-sequence is the same as starting a fresh unroll there
+        fresh = policy.unroll(params, obs[1:2, 5:], fresh_reset)
+        return out_u, steps, fresh, policy.unroll(params, obs, no_reset)
+
+    out_u, steps, fresh, out_n = jax.tree.map(np.asarray, f(params, obs, reset, no_reset, fresh_reset))
+    np.testing.assert_allclose(out_u.value, steps.value, atol=1e-5)
+    np.testing.assert_allclose(out_u.action_params, steps.action_params, atol=1e-5)
+    np.testing.assert_allclose(out_u.value[1, 5:], fresh.value[0], atol=1e-5)
+    np.testing.assert_allclose(out_u.action_params[1, 5:], fresh.action_params[0], atol=1e-5)
+    # without the reset the outputs differ (the carry matters)
+    assert not np.allclose(out_n.value[1, 5], out_u.value[1, 5], atol=1e-7)
+    np.testing.assert_allclose(out_n.value[[0, 2, 3]], out_u.value[[0, 2, 3]], atol=1e-6)
 
 
 def test_step_reset_zeroes_carry_rows(breakout):
@@ -200,33 +215,38 @@ def test_step_reset_zeroes_carry_rows(breakout):
     obs = _obs(BREAKOUT_OBS, (3,), rng)
     carry = tuple(jnp.asarray(rng.normal(size=(3, 128)), jnp.float32) for _ in range(2))
     reset = np.array([True, False, True])
-    out, new = policy.step(params, obs, carry, reset)
-    out0, new0 = policy.step(params, obs, policy.initial_carry(3), np.zeros(3, bool))
+
+    @jax.jit
+    def f(params, obs, carry):
+        return (policy.step(params, obs, carry, reset),
+                policy.step(params, obs, policy.initial_carry(3), np.zeros(3, bool)))
+
+    (out, new), (out0, new0) = jax.tree.map(np.asarray, f(params, obs, carry))
     for r in (0, 2):
-        np.testing.assert_allclose(np.asarray(out.value[r]), np.asarray(out0.value[r]), atol=1e-6)
-        np.testing.assert_allclose(np.asarray(new[1][r]), np.asarray(new0[1][r]), atol=1e-6)
-    assert not np.allclose(np.asarray(new[1][1]), np.asarray(new0[1][1]))
+        np.testing.assert_allclose(out.value[r], out0.value[r], atol=1e-6)
+        np.testing.assert_allclose(new[1][r], new0[1][r], atol=1e-6)
+    assert not np.allclose(new[1][1], new0[1][1])
 
 
 def test_closes_over_inside_jit_and_grads_flow():
+    rng = np.random.default_rng()
     policy = make_policy(BREAKOUT_OBS, gym.spaces.Box(-1, 1, (2,), np.float32), kind="recurrent",
                          hidden_size=16)
-    params = policy.init(_key())
-    obs = jnp.asarray(_obs(BREAKOUT_OBS, (2, 3), np.random.default_rng()))
+    params = _random_params(policy, rng)
+    obs = jnp.asarray(_obs(BREAKOUT_OBS, (2, 3), rng))
     act = jnp.ones((2, 3, 2))
 
-    @jax.jit
     def loss(p):
         out = policy.unroll(p, obs, jnp.zeros((2, 3), bool))
         return -policy.dist.log_prob(out.action_params, act).mean() + out.value.mean()
 
-    grads = jax.grad(loss)(params)
+    grads = jax.jit(jax.grad(loss))(params)
     assert jax.tree.structure(grads) == jax.tree.structure(params)
-    assert float(jnp.abs(grads["log_std"]).sum()) > 0
-    assert float(jnp.abs(grads["lstm"]["cell"]["hi"]["kernel"]).sum()) > 0
-    # the policy can also be a static argument
-    f = jax.jit(lambda pol, p, o: pol.step(p, o, pol.initial_carry(2), None)[0].value, static_argnums=0)
-    assert f(policy, params, obs[:, 0]).shape == (2,)
+    assert np.abs(np.asarray(grads["log_std"])).sum() > 0
+    assert np.abs(np.asarray(grads["lstm"]["cell"]["hi"]["kernel"])).sum() > 0
+    # the policy can also be a static argument (it hashes by identity)
+    g = jax.jit(lambda pol, p: p["log_std"] + pol.hidden_size, static_argnums=0)
+    np.testing.assert_allclose(np.asarray(g(policy, params)), np.asarray(params["log_std"]) + 16)
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,7 @@ def test_muon_matrix_update_is_orthogonal_with_pufferlib_scale():
     # the same as optax.contrib.muon on a matrix (same momentum, NS, scaling)
     ref = optax.contrib.muon(lr, beta=0.95, eps=1e-7)
     k = {"k": params["dense"]["kernel"]}
-    ref_upd, _ = ref.update({"k": grads["dense"]["kernel"]}, ref.init(k), k)
+    ref_upd, _ = jax.jit(ref.update)({"k": grads["dense"]["kernel"]}, ref.init(k), k)
     np.testing.assert_allclose(np.asarray(upd["dense"]["kernel"]), np.asarray(ref_upd["k"]), atol=1e-6)
 
 
@@ -84,7 +84,7 @@ def test_muon_non_matrix_adam_option():
     cfg = _config(learning_rate=0.01, anneal_lr=False, max_grad_norm=None, adam_eps=1e-8, muon_non_matrix="adam")
     tx = optim.make_optimizer(cfg, 10)
     g = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
-    upd, _ = tx.update(g, tx.init(params), params)
+    upd, _ = jax.jit(tx.update)(g, tx.init(params), params)
     # first Adam step: -lr * g / (|g| + eps) = -lr * sign(g)
     np.testing.assert_allclose(np.asarray(upd["log_std"]), -0.01 * np.sign(np.asarray(g["log_std"])), rtol=1e-4)
     with pytest.raises(ValueError, match="non_matrix"):
@@ -99,10 +99,10 @@ def test_adam_config_matches_optax_adam_with_clipping():
     tx = optim.make_optimizer(cfg, 100)
     ref = optax.chain(optax.clip_by_global_norm(0.5), optax.adam(3e-3, b1=0.9, b2=0.99, eps=1e-6))
     s, rs = tx.init(params), ref.init(params)
+    both = jax.jit(lambda g, s, rs: (tx.update(g, s, params), ref.update(g, rs, params)))
     for _ in range(3):
         g = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape) * 10, jnp.float32), params)
-        u, s = tx.update(g, s, params)
-        ru, rs = ref.update(g, rs, params)
+        (u, s), (ru, rs) = both(g, s, rs)
         for a, b in zip(jax.tree.leaves(u), jax.tree.leaves(ru)):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-8)
 
@@ -112,20 +112,20 @@ def test_global_norm_clipping_applies_before_muon_branch():
     lr, beta = 1.0, 0.5
     tx = optim.make_optimizer(_config(learning_rate=lr, adam_beta1=beta, anneal_lr=False, max_grad_norm=1.0), 5)
     g = {"b": jnp.array([30.0, 40.0, 0.0, 0.0])}  # norm 50 -> clipped to 1
-    u, _ = tx.update(g, tx.init(params), params)
+    u, _ = jax.jit(tx.update)(g, tx.init(params), params)
     np.testing.assert_allclose(np.asarray(u["b"]), -(1 + beta) * np.array([0.6, 0.8, 0, 0]), rtol=1e-6)
 
 
 def test_cosine_schedule_anneals_to_zero():
     cfg = _config(learning_rate=0.2, anneal_lr=True)
     sched = optim.make_lr_schedule(cfg, 10)
-    lrs = np.array([float(sched(i)) for i in range(12)])
+    lrs = np.asarray(jax.jit(jax.vmap(sched))(jnp.arange(12)))
     np.testing.assert_allclose(lrs[:11], 0.2 * 0.5 * (1 + np.cos(np.pi * np.arange(11) / 10)), atol=1e-7)
     assert lrs[0] == pytest.approx(0.2) and lrs[10] == pytest.approx(0.0, abs=1e-8) and lrs[11] == pytest.approx(0.0, abs=1e-8)
     assert np.all(np.diff(lrs) <= 1e-9)
     # stepped once per epoch of 4 updates
     per_epoch = optim.make_lr_schedule(cfg, 12, updates_per_epoch=4)
-    vals = [float(per_epoch(i)) for i in range(13)]
+    vals = [float(v) for v in jax.jit(jax.vmap(per_epoch))(jnp.arange(13))]
     assert vals[0] == vals[3] == pytest.approx(0.2) and vals[4] == vals[7] == pytest.approx(0.15)
     assert vals[12] == pytest.approx(0.0, abs=1e-8)
     # constant without annealing
@@ -139,8 +139,9 @@ def test_optimizer_lr_reaches_zero_in_updates():
     s = tx.init(params)
     g = {"b": jnp.ones(3)}
     sizes = []
+    update = jax.jit(tx.update)
     for _ in range(3):
-        u, s = tx.update(g, s, params)
+        u, s = update(g, s, params)
         sizes.append(float(jnp.abs(u["b"]).max()))
     assert sizes[0] > sizes[1] > 0 and sizes[2] == 0.0
 
