@@ -1,0 +1,230 @@
+"""Action distributions as pure functions of the policy head's output.
+
+Each distribution is a small frozen (hashable) dataclass holding only static
+facts about the action space, with pure, jit-friendly methods:
+
+``sample(key, params) -> action``
+``log_prob(params, action) -> [...]``
+``entropy(params) -> [...]``
+``mode(params) -> action``              deterministic action for evaluation
+``to_env_action(action) -> np.ndarray`` what to send to the environment
+``zeros_action(batch_shape)``           a placeholder action array (buffers)
+
+``params`` is the policy head's output (``PolicyOutput.action_params``):
+
+=================  =============================  ==========================
+space              params                         action
+=================  =============================  ==========================
+Discrete(n)        logits ``[..., n]``            int32 ``[...]``
+MultiDiscrete      tuple of ``[..., n_i]`` logits int32 ``[..., k]``
+MultiBinary(n)     as MultiDiscrete([2] * n)      int32 ``[..., n]``
+Box (continuous)   ``(mean, log_std)``, each      float32 ``[..., d]``
+                   ``[..., d]``, d = prod(shape)  (unclipped, flat)
+=================  =============================  ==========================
+
+Log-probs and entropies of MultiDiscrete and Gaussian actions are summed over
+the components. A Gaussian action is stored unclipped (its log-prob stays
+exact); :meth:`DiagGaussian.to_env_action` clips it to the Box bounds and
+reshapes it to the space's shape only when it is sent to the environment.
+
+``for_space(space)`` picks the distribution for a gymnasium action space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["Categorical", "MultiCategorical", "DiagGaussian", "for_space", "to_env_action"]
+
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+def _categorical_log_prob(logits, action):
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    action = jnp.asarray(action, jnp.int32)
+    return jnp.take_along_axis(logp, action[..., None], axis=-1)[..., 0]
+
+
+def _categorical_entropy(logits):
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Categorical:
+    """Categorical over ``n`` logits (gymnasium ``Discrete(n, start)``)."""
+
+    n: int
+    start: int = 0
+
+    @property
+    def num_params(self) -> int:
+        """Width of the head that feeds this distribution."""
+        return self.n
+
+    def sample(self, key, logits):
+        return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+
+    def log_prob(self, logits, action):
+        return _categorical_log_prob(logits, action)
+
+    def entropy(self, logits):
+        return _categorical_entropy(logits)
+
+    def mode(self, logits):
+        return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+    def zeros_action(self, batch_shape: Sequence[int] = ()):
+        return jnp.zeros(tuple(batch_shape), jnp.int32)
+
+    def to_env_action(self, action):
+        a = np.asarray(action).astype(np.int64)
+        return a + self.start if self.start else a
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiCategorical:
+    """Independent categoricals with sizes ``nvec`` (MultiDiscrete / MultiBinary)."""
+
+    nvec: tuple[int, ...]
+    start: tuple[int, ...] | None = None
+
+    @property
+    def num_params(self) -> int:
+        return int(sum(self.nvec))
+
+    def split(self, flat_logits):
+        """Split ``[..., sum(nvec)]`` logits into the tuple this distribution takes."""
+        idx = np.cumsum(self.nvec)[:-1].tolist()
+        return tuple(jnp.split(flat_logits, idx, axis=-1))
+
+    def sample(self, key, logits):
+        keys = jax.random.split(key, len(self.nvec))
+        acts = [
+            jax.random.categorical(k, lg, axis=-1).astype(jnp.int32)
+            for k, lg in zip(keys, logits)
+        ]
+        return jnp.stack(acts, axis=-1)
+
+    def log_prob(self, logits, action):
+        action = jnp.asarray(action, jnp.int32)
+        return sum(_categorical_log_prob(lg, action[..., i]) for i, lg in enumerate(logits))
+
+    def entropy(self, logits):
+        return sum(_categorical_entropy(lg) for lg in logits)
+
+    def mode(self, logits):
+        return jnp.stack([jnp.argmax(lg, axis=-1).astype(jnp.int32) for lg in logits], axis=-1)
+
+    def zeros_action(self, batch_shape: Sequence[int] = ()):
+        return jnp.zeros(tuple(batch_shape) + (len(self.nvec),), jnp.int32)
+
+    def to_env_action(self, action):
+        a = np.asarray(action).astype(np.int64)
+        return a + np.asarray(self.start, np.int64) if self.start is not None else a
+
+
+@dataclasses.dataclass(frozen=True)
+class DiagGaussian:
+    """Diagonal Gaussian over a flat ``[..., dim]`` action; params ``(mean, log_std)``.
+
+    ``low``/``high``/``shape`` describe the Box, used only by :meth:`to_env_action`.
+    """
+
+    dim: int
+    low: tuple[float, ...] | None = None
+    high: tuple[float, ...] | None = None
+    shape: tuple[int, ...] | None = None
+
+    @property
+    def num_params(self) -> int:
+        return self.dim
+
+    def sample(self, key, params):
+        mean, log_std = params
+        eps = jax.random.normal(key, jnp.shape(mean), jnp.float32)
+        return mean + jnp.exp(log_std) * eps
+
+    def log_prob(self, params, action):
+        mean, log_std = params
+        z = (action - mean) * jnp.exp(-log_std)
+        return jnp.sum(-0.5 * z * z - log_std - _HALF_LOG_2PI, axis=-1)
+
+    def entropy(self, params):
+        mean, log_std = params
+        log_std = jnp.broadcast_to(log_std, jnp.shape(mean))
+        return jnp.sum(log_std + 0.5 + _HALF_LOG_2PI, axis=-1)
+
+    def mode(self, params):
+        return params[0]
+
+    def zeros_action(self, batch_shape: Sequence[int] = ()):
+        return jnp.zeros(tuple(batch_shape) + (self.dim,), jnp.float32)
+
+    def to_env_action(self, action):
+        """Clip a stored (unclipped, flat) action to the Box and restore its shape."""
+        a = np.asarray(action, np.float32)
+        if self.low is not None:
+            a = np.clip(a, np.asarray(self.low, np.float32), np.asarray(self.high, np.float32))
+        if self.shape is not None:
+            a = a.reshape(a.shape[:-1] + tuple(self.shape))
+        return a
+
+
+def to_env_action(dist, action):
+    """Functional alias of ``dist.to_env_action(action)``."""
+    return dist.to_env_action(action)
+
+
+def for_space(space):
+    """The distribution for a gymnasium action space.
+
+    Raises:
+      TypeError: for unsupported spaces (Dict, Tuple, Text, ...).
+      ValueError: for degenerate ones (multi-dimensional MultiDiscrete nvec,
+        empty spaces). Box bounds may be infinite (then nothing is clipped).
+    """
+    if isinstance(space, gym.spaces.Discrete):
+        n = int(space.n)
+        if n < 1:
+            raise ValueError(f"Discrete action space must have n >= 1, got {space}")
+        return Categorical(n, int(space.start))
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        nvec = np.asarray(space.nvec)
+        if nvec.ndim != 1:
+            raise ValueError(
+                f"MultiDiscrete action space must have a 1-D nvec, got shape {nvec.shape} ({space})"
+            )
+        if nvec.size == 0 or np.any(nvec < 1):
+            raise ValueError(f"MultiDiscrete action space needs >= 1 component, each >= 1: {space}")
+        start = np.asarray(getattr(space, "start", np.zeros_like(nvec)))
+        start_t = tuple(int(s) for s in start) if np.any(start != 0) else None
+        return MultiCategorical(tuple(int(n) for n in nvec), start_t)
+    if isinstance(space, gym.spaces.MultiBinary):
+        shape = tuple(np.atleast_1d(space.n).tolist()) if not isinstance(space.n, int) else (space.n,)
+        if len(shape) != 1 or shape[0] < 1:
+            raise ValueError(f"MultiBinary action space must be 1-D and non-empty, got {space}")
+        return MultiCategorical((2,) * shape[0])
+    if isinstance(space, gym.spaces.Box):
+        if not np.issubdtype(space.dtype, np.floating):
+            raise TypeError(
+                f"Box action space with non-float dtype {space.dtype} is not supported "
+                f"(use Discrete/MultiDiscrete): {space}"
+            )
+        dim = int(np.prod(space.shape)) if space.shape else 1
+        if dim < 1:
+            raise ValueError(f"Box action space must have at least one dimension: {space}")
+        low = tuple(float(x) for x in np.broadcast_to(space.low, space.shape).reshape(-1))
+        high = tuple(float(x) for x in np.broadcast_to(space.high, space.shape).reshape(-1))
+        return DiagGaussian(dim, low, high, tuple(space.shape))
+    raise TypeError(
+        f"unsupported action space {space!r}: expected gymnasium Discrete, MultiDiscrete, "
+        "MultiBinary or Box"
+    )

@@ -1,0 +1,355 @@
+"""Policies: Flax (linen) networks behind a small functional boundary.
+
+``make_policy`` builds a :class:`Policy` for a (per-agent) gymnasium observation
+and action space. The policy's parameters are a plain nested dict pytree (what
+checkpoints save); every method is a pure function of ``params`` and arrays, so
+the :class:`Policy` object itself can be closed over inside ``jax.jit`` (it is
+immutable and hashes by identity, so it may also be a static argument).
+
+Architectures (``kind``):
+
+* ``"default"``: PufferLib's Default policy. The observation is flattened,
+  ``Dense(obs -> hidden)`` + exact GELU (``approximate=False``).
+* ``"recurrent"``: the default encoder, then an LSTM (``hidden`` units, Flax's
+  ``OptimizedLSTMCell``) between the encoder and the heads.
+* ``"cnn"``: a small Nature-CNN encoder for image observations ``[H, W, C]``
+  (channels last; a 2-D ``[H, W]`` grid gets a channel axis). Images whose
+  smaller side is >= 36 use Nature-CNN's 8x8/4, 4x4/2, 3x3/1 VALID convolutions
+  (32, 64, 64 filters); smaller grids (e.g. 11x11) use 3x3/1 and 3x3/2 SAME
+  convolutions (32, 64 filters). ReLU after each conv, then flatten,
+  ``Dense(hidden)`` + ReLU.
+* ``"cnn_recurrent"``: the CNN encoder followed by the LSTM.
+
+Heads, on the ``hidden`` features:
+
+* action head: ``Dense(hidden -> n)`` logits (Discrete), ``Dense(hidden ->
+  sum(nvec))`` split into a tuple of logits (MultiDiscrete/MultiBinary), or the
+  Gaussian mean ``Dense(hidden -> d)`` plus a state-independent learned
+  ``log_std`` parameter ``[d]`` initialised to 0 (Box);
+* value head: ``Dense(hidden -> 1)`` (``value_head="scalar"``) or
+  ``Dense(hidden -> num_bins)`` logits over :func:`puffjax.distributional.make_support`
+  (``"hl_gauss"``), whose expected value is ``value``.
+
+Initialisation (as PufferLib's ``layer_init``): every Dense/Conv kernel is
+orthogonal with all biases 0; gains are sqrt(2) for the encoder layers (PufferLib's
+``layer_init`` default), 0.01 for the action head, 1.0 for the value head. The
+LSTM's kernels (input and recurrent) are orthogonal with gain 1.0 and its bias is
+0, as PufferLib initialises its ``nn.LSTM``.
+
+Observations are cast to float32; when the observation *space* has dtype uint8 the
+observation is also scaled by 1/255 (decided from the space, so rollout and
+training always agree whatever array dtype the buffer holds).
+
+Carry and resets: the LSTM carry is ``(c, h)``, each ``[B, hidden]``
+(``()`` for feed-forward policies). ``step`` zeroes the carry rows whose
+``reset`` flag is set *before* processing that observation; ``unroll`` starts
+from a zero carry and does the same before every time step ``t`` where
+``reset[:, t]`` is set, so an episode boundary inside a segment starts from a
+fresh carry (unlike PufferLib 3.0). ``step`` is literally ``unroll``'s scan run
+for one time step, so the two agree by construction.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from puffjax import distributional as _dl
+from puffjax import distributions as _dists
+
+__all__ = ["PolicyOutput", "Policy", "make_policy", "count_params", "KINDS", "VALUE_HEADS"]
+
+KINDS = ("default", "recurrent", "cnn", "cnn_recurrent")
+VALUE_HEADS = ("scalar", "hl_gauss")
+
+_orth = nn.initializers.orthogonal
+_zeros = nn.initializers.zeros_init()
+_SQRT2 = math.sqrt(2.0)
+
+
+class PolicyOutput(NamedTuple):
+    """What a policy returns (a pytree).
+
+    action_params: the action head's output for ``policy.dist`` (logits
+      ``[..., n]``; tuple of logits; or ``(mean, log_std)`` each ``[..., d]``).
+    value: ``[...]`` float32 scalar value (the expected value for hl_gauss).
+    value_logits: ``[..., num_bins]`` for hl_gauss, ``None`` for scalar.
+    """
+
+    action_params: Any
+    value: jax.Array
+    value_logits: jax.Array | None
+
+
+class _ResetLSTM(nn.Module):
+    """One LSTM step that first zeroes the carry rows whose reset flag is set."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, carry, inputs):
+        x, reset = inputs
+        carry = tuple(jnp.where(reset[:, None], jnp.zeros_like(c), c) for c in carry)
+        cell = nn.OptimizedLSTMCell(
+            self.features,
+            kernel_init=_orth(1.0),
+            recurrent_kernel_init=_orth(1.0),
+            bias_init=_zeros,
+            name="cell",
+        )
+        return cell(carry, x)
+
+
+# Scan over the time axis (axis 1 of [B, T, ...]); parameters shared across time.
+_ScanLSTM = nn.scan(
+    _ResetLSTM,
+    variable_broadcast="params",
+    split_rngs={"params": False},
+    in_axes=1,
+    out_axes=1,
+)
+
+
+class _Net(nn.Module):
+    """The network on preprocessed float32 inputs ``[B, T, *obs_shape]``."""
+
+    obs_shape: tuple[int, ...]
+    encoder: str  # "mlp" | "cnn"
+    recurrent: bool
+    hidden_size: int
+    action_kind: str  # "categorical" | "multi" | "gaussian"
+    num_action_params: int
+    nvec: tuple[int, ...]
+    value_bins: int  # 1 for a scalar head
+    support: Any  # distributional.Support or None
+
+    @nn.compact
+    def __call__(self, obs, carry, reset):
+        b, t = obs.shape[:2]
+        x = obs.reshape((b * t,) + tuple(self.obs_shape))
+        if self.encoder == "mlp":
+            x = x.reshape(b * t, -1)
+            x = nn.Dense(self.hidden_size, kernel_init=_orth(_SQRT2), bias_init=_zeros, name="encoder")(x)
+            x = nn.gelu(x, approximate=False)
+        else:
+            if x.ndim == 3:  # [N, H, W] grid -> one channel
+                x = x[..., None]
+            if min(x.shape[1:3]) >= 36:
+                convs = ((32, 8, 4, "VALID"), (64, 4, 2, "VALID"), (64, 3, 1, "VALID"))
+            else:
+                convs = ((32, 3, 1, "SAME"), (64, 3, 2, "SAME"))
+            for i, (f, k, s, pad) in enumerate(convs):
+                x = nn.Conv(f, (k, k), (s, s), padding=pad, kernel_init=_orth(_SQRT2),
+                            bias_init=_zeros, name=f"conv_{i}")(x)
+                x = nn.relu(x)
+            x = x.reshape(b * t, -1)
+            x = nn.Dense(self.hidden_size, kernel_init=_orth(_SQRT2), bias_init=_zeros, name="encoder")(x)
+            x = nn.relu(x)
+        x = x.reshape(b, t, self.hidden_size)
+
+        if self.recurrent:
+            carry, x = _ScanLSTM(self.hidden_size, name="lstm")(carry, (x, reset))
+
+        head = nn.Dense(self.num_action_params, kernel_init=_orth(0.01), bias_init=_zeros, name="actor")(x)
+        if self.action_kind == "categorical":
+            action_params = head
+        elif self.action_kind == "multi":
+            idx = np.cumsum(self.nvec)[:-1].tolist()
+            action_params = tuple(jnp.split(head, idx, axis=-1))
+        else:
+            log_std = self.param("log_std", _zeros, (self.num_action_params,), jnp.float32)
+            action_params = (head, jnp.broadcast_to(log_std, head.shape))
+
+        v = nn.Dense(self.value_bins, kernel_init=_orth(1.0), bias_init=_zeros, name="value")(x)
+        if self.support is None:
+            out = PolicyOutput(action_params, v[..., 0], None)
+        else:
+            out = PolicyOutput(action_params, _dl.expected_value(v, self.support), v)
+        return out, carry
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Policy:
+    """A policy: static description + pure functions of a parameter pytree.
+
+    Use :func:`make_policy` to build one. Attributes: ``dist`` (the action
+    distribution, see :mod:`puffjax.distributions`), ``support``
+    (:class:`puffjax.distributional.Support` for hl_gauss, else None),
+    ``is_recurrent``, ``kind``, ``value_head``, ``hidden_size``,
+    ``obs_shape``, ``obs_dtype``.
+    """
+
+    net: _Net
+    dist: Any
+    support: Any
+    is_recurrent: bool
+    kind: str
+    value_head: str
+    hidden_size: int
+    obs_shape: tuple[int, ...]
+    obs_dtype: Any
+    scale_uint8: bool
+
+    # -- helpers -----------------------------------------------------------
+    def preprocess(self, obs):
+        """Cast to float32 (and scale by 1/255 for uint8 observation spaces)."""
+        x = jnp.asarray(obs).astype(jnp.float32)
+        return x * (1.0 / 255.0) if self.scale_uint8 else x
+
+    def initial_carry(self, batch_size: int):
+        """Zero carry for ``batch_size`` rows: ``(c, h)`` each ``[B, hidden]``, or ``()``."""
+        if not self.is_recurrent:
+            return ()
+        z = jnp.zeros((batch_size, self.hidden_size), jnp.float32)
+        return (z, z)
+
+    def init(self, key):
+        """Fresh parameters (a plain nested dict pytree)."""
+        return jax.jit(self._init)(key)
+
+    def _init(self, key):
+        obs = jnp.zeros((1, 1) + self.obs_shape, jnp.float32)
+        reset = jnp.zeros((1, 1), bool)
+        variables = self.net.init(key, obs, self.initial_carry(1), reset)
+        return dict(variables["params"])
+
+    def apply(self, params, obs, carry, reset):
+        """Core: ``obs [B, T, *obs_shape]``, ``reset [B, T]`` -> ``(PolicyOutput [B, T], carry)``."""
+        obs = self.preprocess(obs)
+        b, t = obs.shape[:2]
+        if reset is None:
+            reset = jnp.zeros((b, t), bool)
+        reset = jnp.asarray(reset).astype(bool)
+        return self.net.apply({"params": params}, obs, carry, reset)
+
+    # -- the contract ------------------------------------------------------
+    def step(self, params, obs, carry, reset=None):
+        """Rollout step: ``obs [B, *obs_shape]``, ``reset [B]`` bool.
+
+        Zeroes the carry rows where ``reset`` is True, then processes ``obs``.
+        Returns ``(PolicyOutput with [B] leading dims, new carry)``.
+        """
+        reset = None if reset is None else jnp.asarray(reset)[:, None]
+        out, carry = self.apply(params, jnp.asarray(obs)[:, None], carry, reset)
+        return jax.tree.map(lambda x: x[:, 0], out), carry
+
+    def unroll(self, params, obs, reset=None, carry=None):
+        """Training forward: ``obs [B, T, *obs_shape]``, ``reset [B, T]``.
+
+        Starts from ``carry`` (default: zeros) and zeroes it before step ``t``
+        where ``reset[:, t]``. Returns a PolicyOutput with ``[B, T]`` leading dims.
+        """
+        if carry is None:
+            carry = self.initial_carry(jnp.shape(obs)[0])
+        out, _ = self.apply(params, obs, carry, reset)
+        return out
+
+    def num_params(self, params) -> int:
+        return count_params(params)
+
+
+def count_params(params) -> int:
+    """Total number of scalars in a parameter pytree."""
+    return int(sum(np.prod(np.shape(x)) for x in jax.tree.leaves(params)))
+
+
+def _obs_info(space, kind):
+    if isinstance(space, gym.spaces.MultiBinary):
+        shape = (space.n,) if isinstance(space.n, (int, np.integer)) else tuple(space.n)
+        return tuple(int(s) for s in shape), np.dtype(space.dtype)
+    if not isinstance(space, gym.spaces.Box):
+        raise TypeError(
+            f"unsupported observation space {space!r}: expected a gymnasium Box "
+            "(or MultiBinary); flatten Dict/Tuple spaces and one-hot Discrete ones first"
+        )
+    shape = tuple(int(s) for s in space.shape)
+    if int(np.prod(shape)) == 0:
+        raise ValueError(f"observation space has no elements: {space}")
+    if kind.startswith("cnn") and len(shape) not in (2, 3):
+        raise ValueError(
+            f"kind={kind!r} needs an image observation [H, W, C] or a 2-D grid [H, W], "
+            f"got shape {shape}"
+        )
+    return shape, np.dtype(space.dtype)
+
+
+def make_policy(
+    observation_space,
+    action_space,
+    *,
+    kind: str = "default",
+    hidden_size: int = 128,
+    value_head: str = "scalar",
+    num_bins: int = 101,
+    v_min: float = -10.0,
+    v_max: float = 10.0,
+    symlog: bool = False,
+) -> Policy:
+    """Build a :class:`Policy` for per-agent gymnasium spaces.
+
+    Args:
+      observation_space: ``Box`` (any shape for default/recurrent; ``[H, W, C]``
+        or ``[H, W]`` for cnn kinds) or ``MultiBinary``.
+      action_space: ``Discrete``, ``MultiDiscrete``, ``MultiBinary`` or float ``Box``.
+      kind: one of ``"default"``, ``"recurrent"``, ``"cnn"``, ``"cnn_recurrent"``.
+      hidden_size: encoder width (and LSTM size).
+      value_head: ``"scalar"`` or ``"hl_gauss"``.
+      num_bins, v_min, v_max, symlog: the hl_gauss support (ignored for scalar).
+
+    Raises:
+      TypeError / ValueError naming the unsupported space or bad argument.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"make_policy: kind must be one of {KINDS}, got {kind!r}")
+    if value_head not in VALUE_HEADS:
+        raise ValueError(f"make_policy: value_head must be one of {VALUE_HEADS}, got {value_head!r}")
+    if isinstance(hidden_size, bool) or int(hidden_size) != hidden_size or hidden_size < 1:
+        raise ValueError(f"make_policy: hidden_size must be a positive integer, got {hidden_size!r}")
+    hidden_size = int(hidden_size)
+    obs_shape, obs_dtype = _obs_info(observation_space, kind)
+    dist = _dists.for_space(action_space)
+
+    if isinstance(dist, _dists.Categorical):
+        action_kind, nvec = "categorical", ()
+    elif isinstance(dist, _dists.MultiCategorical):
+        action_kind, nvec = "multi", tuple(dist.nvec)
+    else:
+        action_kind, nvec = "gaussian", ()
+
+    if value_head == "hl_gauss":
+        support = _dl.make_support(v_min, v_max, num_bins, symlog=symlog)
+        value_bins = support.num_bins
+    else:
+        support, value_bins = None, 1
+
+    recurrent = kind in ("recurrent", "cnn_recurrent")
+    net = _Net(
+        obs_shape=obs_shape,
+        encoder="cnn" if kind.startswith("cnn") else "mlp",
+        recurrent=recurrent,
+        hidden_size=hidden_size,
+        action_kind=action_kind,
+        num_action_params=dist.num_params,
+        nvec=nvec,
+        value_bins=value_bins,
+        support=support,
+    )
+    return Policy(
+        net=net,
+        dist=dist,
+        support=support,
+        is_recurrent=recurrent,
+        kind=kind,
+        value_head=value_head,
+        hidden_size=hidden_size,
+        obs_shape=obs_shape,
+        obs_dtype=obs_dtype,
+        scale_uint8=obs_dtype == np.uint8,
+    )

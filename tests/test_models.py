@@ -1,0 +1,279 @@
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from puffjax import distributional as dl
+from puffjax import distributions as D
+from puffjax.models import PolicyOutput, count_params, make_policy
+
+BREAKOUT_OBS = gym.spaces.Box(0.0, 1.0, (118,), np.float32)
+ACTION_SPACES = [
+    gym.spaces.Discrete(3),
+    gym.spaces.MultiDiscrete([2, 3]),
+    gym.spaces.Box(-1.0, 1.0, (2,), np.float32),
+]
+
+
+def _key():
+    return jax.random.key(np.random.randint(1 << 30))
+
+
+def _obs(space, shape_prefix, rng):
+    if space.dtype == np.uint8:
+        return rng.integers(0, 256, size=shape_prefix + space.shape).astype(np.uint8)
+    return rng.uniform(0, 1, size=shape_prefix + space.shape).astype(np.float32)
+
+
+def _check_action_params(policy, ap, lead):
+    if isinstance(policy.dist, D.Categorical):
+        assert ap.shape == lead + (policy.dist.n,)
+    elif isinstance(policy.dist, D.MultiCategorical):
+        assert tuple(x.shape for x in ap) == tuple(lead + (n,) for n in policy.dist.nvec)
+    else:
+        mean, log_std = ap
+        assert mean.shape == log_std.shape == lead + (policy.dist.dim,)
+
+
+def _sds(shape, dtype):
+    return jax.ShapeDtypeStruct(shape, dtype)
+
+
+@pytest.mark.parametrize("value_head", ["scalar", "hl_gauss"])
+@pytest.mark.parametrize(
+    "kind,obs_space",
+    [
+        ("default", gym.spaces.Box(-1, 1, (4, 3), np.float32)),
+        ("recurrent", BREAKOUT_OBS),
+        ("cnn", gym.spaces.Box(0, 255, (11, 11), np.uint8)),
+        ("cnn_recurrent", gym.spaces.Box(0, 255, (8, 8, 2), np.uint8)),
+    ],
+)
+def test_output_shapes(kind, obs_space, value_head):
+    # shapes only (jax.eval_shape traces without compiling: keeps the suite fast)
+    b, t = 3, 4
+    for action_space in ACTION_SPACES:
+        policy = make_policy(obs_space, action_space, kind=kind, hidden_size=16,
+                             value_head=value_head, num_bins=11)
+        params = jax.eval_shape(policy.init, jax.random.key(0))
+        carry = policy.initial_carry(b)
+        assert policy.is_recurrent == (kind in ("recurrent", "cnn_recurrent"))
+        if policy.is_recurrent:
+            assert [c.shape for c in carry] == [(b, 16), (b, 16)]
+        else:
+            assert carry == ()
+        out, carry2 = jax.eval_shape(policy.step, params, _sds((b,) + obs_space.shape, obs_space.dtype),
+                                     carry, _sds((b,), bool))
+        assert isinstance(out, PolicyOutput)
+        assert jax.tree.structure(carry2) == jax.tree.structure(carry)
+        _check_action_params(policy, out.action_params, (b,))
+        assert out.value.shape == (b,) and out.value.dtype == jnp.float32
+        out_u = jax.eval_shape(policy.unroll, params, _sds((b, t) + obs_space.shape, obs_space.dtype),
+                               _sds((b, t), bool))
+        _check_action_params(policy, out_u.action_params, (b, t))
+        assert out_u.value.shape == (b, t)
+        if value_head == "hl_gauss":
+            assert out.value_logits.shape == (b, 11) and out_u.value_logits.shape == (b, t, 11)
+            assert policy.support == dl.make_support(-10.0, 10.0, 11)
+        else:
+            assert out.value_logits is None and policy.support is None
+
+
+def test_large_image_uses_nature_cnn():
+    policy = make_policy(gym.spaces.Box(0, 255, (84, 84, 4), np.uint8), gym.spaces.Discrete(6), kind="cnn")
+    params = jax.eval_shape(policy.init, jax.random.key(0))
+    assert params["conv_0"]["kernel"].shape == (8, 8, 4, 32)
+    assert params["conv_2"]["kernel"].shape == (3, 3, 64, 64)
+    assert params["encoder"]["kernel"].shape == (7 * 7 * 64, 128)
+
+
+def test_breakout_param_count():
+    policy = make_policy(BREAKOUT_OBS, gym.spaces.Discrete(3), kind="recurrent", hidden_size=128)
+    params = jax.eval_shape(policy.init, jax.random.key(0))
+    # PufferLib: 147,844 = this + 512, torch's second LSTM bias vector (b_ih and b_hh);
+    # flax's LSTM cell has one bias per gate.
+    assert count_params(params) == 147_332 == 147_844 - 4 * 128
+    ff = make_policy(BREAKOUT_OBS, gym.spaces.Discrete(3), kind="default")
+    assert count_params(jax.eval_shape(ff.init, jax.random.key(0))) == (118 * 128 + 128) + (128 * 3 + 3) + (128 + 1)
+
+
+@pytest.fixture(scope="module")
+def breakout():
+    policy = make_policy(BREAKOUT_OBS, gym.spaces.Discrete(3), kind="recurrent", hidden_size=128)
+    return policy, policy.init(_key())
+
+
+def _random_params(policy, rng, scale=0.3):
+    shapes = jax.eval_shape(policy.init, jax.random.key(0))
+    return jax.tree.map(lambda s: jnp.asarray(rng.normal(0, scale, s.shape), s.dtype), shapes)
+
+
+def _assert_orthogonal(kernel, gain):
+    k = np.asarray(kernel, np.float64)
+    if k.ndim > 2:
+        k = k.reshape(-1, k.shape[-1])
+    gram = k.T @ k if k.shape[0] >= k.shape[1] else k @ k.T
+    np.testing.assert_allclose(gram, gain**2 * np.eye(gram.shape[0]), atol=1e-4 * max(gain**2, 1))
+
+
+def test_orthogonal_init_gains_and_zero_biases(breakout):
+    policy, params = breakout
+    _assert_orthogonal(params["encoder"]["kernel"], np.sqrt(2))
+    _assert_orthogonal(params["actor"]["kernel"], 0.01)
+    _assert_orthogonal(params["value"]["kernel"], 1.0)
+    for gate, p in params["lstm"]["cell"].items():
+        _assert_orthogonal(p["kernel"], 1.0)
+    biases = [x for path, x in jax.tree_util.tree_leaves_with_path(params) if "bias" in jax.tree_util.keystr(path)]
+    assert len(biases) == 7
+    for bias in biases:
+        assert np.all(np.asarray(bias) == 0)
+
+
+def test_cnn_recurrent_init_and_forward():
+    rng = np.random.default_rng()
+    space = gym.spaces.Box(0, 255, (11, 11, 3), np.uint8)
+    policy = make_policy(space, gym.spaces.Box(-1, 1, (2,)), kind="cnn_recurrent", hidden_size=16,
+                         value_head="hl_gauss", num_bins=11)
+    params = policy.init(_key())
+    _assert_orthogonal(params["conv_0"]["kernel"], np.sqrt(2))
+    _assert_orthogonal(params["conv_1"]["kernel"], np.sqrt(2))
+    _assert_orthogonal(params["encoder"]["kernel"], np.sqrt(2))
+    _assert_orthogonal(params["actor"]["kernel"], 0.01)
+    assert np.all(np.asarray(params["log_std"]) == 0) and params["log_std"].shape == (2,)
+    out = jax.jit(policy.unroll)(params, _obs(space, (2, 3), rng), np.zeros((2, 3), bool))
+    for x in jax.tree.leaves(out):
+        assert np.all(np.isfinite(np.asarray(x)))
+    p = np.exp(np.asarray(out.value_logits, np.float64))
+    p /= p.sum(-1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(out.value), p @ np.linspace(-10, 10, 11), atol=1e-5)
+
+
+def test_exact_gelu_and_uint8_scaling():
+    rng = np.random.default_rng()
+    f32 = make_policy(gym.spaces.Box(0, 1, (6,), np.float32), gym.spaces.Discrete(2))
+    u8 = make_policy(gym.spaces.Box(0, 255, (6,), np.uint8), gym.spaces.Discrete(2))
+    params = _random_params(f32, rng)
+    raw = rng.integers(0, 256, size=(5, 6)).astype(np.uint8)
+
+    @jax.jit
+    def f(params, x, raw):
+        return f32.step(params, x, (), None)[0], u8.step(params, raw, (), None)[0]
+
+    a, b = f(params, raw.astype(np.float32) / 255.0, raw)
+    np.testing.assert_allclose(np.asarray(a.value), np.asarray(b.value), rtol=1e-5, atol=1e-6)
+    # the forward pass by hand, with the exact (erf) GELU
+    from math import erf, sqrt
+
+    x = raw.astype(np.float64) / 255.0
+    h = x @ np.asarray(params["encoder"]["kernel"], np.float64) + np.asarray(params["encoder"]["bias"])
+    h = h * 0.5 * (1 + np.vectorize(erf)(h / sqrt(2)))
+    v = h @ np.asarray(params["value"]["kernel"], np.float64)[:, 0] + np.asarray(params["value"]["bias"])[0]
+    np.testing.assert_allclose(np.asarray(a.value), v, rtol=1e-4, atol=1e-5)
+    logits = h @ np.asarray(params["actor"]["kernel"], np.float64) + np.asarray(params["actor"]["bias"])
+    np.testing.assert_allclose(np.asarray(a.action_params), logits, rtol=1e-4, atol=1e-5)
+
+
+def test_recurrent_unroll_equals_repeated_step_with_resets(breakout):
+    rng = np.random.default_rng()
+    policy, params = breakout
+    b, t = 4, 9
+    obs = _obs(BREAKOUT_OBS, (b, t), rng)
+    reset = rng.random((b, t)) < 0.25
+    reset[1, 5] = True
+    no_reset = reset.copy()
+    no_reset[1, 5] = False
+    fresh_reset = reset[1:2, 5:].copy()
+    fresh_reset[0, 0] = False  # irrelevant for a zero carry
+
+    @jax.jit
+    def f(params, obs, reset, no_reset, fresh_reset):
+        out_u = policy.unroll(params, obs, reset)
+        carry = policy.initial_carry(b)
+        steps = []
+        for i in range(t):
+            out, carry = policy.step(params, obs[:, i], carry, reset[:, i])
+            steps.append(out)
+        steps = jax.tree.map(lambda *xs: jnp.stack(xs, 1), *steps)
+        # a reset mid-sequence is the same as starting a fresh unroll there
+        fresh = policy.unroll(params, obs[1:2, 5:], fresh_reset)
+        return out_u, steps, fresh, policy.unroll(params, obs, no_reset)
+
+    out_u, steps, fresh, out_n = jax.tree.map(np.asarray, f(params, obs, reset, no_reset, fresh_reset))
+    np.testing.assert_allclose(out_u.value, steps.value, atol=1e-5)
+    np.testing.assert_allclose(out_u.action_params, steps.action_params, atol=1e-5)
+    np.testing.assert_allclose(out_u.value[1, 5:], fresh.value[0], atol=1e-5)
+    np.testing.assert_allclose(out_u.action_params[1, 5:], fresh.action_params[0], atol=1e-5)
+    # without the reset the outputs differ (the carry matters)
+    assert not np.allclose(out_n.value[1, 5], out_u.value[1, 5], atol=1e-7)
+    np.testing.assert_allclose(out_n.value[[0, 2, 3]], out_u.value[[0, 2, 3]], atol=1e-6)
+
+
+def test_step_reset_zeroes_carry_rows(breakout):
+    rng = np.random.default_rng()
+    policy, params = breakout
+    obs = _obs(BREAKOUT_OBS, (3,), rng)
+    carry = tuple(jnp.asarray(rng.normal(size=(3, 128)), jnp.float32) for _ in range(2))
+    reset = np.array([True, False, True])
+
+    @jax.jit
+    def f(params, obs, carry):
+        return (policy.step(params, obs, carry, reset),
+                policy.step(params, obs, policy.initial_carry(3), np.zeros(3, bool)))
+
+    (out, new), (out0, new0) = jax.tree.map(np.asarray, f(params, obs, carry))
+    for r in (0, 2):
+        np.testing.assert_allclose(out.value[r], out0.value[r], atol=1e-6)
+        np.testing.assert_allclose(new[1][r], new0[1][r], atol=1e-6)
+    assert not np.allclose(new[1][1], new0[1][1])
+
+
+def test_closes_over_inside_jit_and_grads_flow():
+    rng = np.random.default_rng()
+    policy = make_policy(BREAKOUT_OBS, gym.spaces.Box(-1, 1, (2,), np.float32), kind="recurrent",
+                         hidden_size=16)
+    params = _random_params(policy, rng)
+    obs = jnp.asarray(_obs(BREAKOUT_OBS, (2, 3), rng))
+    act = jnp.ones((2, 3, 2))
+
+    def loss(p):
+        out = policy.unroll(p, obs, jnp.zeros((2, 3), bool))
+        return -policy.dist.log_prob(out.action_params, act).mean() + out.value.mean()
+
+    grads = jax.jit(jax.grad(loss))(params)
+    assert jax.tree.structure(grads) == jax.tree.structure(params)
+    assert np.abs(np.asarray(grads["log_std"])).sum() > 0
+    assert np.abs(np.asarray(grads["lstm"]["cell"]["hi"]["kernel"])).sum() > 0
+    # the policy can also be a static argument (it hashes by identity)
+    g = jax.jit(lambda pol, p: p["log_std"] + pol.hidden_size, static_argnums=0)
+    np.testing.assert_allclose(np.asarray(g(policy, params)), np.asarray(params["log_std"]) + 16)
+
+
+@pytest.mark.parametrize(
+    "obs_space,kind,exc",
+    [
+        (gym.spaces.Discrete(4), "default", TypeError),
+        (gym.spaces.Dict({"x": gym.spaces.Box(0, 1, (2,))}), "default", TypeError),
+        (gym.spaces.Box(0, 1, (5,)), "cnn", ValueError),
+        (gym.spaces.Box(0, 1, (2, 2, 2, 2)), "cnn", ValueError),
+    ],
+)
+def test_bad_observation_spaces(obs_space, kind, exc):
+    with pytest.raises(exc, match="observation"):
+        make_policy(obs_space, gym.spaces.Discrete(2), kind=kind)
+
+
+def test_bad_arguments():
+    obs = gym.spaces.Box(0, 1, (3,))
+    with pytest.raises(TypeError, match="action space"):
+        make_policy(obs, gym.spaces.Dict({"a": gym.spaces.Discrete(2)}))
+    with pytest.raises(ValueError, match="kind"):
+        make_policy(obs, gym.spaces.Discrete(2), kind="transformer")
+    with pytest.raises(ValueError, match="value_head"):
+        make_policy(obs, gym.spaces.Discrete(2), value_head="c51")
+    with pytest.raises(ValueError, match="hidden_size"):
+        make_policy(obs, gym.spaces.Discrete(2), hidden_size=0)
+    with pytest.raises(ValueError, match="v_min"):
+        make_policy(obs, gym.spaces.Discrete(2), value_head="hl_gauss", v_min=1.0, v_max=-1.0)
+    with pytest.raises(ValueError, match="num_bins"):
+        make_policy(obs, gym.spaces.Discrete(2), value_head="hl_gauss", num_bins=1)
