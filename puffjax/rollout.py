@@ -31,7 +31,7 @@ def empty_batch(geom, observation_space, action_space) -> Batch:
 
 def make_act(policy, action_space, gamma: float):
     """act(params, buf, carry, key, obs, rew, term, trunc, prev_value, row0, t) ->
-    (buf, carry, key, env_action, value). Jitted; ``buf`` and ``carry`` are donated."""
+    (buf, carry, key, env_action, value). Jitted; ``buf`` is donated (updated in place)."""
     dist = policy.dist
     if isinstance(action_space, gym.spaces.Box):
         low, high = np.asarray(action_space.low, np.float32), np.asarray(action_space.high, np.float32)
@@ -59,7 +59,7 @@ def make_act(policy, action_space, gamma: float):
         buf = Batch(*(write(b, c, row0, t) for b, c in zip(buf, columns)))
         return buf, carry, key, to_env(action), out.value
 
-    return jax.jit(act, donate_argnums=(1, 2))
+    return jax.jit(act, donate_argnums=(1,))
 
 
 class Timer:
