@@ -62,9 +62,15 @@ def test_muon_matrix_update_is_orthogonal_with_pufferlib_scale():
     np.testing.assert_allclose(np.asarray(upd["dense"]["kernel"]), np.asarray(ref_upd["k"]), atol=1e-6)
 
 
+def _small_params(rng):
+    return {"dense": {"kernel": jnp.asarray(rng.normal(size=(4, 6)), jnp.float32),
+                      "bias": jnp.asarray(rng.normal(size=(48,)), jnp.float32)},
+            "log_std": jnp.zeros((3,), jnp.float32)}
+
+
 def test_muon_non_matrix_nesterov_momentum_like_heavyball():
     rng = np.random.default_rng()
-    params = _params(rng)
+    params = _small_params(rng)
     beta, lr = 0.9, 0.05
     tx = optim.make_optimizer(_config(learning_rate=lr, adam_beta1=beta, anneal_lr=False, max_grad_norm=None), 10)
     state = tx.init(params)
@@ -80,7 +86,7 @@ def test_muon_non_matrix_nesterov_momentum_like_heavyball():
 
 def test_muon_non_matrix_adam_option():
     rng = np.random.default_rng()
-    params = _params(rng)
+    params = _small_params(rng)
     cfg = _config(learning_rate=0.01, anneal_lr=False, max_grad_norm=None, adam_eps=1e-8, muon_non_matrix="adam")
     tx = optim.make_optimizer(cfg, 10)
     g = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
