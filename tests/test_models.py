@@ -130,10 +130,10 @@ def test_orthogonal_init_gains_and_zero_biases(breakout):
         assert np.all(np.asarray(bias) == 0)
 
 
-def test_cnn_recurrent_init_and_forward():
+def test_cnn_init_and_forward():
     rng = np.random.default_rng()
     space = gym.spaces.Box(0, 255, (11, 11, 3), np.uint8)
-    policy = make_policy(space, gym.spaces.Box(-1, 1, (2,)), kind="cnn_recurrent", hidden_size=16,
+    policy = make_policy(space, gym.spaces.Box(-1, 1, (2,)), kind="cnn", hidden_size=16,
                          value_head="hl_gauss", num_bins=11)
     params = policy.init(_key())
     _assert_orthogonal(params["conv_0"]["kernel"], np.sqrt(2))

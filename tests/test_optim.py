@@ -62,9 +62,15 @@ def test_muon_matrix_update_is_orthogonal_with_pufferlib_scale():
     np.testing.assert_allclose(np.asarray(upd["dense"]["kernel"]), np.asarray(ref_upd["k"]), atol=1e-6)
 
 
+def _small_params(rng):
+    return {"dense": {"kernel": jnp.asarray(rng.normal(size=(4, 6)), jnp.float32),
+                      "bias": jnp.asarray(rng.normal(size=(48,)), jnp.float32)},
+            "log_std": jnp.zeros((3,), jnp.float32)}
+
+
 def test_muon_non_matrix_nesterov_momentum_like_heavyball():
     rng = np.random.default_rng()
-    params = _params(rng)
+    params = _small_params(rng)
     beta, lr = 0.9, 0.05
     tx = optim.make_optimizer(_config(learning_rate=lr, adam_beta1=beta, anneal_lr=False, max_grad_norm=None), 10)
     state = tx.init(params)
@@ -80,7 +86,7 @@ def test_muon_non_matrix_nesterov_momentum_like_heavyball():
 
 def test_muon_non_matrix_adam_option():
     rng = np.random.default_rng()
-    params = _params(rng)
+    params = _small_params(rng)
     cfg = _config(learning_rate=0.01, anneal_lr=False, max_grad_norm=None, adam_eps=1e-8, muon_non_matrix="adam")
     tx = optim.make_optimizer(cfg, 10)
     g = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
@@ -163,3 +169,38 @@ def test_bad_config():
         optim.make_optimizer(_config(max_grad_norm=-1.0), 10)
     with pytest.raises(ValueError, match="learning_rate"):
         optim.make_optimizer(_config(learning_rate=0.0), 10)
+
+
+def test_policy_trains_with_muon():
+    # integration: a supervised "imitate argmax(obs[:3])" task on the default policy
+    import gymnasium as gym
+
+    from puffjax.models import make_policy
+
+    rng = np.random.default_rng()
+    policy = make_policy(gym.spaces.Box(0, 1, (6,), np.float32), gym.spaces.Discrete(3), hidden_size=16)
+    params = policy.init(jax.random.key(int(rng.integers(1 << 30))))
+    tx = optim.make_optimizer(_config(learning_rate=0.05), 60)
+    obs = jnp.asarray(rng.uniform(size=(32, 4, 6)), jnp.float32)
+    target = jnp.argmax(obs[..., :3], -1)
+    reset = jnp.zeros((32, 4), bool)
+
+    def loss_fn(p):
+        out = policy.unroll(p, obs, reset)
+        return -policy.dist.log_prob(out.action_params, target).mean()
+
+    @jax.jit
+    def train(params):
+        def body(carry, _):
+            p, s = carry
+            loss, g = jax.value_and_grad(loss_fn)(p)
+            u, s = tx.update(g, s, p)
+            return (optax.apply_updates(p, u), s), loss
+
+        (p, _), losses = jax.lax.scan(body, (params, tx.init(params)), None, length=60)
+        return p, losses
+
+    _, losses = train(params)
+    losses = np.asarray(losses)
+    assert np.all(np.isfinite(losses))
+    assert losses[-1] < 0.5 * losses[0], losses[[0, -1]]
