@@ -118,6 +118,20 @@ def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
     return value
 
 
+def _literal(value: Any) -> Any:
+    """A CLI string as the number or boolean it spells ("4" -> 4, "true" -> True), else as is."""
+    if not isinstance(value, str):
+        return value
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    for parse in (int, float):
+        try:
+            return parse(value.replace("_", ""))
+        except ValueError:
+            pass
+    return value
+
+
 def _apply_section(cfg: Config, section: str, values: dict) -> None:
     if section not in SECTIONS:
         raise ValueError(f"unknown config section {section!r}; expected one of {sorted(SECTIONS)}")
@@ -130,7 +144,7 @@ def _apply_section(cfg: Config, section: str, values: dict) -> None:
         elif key in names:
             setattr(obj, key, _coerce(section, key, value, getattr(obj, key)))
         elif section == "env":
-            obj.options[key] = value  # environment-specific option, validated by the env itself
+            obj.options[key] = _literal(value)  # environment-specific, validated by the env itself
         else:
             raise ValueError(
                 f"unknown option {section}.{key}; valid options: {', '.join(sorted(names))}")

@@ -88,33 +88,40 @@ class PolicyOutput(NamedTuple):
     value_logits: jax.Array | None
 
 
-class _ResetLSTM(nn.Module):
-    """One LSTM step that first zeroes the carry rows whose reset flag is set."""
+class _LSTM(nn.Module):
+    """An LSTM over ``[B, T, in]`` with fused gate matrices (PufferLib's layout: one (in, 4H)
+    input kernel, one (H, 4H) recurrent kernel, gates i, f, g, o), zeroing the carry rows
+    whose reset flag is set before each step.
+
+    The input projection of all T steps is one large matmul outside the time loop; only the
+    small recurrent matmul runs step by step. Measured on 2 CPU cores: about 2x faster than
+    flax's LSTM cell under ``nn.scan`` for rollouts (T = 1) and training (T = 64).
+    """
 
     features: int
 
     @nn.compact
-    def __call__(self, carry, inputs):
-        x, reset = inputs
-        carry = tuple(jnp.where(reset[:, None], jnp.zeros_like(c), c) for c in carry)
-        cell = nn.OptimizedLSTMCell(
-            self.features,
-            kernel_init=_orth(1.0),
-            recurrent_kernel_init=_orth(1.0),
-            bias_init=_zeros,
-            name="cell",
-        )
-        return cell(carry, x)
+    def __call__(self, carry, x, reset):
+        b, t, _ = x.shape
+        h4 = 4 * self.features
+        w_x = self.param("kernel_x", _orth(1.0), (x.shape[-1], h4))
+        w_h = self.param("kernel_h", _orth(1.0), (self.features, h4))
+        bias = self.param("bias", _zeros, (h4,))
+        gates_x = (x.reshape(b * t, -1) @ w_x + bias).reshape(b, t, h4)
 
+        def cell(carry, inputs):
+            g_x, r = inputs
+            c, h = (jnp.where(r[:, None], 0.0, v) for v in carry)
+            i, f, g, o = jnp.split(g_x + h @ w_h, 4, axis=-1)
+            c = nn.sigmoid(f) * c + nn.sigmoid(i) * jnp.tanh(g)
+            h = nn.sigmoid(o) * jnp.tanh(c)
+            return (c, h), h
 
-# Scan over the time axis (axis 1 of [B, T, ...]); parameters shared across time.
-_ScanLSTM = nn.scan(
-    _ResetLSTM,
-    variable_broadcast="params",
-    split_rngs={"params": False},
-    in_axes=1,
-    out_axes=1,
-)
+        if t == 1:  # a rollout step: no loop at all
+            carry, h = cell(carry, (gates_x[:, 0], reset[:, 0]))
+            return carry, h[:, None]
+        carry, hs = jax.lax.scan(cell, carry, (gates_x.swapaxes(0, 1), reset.swapaxes(0, 1)))
+        return carry, hs.swapaxes(0, 1)
 
 
 class _Net(nn.Module):
@@ -155,7 +162,7 @@ class _Net(nn.Module):
         x = x.reshape(b, t, self.hidden_size)
 
         if self.recurrent:
-            carry, x = _ScanLSTM(self.hidden_size, name="lstm")(carry, (x, reset))
+            carry, x = _LSTM(self.hidden_size, name="lstm")(carry, x, reset)
 
         head = nn.Dense(self.num_action_params, kernel_init=_orth(0.01), bias_init=_zeros, name="actor")(x)
         if self.action_kind == "categorical":
@@ -195,13 +202,14 @@ class Policy:
     hidden_size: int
     obs_shape: tuple[int, ...]
     obs_dtype: Any
-    scale_uint8: bool
+    obs_scale: float  # uint8 observations are divided by the space's upper bound
 
     # -- helpers -----------------------------------------------------------
     def preprocess(self, obs):
-        """Cast to float32 (and scale by 1/255 for uint8 observation spaces)."""
+        """Cast to float32; uint8 observations are scaled into [0, 1] by the space's upper
+        bound (1/255 for images, 1/2 for a grid of 0/1/2 cell codes)."""
         x = jnp.asarray(obs).astype(jnp.float32)
-        return x * (1.0 / 255.0) if self.scale_uint8 else x
+        return x * self.obs_scale if self.obs_scale != 1.0 else x
 
     def initial_carry(self, batch_size: int):
         """Zero carry for ``batch_size`` rows: ``(c, h)`` each ``[B, hidden]``, or ``()``."""
@@ -258,6 +266,11 @@ class Policy:
 def count_params(params) -> int:
     """Total number of scalars in a parameter pytree."""
     return int(sum(np.prod(np.shape(x)) for x in jax.tree.leaves(params)))
+
+
+def _uint8_scale(space) -> float:
+    high = float(np.max(getattr(space, "high", 255)))
+    return 1.0 / high if high > 0 else 1.0
 
 
 def _obs_info(space, kind):
@@ -351,5 +364,5 @@ def make_policy(
         hidden_size=hidden_size,
         obs_shape=obs_shape,
         obs_dtype=obs_dtype,
-        scale_uint8=obs_dtype == np.uint8,
+        obs_scale=_uint8_scale(observation_space) if obs_dtype == np.uint8 else 1.0,
     )

@@ -30,7 +30,7 @@ def test_overrides_all_forms():
     assert cfg.train.bptt_horizon == 8 and cfg.policy.value_head == "hl_gauss"
     cfg = load_config("breakout", **parse_overrides(["--train.learning-rate", "0.02", "--env.frameskip=2",
                                                      "--train.anneal-lr", "false"]))
-    assert cfg.train.learning_rate == 0.02 and cfg.env.options["frameskip"] == "2"
+    assert cfg.train.learning_rate == 0.02 and cfg.env.options["frameskip"] == 2
     assert cfg.train.anneal_lr is False
 
 

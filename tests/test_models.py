@@ -91,8 +91,8 @@ def test_large_image_uses_nature_cnn():
 def test_breakout_param_count():
     policy = make_policy(BREAKOUT_OBS, gym.spaces.Discrete(3), kind="recurrent", hidden_size=128)
     params = jax.eval_shape(policy.init, jax.random.key(0))
-    # PufferLib: 147,844 = this + 512, torch's second LSTM bias vector (b_ih and b_hh);
-    # flax's LSTM cell has one bias per gate.
+    # PufferLib: 147,844 = this + 512, torch's second LSTM bias vector (b_ih and b_hh),
+    # which is redundant with the first; puffjax's LSTM has one.
     assert count_params(params) == 147_332 == 147_844 - 4 * 128
     ff = make_policy(BREAKOUT_OBS, gym.spaces.Discrete(3), kind="default")
     assert count_params(jax.eval_shape(ff.init, jax.random.key(0))) == (118 * 128 + 128) + (128 * 3 + 3) + (128 + 1)
@@ -122,10 +122,11 @@ def test_orthogonal_init_gains_and_zero_biases(breakout):
     _assert_orthogonal(params["encoder"]["kernel"], np.sqrt(2))
     _assert_orthogonal(params["actor"]["kernel"], 0.01)
     _assert_orthogonal(params["value"]["kernel"], 1.0)
-    for gate, p in params["lstm"]["cell"].items():
-        _assert_orthogonal(p["kernel"], 1.0)
+    assert params["lstm"]["kernel_x"].shape == params["lstm"]["kernel_h"].shape == (128, 512)
+    _assert_orthogonal(params["lstm"]["kernel_x"], 1.0)
+    _assert_orthogonal(params["lstm"]["kernel_h"], 1.0)
     biases = [x for path, x in jax.tree_util.tree_leaves_with_path(params) if "bias" in jax.tree_util.keystr(path)]
-    assert len(biases) == 7
+    assert len(biases) == 4
     for bias in biases:
         assert np.all(np.asarray(bias) == 0)
 
@@ -243,7 +244,7 @@ def test_closes_over_inside_jit_and_grads_flow():
     grads = jax.jit(jax.grad(loss))(params)
     assert jax.tree.structure(grads) == jax.tree.structure(params)
     assert np.abs(np.asarray(grads["log_std"])).sum() > 0
-    assert np.abs(np.asarray(grads["lstm"]["cell"]["hi"]["kernel"])).sum() > 0
+    assert np.abs(np.asarray(grads["lstm"]["kernel_h"])).sum() > 0
     # the policy can also be a static argument (it hashes by identity)
     g = jax.jit(lambda pol, p: p["log_std"] + pol.hidden_size, static_argnums=0)
     np.testing.assert_allclose(np.asarray(g(policy, params)), np.asarray(params["log_std"]) + 16)
@@ -277,3 +278,10 @@ def test_bad_arguments():
         make_policy(obs, gym.spaces.Discrete(2), value_head="hl_gauss", v_min=1.0, v_max=-1.0)
     with pytest.raises(ValueError, match="num_bins"):
         make_policy(obs, gym.spaces.Discrete(2), value_head="hl_gauss", num_bins=1)
+
+
+def test_uint8_grid_scaled_by_space_bound():
+    # A grid of cell codes 0/1/2 (Squared) is scaled by 1/2, not 1/255, so it reaches the net at O(1).
+    policy = make_policy(gym.spaces.Box(0, 2, (3, 3), np.uint8), gym.spaces.Discrete(5))
+    x = np.array([[[0, 1, 2]] * 3], np.uint8)
+    np.testing.assert_allclose(np.asarray(policy.preprocess(x)), x.astype(np.float32) / 2.0)
