@@ -148,10 +148,16 @@ class EvalResult:
         widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
         return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)
 
-    def __str__(self) -> str:
-        head = (f"{self.env}: {len(self.episodes)} episodes in {self.steps} steps "
+    def headline(self) -> str:
+        return (f"{self.env}: {len(self.episodes)} episodes in {self.steps} steps "
                 f"({'deterministic' if self.deterministic else 'sampled'} actions) from {self.checkpoint}")
-        return head + "\n" + self.table() + (f"\nvideo: {self.video}" if self.video else "")
+
+    def __str__(self) -> str:
+        return self.headline() + "\n" + self.table() + (f"\nvideo: {self.video}" if self.video else "")
+
+    def __repr__(self) -> str:
+        means = ", ".join(f"{k}={_fmt(v)}" for k, v in self.mean.items())
+        return f"<EvalResult {self.headline()}; mean {means}>"
 
     def _repr_html_(self) -> str:
         keys = [k for k in _keys(self.episodes) if k in self.mean]
