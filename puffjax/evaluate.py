@@ -7,13 +7,14 @@ Same from the shell: ``puffjax eval breakout --checkpoint RUN_DIR --episodes 16 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import html
 import json
 import os
 import warnings
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import gymnasium as gym
 import jax
@@ -139,7 +140,6 @@ class EvalResult:
     steps: int  # vector steps played
     deterministic: bool
     video: str | None = None
-    extra: dict = field(default_factory=dict)
 
     def table(self) -> str:
         keys = _keys(self.episodes)
@@ -204,9 +204,11 @@ def evaluate(checkpoint: str, env=None, episodes: int = 10, video: str | None = 
     ``video_frames``, played on until its first episode ends if need be) at ``fps``.
     Returns an :class:`EvalResult` (shown as a table and the video in a notebook).
     """
-    from .video import video_format, write_video
+    from .video import VideoWriter, video_format
     if video is not None:
         video_format(video)  # an unknown extension fails before any work
+        if video_frames < 1:
+            raise ValueError(f"video_frames must be at least 1, got {video_frames}")
     if episodes < 1:
         raise ValueError(f"episodes must be at least 1, got {episodes}")
     state = ckpt.load_raw(checkpoint)
@@ -221,17 +223,16 @@ def evaluate(checkpoint: str, env=None, episodes: int = 10, video: str | None = 
         vec = env
     try:
         loaded = _load_policy(state, vec.observation_space, vec.action_space)
-        result = _play(loaded, vec, episodes, deterministic, seed, video is not None, video_frames, max_steps)
+        with VideoWriter(video, fps) if video is not None else contextlib.nullcontext() as writer:
+            result = _play(loaded, vec, episodes, deterministic, seed, writer, video_frames, max_steps)
     finally:
         if own_env:
             vec.close()
-    frames = result.extra.pop("frames")
-    if video is not None:
-        result.video = write_video(video, frames, fps=fps)
+    result.video = video
     return result
 
 
-def _play(loaded: LoadedPolicy, env, episodes: int, deterministic: bool, seed: int, record: bool,
+def _play(loaded: LoadedPolicy, env, episodes: int, deterministic: bool, seed: int, writer,
           video_frames: int, max_steps: int) -> EvalResult:
     policy, params = loaded.policy, loaded.params
     step = make_step(policy, env.action_space, deterministic)
@@ -244,19 +245,20 @@ def _play(loaded: LoadedPolicy, env, episodes: int, deterministic: bool, seed: i
     ret, length = np.zeros(N, np.float64), np.zeros(N, np.int64)
     finished: list[dict] = []
     groups: list[dict] = []  # env.log() of each step where episodes ended
-    frames = [env.render(0)] if record else []
+    if writer is not None:
+        writer.append(env.render(0))
     env0_done, steps = False, 0
     while steps < max_steps:
         stats_done = len(finished) >= episodes
-        video_done = not record or len(frames) >= video_frames or env0_done
+        video_done = writer is None or writer.frames >= video_frames or env0_done
         if stats_done and video_done:
             break
         action, carry, key = step(params, env.observations, carry, done, key)
         obs, rew, term, trunc = env.step(np.asarray(action))
         steps += 1
         done = term | trunc
-        if record and len(frames) < video_frames:
-            frames.append(env.render(0))
+        if writer is not None and writer.frames < video_frames:
+            writer.append(env.render(0))
         env0_done = env0_done or bool(done[0])
         if stats_done:
             continue  # playing on for the video only
@@ -275,8 +277,7 @@ def _play(loaded: LoadedPolicy, env, episodes: int, deterministic: bool, seed: i
         warnings.warn(f"{loaded.path}: only {len(finished)} of {episodes} episodes finished in "
                       f"{max_steps} steps (raise max_steps)", stacklevel=3)
     return EvalResult(checkpoint=loaded.path, env=getattr(env, "name", str(env)), episodes=finished,
-                      mean=_means(finished, groups), steps=steps, deterministic=deterministic,
-                      extra={"frames": np.stack(frames) if frames else None})
+                      mean=_means(finished, groups), steps=steps, deterministic=deterministic)
 
 
 def _means(finished: list[dict], groups: list[dict]) -> dict:
@@ -297,21 +298,22 @@ def _means(finished: list[dict], groups: list[dict]) -> dict:
 def record_video(policy, params, cfg: Config, path: str, frames: int, seed: int = 0, fps: int = 30) -> str:
     """Write ``frames`` frames of one fresh environment (``cfg.env``) played by ``policy``
     with sampled actions. Used by the trainer; it never touches the training environments."""
-    from .video import write_video
+    from .video import VideoWriter
     env = _envs.make(cfg.env.name, num_envs=1, seed=seed, **cfg.env.options)
     try:
         step = make_step(policy, env.action_space, deterministic=False)
         env.reset(seed=seed)
         carry, key, done = policy.initial_carry(1), jax.random.PRNGKey(seed), np.zeros(1, bool)
-        out = [env.render(0)]
-        while len(out) < frames:
-            action, carry, key = step(params, env.observations, carry, done, key)
-            _, _, term, trunc = env.step(np.asarray(action))
-            done = term | trunc
-            out.append(env.render(0))
+        with VideoWriter(path, fps) as writer:
+            writer.append(env.render(0))
+            while writer.frames < frames:
+                action, carry, key = step(params, env.observations, carry, done, key)
+                _, _, term, trunc = env.step(np.asarray(action))
+                done = term | trunc
+                writer.append(env.render(0))
     finally:
         env.close()
-    return write_video(path, np.stack(out), fps=fps)
+    return path
 
 
 _warned = False

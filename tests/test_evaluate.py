@@ -101,9 +101,24 @@ def test_write_video_round_trip(tmp_path):
     write_video(str(tmp_path / "a.mp4"), frames)
     back = read_video(str(tmp_path / "a.mp4"))
     assert back.shape == (7, 34, 46, 3)  # H.264 wants even sizes: padded
-    many = rng.integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)  # > 256 colours: quantized
-    write_video(str(tmp_path / "b.gif"), many)
-    assert read_video(str(tmp_path / "b.gif")).shape == (3, 16, 16, 3)
+    flat = np.zeros((2, 16, 16, 3), np.uint8) + colors[:2, None, None]
+    noisy = rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)  # > 256 colours: quantized
+    write_video(str(tmp_path / "b.gif"), np.concatenate([flat, noisy]))
+    back = read_video(str(tmp_path / "b.gif"))
+    assert back.shape == (4, 16, 16, 3)
+    np.testing.assert_allclose(back[:2], flat, atol=8)
+
+
+def test_video_writer_errors(tmp_path):
+    with pytest.raises(ValueError, match=r"x.webm: unknown video extension '.webm'"):
+        write_video(str(tmp_path / "x.webm"), np.zeros((1, 4, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="no frames to write"):
+        write_video(str(tmp_path / "e.gif"), [])
+    for ext in ("gif", "mp4"):
+        path = tmp_path / f"s.{ext}"
+        with pytest.raises(ValueError, match=r"frame 1 is \(8, 8, 3\), the first was \(4, 4, 3\)"):
+            write_video(str(path), [np.zeros((4, 4, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)])
+        assert not path.exists()  # no partial file left behind
 
 
 def test_trainer_writes_rollout_videos(run):
