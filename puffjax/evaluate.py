@@ -193,7 +193,7 @@ def evaluate(checkpoint: str, env=None, episodes: int = 10, video: str | None = 
 
     ``checkpoint``: a checkpoint file, a ``checkpoints/`` directory or a run directory (its
     ``latest``). ``env``: an environment name (must be the checkpoint's; default) or an already
-    built vector env with the same spaces. ``num_envs`` environments (default ``min(episodes,
+    built vector env with the same spaces (it is reset with ``seed`` and left open). ``num_envs`` environments (default ``min(episodes,
     8)``) are seeded with ``seed`` like the trainer's; sampled actions draw from the same key
     stream as the trainer's first rollout with ``train.seed = seed``, so evaluating the
     parameters a rollout used reproduces that rollout's episodes. Episodes that end on the
