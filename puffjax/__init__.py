@@ -7,12 +7,13 @@ action distributions in :mod:`puffjax.distributions`, :func:`make_policy`, :func
 from . import distributional, distributions, envs, losses, prioritized
 from .advantage import puff_advantage, puff_advantage_reference
 from .config import Config, load_config
+from .evaluate import evaluate
 from .models import make_policy
 from .optim import make_optimizer
 from .trainer import Trainer
 
 __all__ = [
-    "Config", "Trainer", "distributional", "distributions", "envs", "load_config", "losses",
+    "Config", "Trainer", "distributional", "distributions", "envs", "evaluate", "load_config", "losses",
     "make_optimizer", "make_policy", "prioritized", "puff_advantage", "puff_advantage_reference",
 ]
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""Command line: ``puffjax train breakout --train.learning-rate 0.02 --env.num-envs 1024``.
+"""Command line: ``puffjax train breakout --train.learning-rate 0.02 --env.num-envs 1024``,
+``puffjax eval breakout --checkpoint RUN_DIR --video out.mp4``, ``puffjax plot RUN_DIR ... -o curves.png``.
 
 Any config field is ``--<section>.<field> VALUE`` (dashes or underscores); unknown env keys
 become environment options (``--env.frameskip 4``).
@@ -50,6 +51,30 @@ def _train(args, extra: list[str]) -> int:
     return 0
 
 
+def _eval(args) -> int:
+    from .evaluate import evaluate
+    try:
+        result = evaluate(args.checkpoint, env=args.env, episodes=args.episodes, video=args.video,
+                          deterministic=args.deterministic, seed=args.seed, num_envs=args.num_envs,
+                          video_frames=args.video_frames, fps=args.fps)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"puffjax: {e}", file=sys.stderr)
+        return 2
+    print(result)
+    return 0
+
+
+def _plot(args) -> int:
+    from .plot import plot_runs
+    try:
+        plot_runs(args.run_dirs, args.output, x=args.x, title=args.title)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"puffjax: {e}", file=sys.stderr)
+        return 2
+    print(f"puffjax: wrote {args.output}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="puffjax", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,9 +84,31 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--resume", help="checkpoint file or run directory to continue from")
     train.add_argument("--run-dir", help="where metrics and checkpoints go (default: a new dir under train.data_dir)")
     train.add_argument("--dashboard", default="auto", choices=["auto", "rich", "lines", "none"])
+    ev = sub.add_parser("eval", help="play a checkpoint: per-episode and mean stats, optionally a video")
+    ev.add_argument("env", help="environment name (must match the checkpoint's)")
+    ev.add_argument("--checkpoint", required=True, help="checkpoint file, checkpoints/ dir or run dir (its latest)")
+    ev.add_argument("--episodes", type=int, default=10)
+    ev.add_argument("--video", help="write environment 0's frames to this .mp4 or .gif")
+    ev.add_argument("--video-frames", type=int, default=1000, help="at most this many video frames")
+    ev.add_argument("--fps", type=int, default=30)
+    ev.add_argument("--deterministic", action="store_true", help="take the most likely action, not a sample")
+    ev.add_argument("--num-envs", type=int, default=None, help="environments played at once (default min(episodes, 8))")
+    ev.add_argument("--seed", type=int, default=0)
+    pl = sub.add_parser("plot", help="learning curves of one or more run directories, on one figure")
+    pl.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    pl.add_argument("-o", "--output", default="curves.png", help="image file (default curves.png)")
+    pl.add_argument("--x", default="both", choices=["steps", "time", "both"],
+                    help="x axis: agent steps, wall time, or both (two rows)")
+    pl.add_argument("--title")
     args, extra = parser.parse_known_args(argv)
     if args.command == "train":
         return _train(args, extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "eval":
+        return _eval(args)
+    if args.command == "plot":
+        return _plot(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

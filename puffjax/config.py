@@ -63,6 +63,8 @@ class TrainConfig:
     data_dir: str = "runs"
     checkpoint_interval: int = 200  # epochs; a checkpoint is also written at the end
     logger: str = "none"  # none | tensorboard | wandb (JSON-lines metrics are always written)
+    video_frames: int = 200  # rollout video (run_dir/video.gif) at the end of a run; 0: none
+    video_interval: int = 0  # also one every this many checkpoints (run_dir/videos/); 0: only at the end
 
 
 @dataclass
@@ -211,6 +213,9 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"env.num_envs must be positive, got {e.num_envs}")
     if e.threads <= 0:
         raise ValueError(f"env.threads must be positive, got {e.threads}")
+    if t.video_frames < 0 or t.video_interval < 0:
+        raise ValueError(f"train.video_frames and train.video_interval must be >= 0, "
+                         f"got {t.video_frames}, {t.video_interval}")
     for name in ("bptt_horizon", "minibatch_size", "max_minibatch_size", "update_epochs",
                  "total_timesteps", "checkpoint_interval"):
         if getattr(t, name) <= 0:

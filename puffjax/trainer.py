@@ -17,6 +17,7 @@ import numpy as np
 
 from . import checkpoint, envs
 from .config import Config, validate
+from .evaluate import trainer_video
 from .geometry import geometry
 from .logger import MetricsLogger, make_run_dir, truncate_metrics
 from .models import make_policy
@@ -77,6 +78,7 @@ class Trainer:
         self.dashboard_mode = dashboard
         self.last_env_log: dict = {}
         self.last_checkpoint: str | None = None
+        self.last_video: str | None = None  # written by puffjax.evaluate.trainer_video
 
     # ------------------------------------------------------------------ training
     def train_iter(self) -> Iterator[dict]:
@@ -106,6 +108,7 @@ class Trainer:
                 final = self.epoch == self.geom.total_epochs
                 if final or self.epoch % self.cfg.train.checkpoint_interval == 0:
                     self.last_checkpoint = self.save()
+                    self.last_video = trainer_video(self, final) or self.last_video
                 dash.update(log)
                 yield log
         finally:

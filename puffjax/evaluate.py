@@ -1,0 +1,345 @@
+"""Evaluate a checkpoint: per-episode and mean stats, and a video of environment 0.
+
+    result = puffjax.evaluate("runs/breakout-20250101-120000", episodes=16, video="breakout.mp4")
+    result.mean["score"], result.episodes[0], result.video     # a notebook shows stats and video
+
+Same from the shell: ``puffjax eval breakout --checkpoint RUN_DIR --episodes 16 --video out.gif``.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import html
+import json
+import os
+import warnings
+import weakref
+from dataclasses import dataclass
+
+import gymnasium as gym
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import checkpoint as ckpt
+from . import envs as _envs
+from .config import Config
+
+
+@dataclass
+class LoadedPolicy:
+    policy: object  # puffjax.models.Policy
+    params: dict
+    config: Config
+    path: str  # the checkpoint file
+
+
+def load_policy(checkpoint: str, observation_space=None, action_space=None) -> LoadedPolicy:
+    """Rebuild the policy of a checkpoint (file, checkpoints/ dir or run dir) from its own config.
+
+    With spaces given (those of the environment it will play), parameter shapes are checked
+    against them: a checkpoint from another environment or policy shape is a ValueError naming
+    the file and the first mismatching parameter."""
+    return _load_policy(ckpt.load_raw(checkpoint), observation_space, action_space)
+
+
+def _checkpoint_config(state: dict) -> Config:
+    path = state["path"]
+    try:
+        return Config.from_dict(state["config"])
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: checkpoint config is not usable ({e})") from None
+
+
+_POLICIES: dict = {}
+
+
+def _space_key(space):
+    arrays = [np.asarray(getattr(space, a)) for a in ("low", "high", "nvec") if hasattr(space, a)]
+    return (type(space).__name__, getattr(space, "shape", None), str(getattr(space, "dtype", None)),
+            getattr(space, "n", None), tuple(a.tobytes() for a in arrays))
+
+
+def _load_policy(state: dict, observation_space=None, action_space=None) -> LoadedPolicy:
+    from .trainer import build_policy
+    path = state["path"]
+    if "params" not in state:
+        raise ValueError(f"{path}: checkpoint has no params")
+    cfg = _checkpoint_config(state)
+    if observation_space is None or action_space is None:
+        with _envs.make(cfg.env.name, num_envs=1, **cfg.env.options) as env:
+            observation_space, action_space = env.observation_space, env.action_space
+    key = (json.dumps(dataclasses.asdict(cfg.policy), sort_keys=True), _space_key(observation_space),
+           _space_key(action_space))
+    policy = _POLICIES.get(key)
+    if policy is None:
+        try:
+            policy = build_policy(cfg, observation_space, action_space)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{path}: cannot build the checkpoint's policy for this environment ({e})") from None
+        _POLICIES[key] = policy  # one Policy per (policy config, spaces): its jitted step is reused
+    # The parameter tree's shapes without running (or compiling) the initialisers.
+    shapes = jax.eval_shape(policy._init, jax.random.PRNGKey(0))
+    target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+    params = ckpt.restore_into(target, state["params"], "params", path)
+    return LoadedPolicy(policy, jax.tree.map(jnp.asarray, params), cfg, path)
+
+
+_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # policy -> {deterministic: step}
+
+
+def make_step(policy, action_space, deterministic: bool):
+    """step(params, obs, carry, done, key) -> (env_action, carry, key), jitted.
+
+    Sampling splits ``key`` once per step and samples with the sub-key, exactly as the
+    trainer's rollout does; ``deterministic`` takes the distribution's mode instead.
+    Cached per policy object (the trainer's periodic videos compile it once)."""
+    cached = _STEPS.setdefault(policy, {})
+    if deterministic not in cached:
+        cached[deterministic] = _make_step(policy, action_space, deterministic)
+    return cached[deterministic]
+
+
+def _make_step(policy, action_space, deterministic: bool):
+    dist = policy.dist
+    if isinstance(action_space, gym.spaces.Box):
+        low, high = np.asarray(action_space.low, np.float32), np.asarray(action_space.high, np.float32)
+        to_env = lambda a: jnp.clip(a, low, high)
+    else:
+        to_env = lambda a: a.astype(jnp.int32)
+
+    def step(params, obs, carry, done, key):
+        out, carry = policy.step(params, obs, carry, done)  # zeroes the carry where an episode began
+        key, sub = jax.random.split(key)
+        action = dist.mode(out.action_params) if deterministic else dist.sample(sub, out.action_params)
+        return to_env(action), carry, key
+
+    return jax.jit(step)
+
+
+def rollout_key(seed: int):
+    """The action-sampling key the trainer's first rollout uses for ``train.seed = seed``."""
+    return jax.random.split(jax.random.PRNGKey(seed), 3)[1]
+
+
+@dataclass
+class EvalResult:
+    """Stats of an evaluation. ``episodes``: one dict per finished episode, in the order they
+    ended (by step, then environment index): ``env``, ``step`` (the vector step it ended on,
+    from 1), ``episode_return`` and ``episode_length``
+    summed from the step buffers, plus the environment's own log fields (``score``, ``perf``...).
+    An episode that ended alone on its step has its own log values; episodes that ended on the
+    same step share the mean of theirs (the C environments log per step, not per episode).
+    ``mean``: the means over all those episodes of the environment's log fields (what the
+    trainer logs as ``environment/*``), plus ``episodes``."""
+
+    checkpoint: str
+    env: str
+    episodes: list[dict]
+    mean: dict
+    steps: int  # vector steps played
+    deterministic: bool
+    video: str | None = None
+
+    def table(self) -> str:
+        keys = _keys(self.episodes)
+        rows = [["#", *keys]] + [[str(i), *(_fmt(e.get(k)) for k in keys)] for i, e in enumerate(self.episodes)]
+        rows.append(["mean", *(_fmt(self.mean.get(k)) for k in keys)])
+        widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+        return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)
+
+    def headline(self) -> str:
+        return (f"{self.env}: {len(self.episodes)} episodes in {self.steps} steps "
+                f"({'deterministic' if self.deterministic else 'sampled'} actions) from {self.checkpoint}")
+
+    def __str__(self) -> str:
+        return self.headline() + "\n" + self.table() + (f"\nvideo: {self.video}" if self.video else "")
+
+    def __repr__(self) -> str:
+        means = ", ".join(f"{k}={_fmt(v)}" for k, v in self.mean.items())
+        return f"<EvalResult {self.headline()}; mean {means}>"
+
+    def _repr_html_(self) -> str:
+        keys = [k for k in _keys(self.episodes) if k in self.mean]
+        cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(self.mean[k])}</td></tr>" for k in keys)
+        out = (f"<p><b>{html.escape(self.env)}</b>: {len(self.episodes)} episodes, "
+               f"{html.escape(os.path.basename(self.checkpoint))}</p>"
+               f"<table><tr><th>mean</th><th></th></tr>{cells}</table>")
+        if self.video:
+            from .video import Video
+            out += Video(self.video)._repr_html_()
+        return out
+
+
+def _keys(episodes: list[dict]) -> list[str]:
+    keys: list[str] = []
+    for e in episodes:
+        keys += [k for k in e if k not in ("env", "step") and k not in keys]
+    return keys
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, (int, np.integer)) or float(v).is_integer():
+        return str(int(v))
+    return f"{v:.4g}"
+
+
+def evaluate(checkpoint: str, env=None, episodes: int = 10, video: str | None = None,
+             deterministic: bool = False, seed: int = 0, num_envs: int | None = None,
+             video_frames: int = 1000, fps: int = 30, max_steps: int = 100_000) -> EvalResult:
+    """Play a checkpoint's policy until ``episodes`` episodes have finished.
+
+    ``checkpoint``: a checkpoint file, a ``checkpoints/`` directory or a run directory (its
+    ``latest``). ``env``: an environment name (must be the checkpoint's; default) or an already
+    built vector env with the same spaces (it is reset with ``seed`` and left open). ``num_envs`` environments (default ``min(episodes,
+    8)``) are seeded with ``seed`` like the trainer's; sampled actions draw from the same key
+    stream as the trainer's first rollout with ``train.seed = seed``, so evaluating the
+    parameters a rollout used reproduces that rollout's episodes. Episodes that end on the
+    same step as the ``episodes``-th are counted too. A recurrent policy keeps its state across
+    steps and zeroes it where an episode ends.
+
+    ``video``: a ``.gif`` or ``.mp4`` path; writes environment 0's frames (at most
+    ``video_frames``, played on until its first episode ends if need be) at ``fps``.
+    Returns an :class:`EvalResult` (shown as a table and the video in a notebook).
+    """
+    from .video import VideoWriter, video_format
+    if video is not None:
+        video_format(video)  # an unknown extension fails before any work
+        if video_frames < 1:
+            raise ValueError(f"video_frames must be at least 1, got {video_frames}")
+    if episodes < 1:
+        raise ValueError(f"episodes must be at least 1, got {episodes}")
+    state = ckpt.load_raw(checkpoint)
+    cfg = _checkpoint_config(state)
+    own_env = env is None or isinstance(env, str)
+    if isinstance(env, str) and env != cfg.env.name:
+        raise ValueError(f"{state['path']}: checkpoint was trained on {cfg.env.name!r}, not {env!r}")
+    if own_env:
+        n = num_envs if num_envs is not None else min(episodes, 8)
+        vec = _envs.make(cfg.env.name, num_envs=n, seed=seed, **cfg.env.options)
+    else:
+        vec = env
+    try:
+        loaded = _load_policy(state, vec.observation_space, vec.action_space)
+        with VideoWriter(video, fps) if video is not None else contextlib.nullcontext() as writer:
+            result = _play(loaded, vec, episodes, deterministic, seed, writer, video_frames, max_steps)
+    finally:
+        if own_env:
+            vec.close()
+    result.video = video
+    return result
+
+
+def _play(loaded: LoadedPolicy, env, episodes: int, deterministic: bool, seed: int, writer,
+          video_frames: int, max_steps: int) -> EvalResult:
+    policy, params = loaded.policy, loaded.params
+    step = make_step(policy, env.action_space, deterministic)
+    N = env.num_envs
+    env.reset(seed=seed)
+    env.log()  # drop episodes logged before this evaluation
+    carry = policy.initial_carry(N)
+    key = rollout_key(seed)
+    done = np.zeros(N, bool)
+    ret, length = np.zeros(N, np.float64), np.zeros(N, np.int64)
+    finished: list[dict] = []
+    groups: list[dict] = []  # env.log() of each step where episodes ended
+    if writer is not None:
+        writer.append(env.render(0))
+    env0_done, steps = False, 0
+    while steps < max_steps:
+        stats_done = len(finished) >= episodes
+        video_done = writer is None or writer.frames >= video_frames or env0_done
+        if stats_done and video_done:
+            break
+        action, carry, key = step(params, env.observations, carry, done, key)
+        obs, rew, term, trunc = env.step(np.asarray(action))
+        steps += 1
+        done = term | trunc
+        if writer is not None and writer.frames < video_frames:
+            writer.append(env.render(0))
+        env0_done = env0_done or bool(done[0])
+        if stats_done:
+            continue  # playing on for the video only
+        ret += rew
+        length += 1
+        if done.any():
+            log = env.log()
+            extra = {k: float(v) for k, v in log.items() if k not in ("n", "episode_return", "episode_length")}
+            for i in np.flatnonzero(done):
+                finished.append({"env": int(i), "step": steps, "episode_return": float(ret[i]),
+                                 "episode_length": int(length[i]), **extra})
+            if log:
+                groups.append(log)
+            ret[done], length[done] = 0.0, 0
+    if len(finished) < episodes:
+        warnings.warn(f"{loaded.path}: only {len(finished)} of {episodes} episodes finished in "
+                      f"{max_steps} steps (raise max_steps)", stacklevel=3)
+    return EvalResult(checkpoint=loaded.path, env=getattr(env, "name", str(env)), episodes=finished,
+                      mean=_means(finished, groups), steps=steps, deterministic=deterministic)
+
+
+def _means(finished: list[dict], groups: list[dict]) -> dict:
+    """Episode-weighted means of the env's log fields; buffer sums where the env logs nothing."""
+    mean: dict = {}
+    total = sum(float(g.get("n", 0)) for g in groups)
+    if total > 0:
+        for k in groups[0]:
+            if k != "n":
+                mean[k] = sum(float(g[k]) * float(g["n"]) for g in groups) / total
+    for k in ("episode_return", "episode_length"):
+        if k not in mean and finished:
+            mean[k] = float(np.mean([e[k] for e in finished]))
+    mean["episodes"] = len(finished)
+    return mean
+
+
+def record_video(policy, params, cfg: Config, path: str, frames: int, seed: int = 0, fps: int = 30) -> str:
+    """Write ``frames`` frames of one fresh environment (``cfg.env``) played by ``policy``
+    with sampled actions. Used by the trainer; it never touches the training environments."""
+    from .video import VideoWriter
+    env = _envs.make(cfg.env.name, num_envs=1, seed=seed, **cfg.env.options)
+    try:
+        step = make_step(policy, env.action_space, deterministic=False)
+        env.reset(seed=seed)
+        carry, key, done = policy.initial_carry(1), jax.random.PRNGKey(seed), np.zeros(1, bool)
+        with VideoWriter(path, fps) as writer:
+            writer.append(env.render(0))
+            while writer.frames < frames:
+                action, carry, key = step(params, env.observations, carry, done, key)
+                _, _, term, trunc = env.step(np.asarray(action))
+                done = term | trunc
+                writer.append(env.render(0))
+    finally:
+        env.close()
+    return path
+
+
+_warned = False
+
+
+def trainer_video(trainer, final: bool) -> str | None:
+    """The trainer's hook after each checkpoint: ``run_dir/video.gif`` at the end of a run, and
+    ``run_dir/videos/epoch_XXXXXX.gif`` every ``train.video_interval`` checkpoints (0: only at
+    the end). ``train.video_frames = 0`` turns videos off."""
+    global _warned
+    t = trainer.cfg.train
+    if t.video_frames <= 0:
+        return None
+    if final:
+        path = os.path.join(trainer.run_dir, "video.gif")
+    elif t.video_interval > 0 and (trainer.epoch // t.checkpoint_interval) % t.video_interval == 0:
+        path = os.path.join(trainer.run_dir, "videos", f"epoch_{trainer.epoch:06d}.gif")
+    else:
+        return None
+    env = trainer.env
+    if getattr(env, "name", None) != trainer.cfg.env.name or not isinstance(env, _envs.CVecEnv):
+        return None  # a user-supplied environment: no C renderer to replay it with
+    try:
+        return record_video(trainer.policy, trainer.state.params, trainer.cfg, path, t.video_frames, seed=t.seed)
+    except ImportError as e:
+        if not _warned:
+            warnings.warn(f"puffjax: no rollout video ({e})", stacklevel=2)
+            _warned = True
+        return None
