@@ -15,8 +15,7 @@ from puffjax.update import make_train_epoch
 
 
 def small(name, tmp_path, **overrides):
-    cfg = puffjax.load_config(name, **{"train.data_dir": str(tmp_path), **overrides})
-    return cfg
+    return puffjax.load_config(name, **{"train.data_dir": str(tmp_path), "train.video_frames": 0, **overrides})
 
 
 def run(cfg, **kw):
@@ -30,12 +29,6 @@ def last_mean(history, key, n=3):
     values = [h[key] for h in history if key in h]
     assert values, f"no {key} logged"
     return float(np.mean(values[-n:]))
-
-
-def test_squared_learns(tmp_path):
-    # Random play scores about -0.8 on Squared (it walks off the grid or times out).
-    _, history = run(small("squared", tmp_path))
-    assert last_mean(history, "environment/episode_return") > 0.8
 
 
 def test_cartpole_learns(tmp_path):
