@@ -75,7 +75,7 @@ def test_same_seed_same_metrics(tmp_path):
 
 @pytest.mark.parametrize("name", ["squared", "memory"])
 def test_resume_gives_the_same_metrics(tmp_path, name):
-    cfg = small(name, tmp_path, **{"env.num_envs": 64, "train.minibatch_size": 256,
+    cfg = small(name, tmp_path, **{"env.num_envs": 64, "train.minibatch_size": 256, "train.bptt_horizon": 16,
                                    "train.total_timesteps": 6 * 64 * 16, "train.checkpoint_interval": 3})
     full, history = run(cfg, run_dir=str(tmp_path / "full"))
     ckpt = os.path.join(full.run_dir, "checkpoints", "epoch_000003.msgpack")
