@@ -159,10 +159,10 @@ static inline void breakout_destroy_brick(Breakout* env, int brick) {
 /* The ball lands on the paddle's top face. */
 static inline void breakout_paddle_bounce(Breakout* env) {
     /* rel: where the ball's centre is along the paddle, 0 = left end,
-     * 1 = right end; the bounce angle from the vertical is -pi/4 + rel*pi/2. */
+     * 1 = right end; the bounce angle from the vertical is -pi/4 + rel*pi/2.
+     * A ball caught by a paddle corner has its centre past the end (rel < 0
+     * or > 1) and leaves at a flatter angle, as in PufferLib: not clamped. */
     float rel = (env->ball_x + BREAKOUT_BALL_SIZE / 2.0f - env->paddle_x) / env->paddle_width;
-    if (rel < 0.0f) rel = 0.0f;
-    if (rel > 1.0f) rel = 1.0f;
     float angle = -BREAKOUT_PI / 4.0f + rel * (BREAKOUT_PI / 2.0f);
     env->ball_vx = sinf(angle) * env->ball_speed;
     env->ball_vy = -cosf(angle) * env->ball_speed;

@@ -1,0 +1,18 @@
+"""The pure pieces of puffjax, without the trainer (the README's second example)."""
+import jax, jax.numpy as jnp, numpy as np
+from puffjax import puff_advantage, distributional, losses
+from puffjax.envs import make
+
+env = make("breakout", num_envs=1024, seed=0)           # C envs over zero-copy NumPy buffers
+obs, rewards, terminals, truncations = env.step(np.random.randint(0, 3, 1024, dtype=np.int32))
+
+S, H = 256, 64                                           # [segments, horizon] float32
+values, rewards, ratio = (jax.random.normal(k, (S, H)) for k in jax.random.split(jax.random.key(0), 3))
+terminals = (jax.random.uniform(jax.random.key(1), (S, H)) < 0.02).astype(jnp.float32)
+adv = jax.jit(lambda v, r, d, p: puff_advantage(v, r, d, jnp.exp(0.1 * p), gamma=0.99, gae_lambda=0.95,
+                                                rho_clip=1.0, c_clip=1.0))(values, rewards, terminals, ratio)
+
+support = distributional.make_support(-10.0, 10.0, 101)  # HL-Gauss value head, pure functions
+target = distributional.hl_gauss_target(adv + values, support)        # [S, H, 101], rows sum to 1
+pg = losses.clipped_policy_loss(losses.normalize(adv), jnp.exp(0.1 * ratio), clip_coef=0.2)
+print("advantages", adv.shape, "HL-Gauss target", target.shape, "policy loss", float(pg))
