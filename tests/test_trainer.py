@@ -36,6 +36,14 @@ def test_cartpole_learns(tmp_path):
     assert last_mean(history, "environment/episode_return") > 150  # random play: ~22
 
 
+def test_cartpole_learns_with_hl_gauss_value_head(tmp_path):
+    cfg = small("cartpole", tmp_path, **{"policy.value_head": "hl_gauss", "policy.v_min": 0.0,
+                                         "policy.v_max": 100.0, "train.total_timesteps": 300_000})
+    _, history = run(cfg)
+    assert last_mean(history, "environment/episode_return") > 150
+    assert all(np.isfinite(h["losses/value_loss"]) for h in history)
+
+
 def test_memory_learns_with_recurrent_policy(tmp_path):
     _, history = run(small("memory", tmp_path))
     # A memoryless policy can only guess: expected return 0. Remembering gives +1.
