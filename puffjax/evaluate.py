@@ -126,8 +126,9 @@ def rollout_key(seed: int):
 class EvalResult:
     """Stats of an evaluation. ``episodes``: one dict per finished episode, in the order they
     ended (by step, then environment index): ``env``, ``step`` (the vector step it ended on,
-    from 1), ``episode_return`` and ``episode_length``
-    summed from the step buffers, plus the environment's own log fields (``score``, ``perf``...).
+    from 1), ``episode_return`` summed from the step buffers, ``steps`` (agent steps, from the
+    buffers), ``episode_length`` (the env's own count where it logs one, e.g. frames for
+    Breakout; agent steps otherwise), plus the environment's other log fields (``score``...).
     An episode that ended alone on its step has its own log values; episodes that ended on the
     same step share the mean of theirs (the C environments log per step, not per episode).
     ``mean``: the means over all those episodes of the environment's log fields (what the
@@ -266,10 +267,12 @@ def _play(loaded: LoadedPolicy, env, episodes: int, deterministic: bool, seed: i
         length += 1
         if done.any():
             log = env.log()
-            extra = {k: float(v) for k, v in log.items() if k not in ("n", "episode_return", "episode_length")}
+            # episode_length is the env's own count (Breakout counts frames), as in the
+            # trainer's logs; `steps` is the exact number of agent steps from the buffers.
+            extra = {k: float(v) for k, v in log.items() if k not in ("n", "episode_return")}
             for i in np.flatnonzero(done):
                 finished.append({"env": int(i), "step": steps, "episode_return": float(ret[i]),
-                                 "episode_length": int(length[i]), **extra})
+                                 "steps": int(length[i]), **{"episode_length": float(length[i]), **extra}})
             if log:
                 groups.append(log)
             ret[done], length[done] = 0.0, 0
@@ -288,7 +291,7 @@ def _means(finished: list[dict], groups: list[dict]) -> dict:
         for k in groups[0]:
             if k != "n":
                 mean[k] = sum(float(g[k]) * float(g["n"]) for g in groups) / total
-    for k in ("episode_return", "episode_length"):
+    for k in ("episode_return", "episode_length", "steps"):
         if k not in mean and finished:
             mean[k] = float(np.mean([e[k] for e in finished]))
     mean["episodes"] = len(finished)

@@ -47,7 +47,7 @@ def test_eval_stats_match_the_trainers_own(run):
         assert result.mean[k] == pytest.approx(first[f"environment/{k}"], rel=1e-6), k
     # Returns summed from the step buffers agree with the environment's own log.
     assert np.mean([e["episode_return"] for e in result.episodes]) == pytest.approx(first["environment/episode_return"])
-    assert all(e["episode_return"] == e["episode_length"] for e in result.episodes)  # +1 per step
+    assert all(e["episode_return"] == e["steps"] for e in result.episodes)  # +1 per step
     steps = [e["step"] for e in result.episodes]
     alone = [e for e in result.episodes if steps.count(e["step"]) == 1]  # its own log values
     assert alone and all(e["score"] == e["episode_return"] for e in alone)
@@ -189,3 +189,19 @@ def test_cli_eval(run, tmp_path, capsys):
     assert "not 'pong'" in capsys.readouterr().err
     assert main(["eval", "cartpole", "--checkpoint", str(tmp_path / "nope")]) == 2
     assert "nope does not exist" in capsys.readouterr().err
+
+
+def test_episode_lengths_use_the_envs_own_units(tmp_path):
+    """Breakout logs episode_length in frames (frameskip 4): per-episode rows and their mean
+    must use those units, as the trainer's environment/episode_length does."""
+    cfg = puffjax.load_config("breakout", **{
+        "env.num_envs": 16, "train.bptt_horizon": 16, "train.minibatch_size": 256,
+        "train.total_timesteps": 256, "train.video_frames": 0, "train.data_dir": str(tmp_path)})
+    trainer = puffjax.Trainer(cfg, dashboard="none")
+    trainer.train()
+    trainer.close()
+    result = evaluate(trainer.run_dir, episodes=4, num_envs=4)
+    lengths = [e["episode_length"] for e in result.episodes]
+    assert result.mean["episode_length"] == pytest.approx(np.mean(lengths), rel=1e-6)
+    # Frames, about four per agent step (a final frame skip can end early), not agent steps.
+    assert result.mean["episode_length"] > 3.5 * result.mean["steps"]
