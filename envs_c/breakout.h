@@ -50,13 +50,7 @@
 #define BREAKOUT_OBS_SIZE 118
 #define BREAKOUT_PI 3.14159265f
 
-typedef struct BreakoutLog {
-    float perf; /* score / 864 */
-    float score;
-    float episode_return;
-    float episode_length; /* in frames */
-    float n;              /* number of finished episodes */
-} BreakoutLog;
+typedef EpisodeLog BreakoutLog; /* perf = score / 864; episode_length in frames */
 
 typedef struct Breakout {
     uint64_t rng; /* must come first (see env_type.h) */
@@ -383,15 +377,7 @@ static void breakout_step_range(void* envs, int start, int end) {
     for (int i = start; i < end; i++) breakout_step(&e[i]);
 }
 
-static void breakout_take_log(void* e, double* sums) {
-    Breakout* env = (Breakout*)e;
-    sums[0] += env->log.perf;
-    sums[1] += env->log.score;
-    sums[2] += env->log.episode_return;
-    sums[3] += env->log.episode_length;
-    sums[4] += env->log.n;
-    memset(&env->log, 0, sizeof(env->log));
-}
+static void breakout_take_log(void* e, double* sums) { episode_log_take(&((Breakout*)e)->log, sums); }
 
 static void breakout_refresh(void* env) { breakout_write_observation((Breakout*)env); }
 
@@ -403,7 +389,6 @@ static const EnvOption BREAKOUT_OPTIONS[] = {
     {"frameskip", 4, 1, 1000, 1, "frames per agent step (same action, rewards summed)"},
     {"continuous", 0, 0, 1, 1, "1: Box(-1, 1, (1,)) paddle velocity instead of Discrete(3)"},
 };
-static const char* const BREAKOUT_LOG_NAMES[] = {"perf", "score", "episode_return", "episode_length"};
 static const EnvField BREAKOUT_FIELDS[] = {
     {"paddle_x", offsetof(Breakout, paddle_x), FIELD_FLOAT, 1},
     {"paddle_width", offsetof(Breakout, paddle_width), FIELD_FLOAT, 1},
@@ -423,7 +408,7 @@ static const EnvField BREAKOUT_FIELDS[] = {
 static const EnvType BREAKOUT_TYPE = {
     "breakout", sizeof(Breakout),
     2, BREAKOUT_OPTIONS,
-    4, BREAKOUT_LOG_NAMES,
+    EPISODE_LOG_FIELDS, EPISODE_LOG_NAMES,
     (int)(sizeof(BREAKOUT_FIELDS) / sizeof(BREAKOUT_FIELDS[0])), BREAKOUT_FIELDS,
     breakout_shape, breakout_init, breakout_reset_any, breakout_step_range,
     breakout_take_log, breakout_refresh, breakout_render_any,

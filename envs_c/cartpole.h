@@ -14,7 +14,6 @@
 
 #include <math.h>
 #include <stddef.h>
-#include <string.h>
 
 #include "env_type.h"
 #include "render.h"
@@ -31,13 +30,7 @@
 #define CARTPOLE_RENDER_WIDTH 600
 #define CARTPOLE_RENDER_HEIGHT 400
 
-typedef struct CartPoleLog {
-    float perf; /* episode length / max_steps */
-    float score;
-    float episode_return;
-    float episode_length;
-    float n;
-} CartPoleLog;
+typedef EpisodeLog CartPoleLog; /* perf = episode length / max_steps */
 
 typedef struct CartPole {
     uint64_t rng; /* must come first (see env_type.h) */
@@ -158,15 +151,7 @@ static void cartpole_step_range(void* envs, int start, int end) {
     for (int i = start; i < end; i++) cartpole_step(&e[i]);
 }
 
-static void cartpole_take_log(void* e, double* sums) {
-    CartPole* env = (CartPole*)e;
-    sums[0] += env->log.perf;
-    sums[1] += env->log.score;
-    sums[2] += env->log.episode_return;
-    sums[3] += env->log.episode_length;
-    sums[4] += env->log.n;
-    memset(&env->log, 0, sizeof(env->log));
-}
+static void cartpole_take_log(void* e, double* sums) { episode_log_take(&((CartPole*)e)->log, sums); }
 
 static void cartpole_refresh(void* env) { cartpole_write_observation((CartPole*)env); }
 
@@ -177,7 +162,6 @@ static void cartpole_render_any(const void* env, unsigned char* rgb) {
 static const EnvOption CARTPOLE_OPTIONS[] = {
     {"max_steps", 500, 1, 1e9, 1, "steps after which an episode is truncated"},
 };
-static const char* const CARTPOLE_LOG_NAMES[] = {"perf", "score", "episode_return", "episode_length"};
 static const EnvField CARTPOLE_FIELDS[] = {
     {"x", offsetof(CartPole, x), FIELD_DOUBLE, 1},
     {"x_dot", offsetof(CartPole, x_dot), FIELD_DOUBLE, 1},
@@ -189,7 +173,7 @@ static const EnvField CARTPOLE_FIELDS[] = {
 static const EnvType CARTPOLE_TYPE = {
     "cartpole", sizeof(CartPole),
     1, CARTPOLE_OPTIONS,
-    4, CARTPOLE_LOG_NAMES,
+    EPISODE_LOG_FIELDS, EPISODE_LOG_NAMES,
     (int)(sizeof(CARTPOLE_FIELDS) / sizeof(CARTPOLE_FIELDS[0])), CARTPOLE_FIELDS,
     cartpole_shape, cartpole_init, cartpole_reset_any, cartpole_step_range,
     cartpole_take_log, cartpole_refresh, cartpole_render_any,

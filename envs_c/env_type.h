@@ -49,6 +49,30 @@ typedef struct EnvField {
     int count;     /* array length for FIELD_BYTES, else 1 */
 } EnvField;
 
+/* What every environment logs per finished episode, summed until the vector
+ * layer takes it (each header documents what perf and episode_length mean
+ * for it). */
+typedef struct EpisodeLog {
+    float perf; /* the task's score normalised to [0, 1] */
+    float score;
+    float episode_return;
+    float episode_length;
+    float n; /* number of finished episodes */
+} EpisodeLog;
+
+#define EPISODE_LOG_FIELDS 4 /* not counting n */
+static const char* const EPISODE_LOG_NAMES[] = {"perf", "score", "episode_return", "episode_length"};
+
+/* Add a log's sums (then n) into sums, and clear it. */
+static inline void episode_log_take(EpisodeLog* log, double* sums) {
+    sums[0] += log->perf;
+    sums[1] += log->score;
+    sums[2] += log->episode_return;
+    sums[3] += log->episode_length;
+    sums[4] += log->n;
+    *log = (EpisodeLog){0};
+}
+
 typedef struct EnvType {
     const char* name;
     size_t env_size; /* sizeof(the environment struct) */

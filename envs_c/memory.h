@@ -13,19 +13,12 @@
 #define PUFFJAX_MEMORY_H
 
 #include <stddef.h>
-#include <string.h>
 
 #include "env_type.h"
 #include "render.h"
 #include "rng.h"
 
-typedef struct MemoryLog {
-    float perf; /* 1 if the bit was recalled */
-    float score;
-    float episode_return;
-    float episode_length;
-    float n;
-} MemoryLog;
+typedef EpisodeLog MemoryLog; /* perf = 1 if the bit was recalled */
 
 typedef struct Memory {
     uint64_t rng; /* must come first (see env_type.h) */
@@ -118,15 +111,7 @@ static void memory_step_range(void* envs, int start, int end) {
     for (int i = start; i < end; i++) memory_step(&e[i]);
 }
 
-static void memory_take_log(void* e, double* sums) {
-    Memory* env = (Memory*)e;
-    sums[0] += env->log.perf;
-    sums[1] += env->log.score;
-    sums[2] += env->log.episode_return;
-    sums[3] += env->log.episode_length;
-    sums[4] += env->log.n;
-    memset(&env->log, 0, sizeof(env->log));
-}
+static void memory_take_log(void* e, double* sums) { episode_log_take(&((Memory*)e)->log, sums); }
 
 static void memory_refresh(void* env) { memory_write_observation((Memory*)env); }
 
@@ -135,7 +120,6 @@ static void memory_render_any(const void* env, unsigned char* rgb) { memory_rend
 static const EnvOption MEMORY_OPTIONS[] = {
     {"delay", 4, 0, 1e6, 1, "blank steps between the cue and the query"},
 };
-static const char* const MEMORY_LOG_NAMES[] = {"perf", "score", "episode_return", "episode_length"};
 static const EnvField MEMORY_FIELDS[] = {
     {"bit", offsetof(Memory, bit), FIELD_INT, 1},
     {"t", offsetof(Memory, t), FIELD_INT, 1},
@@ -144,7 +128,7 @@ static const EnvField MEMORY_FIELDS[] = {
 static const EnvType MEMORY_TYPE = {
     "memory", sizeof(Memory),
     1, MEMORY_OPTIONS,
-    4, MEMORY_LOG_NAMES,
+    EPISODE_LOG_FIELDS, EPISODE_LOG_NAMES,
     (int)(sizeof(MEMORY_FIELDS) / sizeof(MEMORY_FIELDS[0])), MEMORY_FIELDS,
     memory_shape, memory_init, memory_reset_any, memory_step_range,
     memory_take_log, memory_refresh, memory_render_any,

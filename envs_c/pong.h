@@ -18,7 +18,6 @@
 
 #include <math.h>
 #include <stddef.h>
-#include <string.h>
 
 #include "env_type.h"
 #include "render.h"
@@ -43,13 +42,7 @@
 #define PONG_TICK (1.0f / 60.0f)
 #define PONG_RETURN_REWARD 0.1f
 
-typedef struct PongLog {
-    float perf; /* points won / points played */
-    float score; /* points won */
-    float episode_return;
-    float episode_length; /* agent steps */
-    float n;
-} PongLog;
+typedef EpisodeLog PongLog; /* perf = points won / points played; score = points won; episode_length in agent steps */
 
 typedef struct Pong {
     uint64_t rng; /* must come first (see env_type.h) */
@@ -268,15 +261,7 @@ static void pong_step_range(void* envs, int start, int end) {
     for (int i = start; i < end; i++) pong_step(&e[i]);
 }
 
-static void pong_take_log(void* e, double* sums) {
-    Pong* env = (Pong*)e;
-    sums[0] += env->log.perf;
-    sums[1] += env->log.score;
-    sums[2] += env->log.episode_return;
-    sums[3] += env->log.episode_length;
-    sums[4] += env->log.n;
-    memset(&env->log, 0, sizeof(env->log));
-}
+static void pong_take_log(void* e, double* sums) { episode_log_take(&((Pong*)e)->log, sums); }
 
 static void pong_refresh(void* env) { pong_write_observation((Pong*)env); }
 
@@ -285,7 +270,6 @@ static void pong_render_any(const void* env, unsigned char* rgb) { pong_render((
 static const EnvOption PONG_OPTIONS[] = {
     {"frameskip", 4, 1, 1000, 1, "frames per agent step (same action, rewards summed)"},
 };
-static const char* const PONG_LOG_NAMES[] = {"perf", "score", "episode_return", "episode_length"};
 static const EnvField PONG_FIELDS[] = {
     {"agent_y", offsetof(Pong, agent_y), FIELD_FLOAT, 1},
     {"opponent_y", offsetof(Pong, opponent_y), FIELD_FLOAT, 1},
@@ -300,7 +284,7 @@ static const EnvField PONG_FIELDS[] = {
 static const EnvType PONG_TYPE = {
     "pong", sizeof(Pong),
     1, PONG_OPTIONS,
-    4, PONG_LOG_NAMES,
+    EPISODE_LOG_FIELDS, EPISODE_LOG_NAMES,
     (int)(sizeof(PONG_FIELDS) / sizeof(PONG_FIELDS[0])), PONG_FIELDS,
     pong_shape, pong_init, pong_reset_any, pong_step_range,
     pong_take_log, pong_refresh, pong_render_any,

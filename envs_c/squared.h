@@ -24,13 +24,7 @@
 #define SQUARED_TARGET 2
 #define SQUARED_CELL_PIXELS 16
 
-typedef struct SquaredLog {
-    float perf; /* 1 if the target was reached */
-    float score;
-    float episode_return;
-    float episode_length;
-    float n;
-} SquaredLog;
+typedef EpisodeLog SquaredLog; /* perf = 1 if the target was reached */
 
 typedef struct Squared {
     uint64_t rng; /* must come first (see env_type.h) */
@@ -156,15 +150,7 @@ static void squared_step_range(void* envs, int start, int end) {
     for (int i = start; i < end; i++) squared_step(&e[i]);
 }
 
-static void squared_take_log(void* e, double* sums) {
-    Squared* env = (Squared*)e;
-    sums[0] += env->log.perf;
-    sums[1] += env->log.score;
-    sums[2] += env->log.episode_return;
-    sums[3] += env->log.episode_length;
-    sums[4] += env->log.n;
-    memset(&env->log, 0, sizeof(env->log));
-}
+static void squared_take_log(void* e, double* sums) { episode_log_take(&((Squared*)e)->log, sums); }
 
 static int squared_clamp(int v, int size) { return v < 0 ? 0 : (v >= size ? size - 1 : v); }
 
@@ -185,7 +171,6 @@ static void squared_render_any(const void* env, unsigned char* rgb) {
 static const EnvOption SQUARED_OPTIONS[] = {
     {"size", 11, 3, 255, 1, "grid side length (the agent starts in the centre)"},
 };
-static const char* const SQUARED_LOG_NAMES[] = {"perf", "score", "episode_return", "episode_length"};
 static const EnvField SQUARED_FIELDS[] = {
     {"agent_row", offsetof(Squared, agent_row), FIELD_INT, 1},
     {"agent_col", offsetof(Squared, agent_col), FIELD_INT, 1},
@@ -197,7 +182,7 @@ static const EnvField SQUARED_FIELDS[] = {
 static const EnvType SQUARED_TYPE = {
     "squared", sizeof(Squared),
     1, SQUARED_OPTIONS,
-    4, SQUARED_LOG_NAMES,
+    EPISODE_LOG_FIELDS, EPISODE_LOG_NAMES,
     (int)(sizeof(SQUARED_FIELDS) / sizeof(SQUARED_FIELDS[0])), SQUARED_FIELDS,
     squared_shape, squared_init, squared_reset_any, squared_step_range,
     squared_take_log, squared_refresh, squared_render_any,

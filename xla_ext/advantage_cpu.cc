@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "advantage_shape.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -89,18 +90,9 @@ ffi::Error PuffAdvantageCpuImpl(ffi::Buffer<ffi::F32> values,
                                 ffi::Buffer<ffi::F32> ratio, float gamma,
                                 float gae_lambda, float rho_clip, float c_clip,
                                 ffi::ResultBuffer<ffi::F32> advantages) {
-  const auto dims = values.dimensions();
-  if (dims.size() < 1) {
-    return ffi::Error::InvalidArgument("puff_advantage: inputs must have rank >= 1");
-  }
-  const size_t n = values.element_count();
-  if (rewards.element_count() != n || terminals.element_count() != n ||
-      ratio.element_count() != n || advantages->element_count() != n) {
-    return ffi::Error::InvalidArgument(
-        "puff_advantage: all inputs and the output must have the same shape");
-  }
-  const int64_t horizon = dims.back();
-  const int64_t rows = horizon > 0 ? static_cast<int64_t>(n) / horizon : 0;
+  int64_t rows, horizon;
+  ffi::Error shape = AdvantageShape(values, rewards, terminals, ratio, advantages, &rows, &horizon);
+  if (shape.failure()) return shape;
   PuffAdvantageCpuKernel(values.typed_data(), rewards.typed_data(),
                          terminals.typed_data(), ratio.typed_data(),
                          advantages->typed_data(), rows, horizon, gamma,

@@ -20,6 +20,7 @@
 
 #include "xla/ffi/api/ffi.h"
 #include "advantage_cuda.h"
+#include "advantage_shape.h"
 
 namespace ffi = xla::ffi;
 
@@ -118,19 +119,10 @@ ffi::Error PuffAdvantageCudaImpl(cudaStream_t stream,
                                  float gae_lambda, float rho_clip,
                                  float c_clip, int32_t group,
                                  ffi::ResultBuffer<ffi::F32> advantages) {
-  const auto dims = values.dimensions();
-  if (dims.size() < 1) {
-    return ffi::Error::InvalidArgument("puff_advantage: inputs must have rank >= 1");
-  }
-  const size_t n = values.element_count();
-  if (rewards.element_count() != n || terminals.element_count() != n ||
-      ratio.element_count() != n || advantages->element_count() != n) {
-    return ffi::Error::InvalidArgument(
-        "puff_advantage: all inputs and the output must have the same shape");
-  }
-  const int64_t horizon = dims.back();
-  if (n == 0 || horizon == 0) return ffi::Error::Success();
-  const int64_t rows = static_cast<int64_t>(n) / horizon;
+  int64_t rows, horizon;
+  ffi::Error shape = AdvantageShape(values, rewards, terminals, ratio, advantages, &rows, &horizon);
+  if (shape.failure()) return shape;
+  if (rows == 0 || horizon == 0) return ffi::Error::Success();
   if (group == 0) group = DefaultGroup(horizon);
 
   const float* v = values.typed_data();
