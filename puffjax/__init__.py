@@ -2,7 +2,8 @@
 
 Pure pieces you can import without the trainer: :func:`puff_advantage`, the loss functions in
 :mod:`puffjax.losses`, the distributional value head in :mod:`puffjax.distributional`, the
-action distributions in :mod:`puffjax.distributions`, :func:`make_policy`, :func:`make_optimizer`.
+action distributions in :mod:`puffjax.distributions`, the LSTM recurrence
+``puffjax.lstm.lstm`` (a fused kernel on CPU), :func:`make_policy`, :func:`make_optimizer`.
 """
 from . import distributional, distributions, envs, losses, prioritized
 from .advantage import puff_advantage, puff_advantage_reference

@@ -10,8 +10,9 @@ Architectures (``kind``):
 
 * ``"default"``: PufferLib's Default policy. The observation is flattened,
   ``Dense(obs -> hidden)`` + exact GELU (``approximate=False``).
-* ``"recurrent"``: the default encoder, then an LSTM (``hidden`` units, Flax's
-  ``OptimizedLSTMCell``) between the encoder and the heads.
+* ``"recurrent"``: the default encoder, then an LSTM (``hidden`` units, gates i, f, g, o in
+  PufferLib's fused layout; the recurrence is :func:`puffjax.lstm.lstm`) between the
+  encoder and the heads.
 * ``"cnn"``: a small Nature-CNN encoder for image observations ``[H, W, C]``
   (channels last; a 2-D ``[H, W]`` grid gets a channel axis). Images whose
   smaller side is >= 36 use Nature-CNN's 8x8/4, 4x4/2, 3x3/1 VALID convolutions

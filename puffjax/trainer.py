@@ -19,6 +19,7 @@ from . import checkpoint, envs
 from .config import Config, validate
 from .evaluate import trainer_video
 from .geometry import geometry
+from .heap import keep_freed_memory
 from .logger import MetricsLogger, make_run_dir, truncate_metrics
 from .models import make_policy
 from .optim import make_optimizer
@@ -48,6 +49,7 @@ class Trainer:
     def __init__(self, cfg: Config, env=None, run_dir: str | None = None, resume: str | None = None,
                  dashboard: str = "auto"):
         validate(cfg)
+        keep_freed_memory()  # XLA's CPU buffers would page-fault on every call (see puffjax.heap)
         self.cfg, t = cfg, cfg.train
         self.env = env if env is not None else envs.make(
             cfg.env.name, num_envs=cfg.env.num_envs, threads=cfg.env.threads, seed=t.seed, **cfg.env.options)
