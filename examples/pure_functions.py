@@ -2,6 +2,7 @@
 import jax, jax.numpy as jnp, numpy as np
 from puffjax import puff_advantage, distributional, losses
 from puffjax.envs import make
+from puffjax.lstm import lstm
 
 env = make("breakout", num_envs=1024, seed=0)           # C envs over zero-copy NumPy buffers
 obs, rewards, terminals, truncations = env.step(np.random.randint(0, 3, 1024, dtype=np.int32))
@@ -15,4 +16,8 @@ adv = jax.jit(lambda v, r, d, p: puff_advantage(v, r, d, jnp.exp(0.1 * p), gamma
 support = distributional.make_support(-10.0, 10.0, 101)  # HL-Gauss value head, pure functions
 target = distributional.hl_gauss_target(adv + values, support)        # [S, H, 101], rows sum to 1
 pg = losses.clipped_policy_loss(losses.normalize(adv), jnp.exp(0.1 * ratio), clip_coef=0.2)
-print("advantages", adv.shape, "HL-Gauss target", target.shape, "policy loss", float(pg))
+
+w_h = jax.random.normal(jax.random.key(2), (128, 512)) / 16  # LSTM recurrence: fused kernel on CPU
+gates_x = jax.random.normal(jax.random.key(3), (S, H, 512))  # x @ W_x + b for all H steps
+hs, (c, h) = lstm(gates_x, terminals > 0, w_h, (jnp.zeros((S, 128)), jnp.zeros((S, 128))))
+print("advantages", adv.shape, "HL-Gauss target", target.shape, "policy loss", float(pg), "LSTM states", hs.shape)

@@ -107,7 +107,12 @@ def lstm(gates_x, reset, w_h, carry):
       carry: ``(c0, h0)``, each ``[B, H]``.
 
     Returns:
-      ``(hs [B, T, H], (c, h))``. Differentiable in ``gates_x``, ``w_h`` and ``carry``.
+      ``(hs [B, T, H], (c, h))``. Differentiable in ``gates_x``, ``w_h`` and ``carry`` in
+      reverse mode (``grad``, ``vjp``); on CPU the kernel's ``custom_vjp`` has no forward
+      mode, so ``jvp``/``jacfwd`` need :func:`lstm_reference`.
+
+    Raises:
+      ValueError naming the argument whose shape does not fit ``gates_x``.
     """
     gates_x, w_h = jnp.asarray(gates_x), jnp.asarray(w_h)
     reset = jnp.asarray(reset).astype(bool)
