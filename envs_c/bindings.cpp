@@ -104,7 +104,7 @@ nb::dict describe(const EnvType* type, const std::vector<double>& options) {
     d["action_dim"] = s.action_dim;
     d["render_shape"] = nb::make_tuple(s.render_height, s.render_width, 3);
     nb::list logs;
-    for (int i = 0; i < type->num_log_fields; i++) logs.append(type->log_names[i]);
+    for (int i = 0; i < EPISODE_LOG_FIELDS; i++) logs.append(EPISODE_LOG_NAMES[i]);
     d["log_names"] = logs;
     nb::dict help;
     for (int i = 0; i < type->num_options; i++) help[type->options[i].name] = type->options[i].help;
@@ -250,13 +250,13 @@ void vecenv_reset(PyVecEnv* self, nb::object seed) {
 
 nb::dict vecenv_log(PyVecEnv* self) {
     PyVecEnv::Guard guard(self);
-    double sums[ENV_MAX_LOG_FIELDS + 1];
+    double sums[EPISODE_LOG_FIELDS + 1];
     vec_take_log(self->vec, sums);
     nb::dict d;
-    int k = self->type->num_log_fields;
+    int k = EPISODE_LOG_FIELDS;
     double n = sums[k];
     if (n <= 0.0) return d;
-    for (int i = 0; i < k; i++) d[self->type->log_names[i]] = sums[i] / n;
+    for (int i = 0; i < k; i++) d[EPISODE_LOG_NAMES[i]] = sums[i] / n;
     d["n"] = (long long)n;
     return d;
 }

@@ -377,8 +377,6 @@ static void breakout_step_range(void* envs, int start, int end) {
     for (int i = start; i < end; i++) breakout_step(&e[i]);
 }
 
-static void breakout_take_log(void* e, double* sums) { episode_log_take(&((Breakout*)e)->log, sums); }
-
 static void breakout_refresh(void* env) { breakout_write_observation((Breakout*)env); }
 
 static void breakout_render_any(const void* env, unsigned char* rgb) {
@@ -408,10 +406,10 @@ static const EnvField BREAKOUT_FIELDS[] = {
 static const EnvType BREAKOUT_TYPE = {
     "breakout", sizeof(Breakout),
     2, BREAKOUT_OPTIONS,
-    EPISODE_LOG_FIELDS, EPISODE_LOG_NAMES,
+    offsetof(Breakout, log),
     (int)(sizeof(BREAKOUT_FIELDS) / sizeof(BREAKOUT_FIELDS[0])), BREAKOUT_FIELDS,
     breakout_shape, breakout_init, breakout_reset_any, breakout_step_range,
-    breakout_take_log, breakout_refresh, breakout_render_any,
+    breakout_refresh, breakout_render_any,
 };
 
 #endif

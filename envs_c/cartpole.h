@@ -151,8 +151,6 @@ static void cartpole_step_range(void* envs, int start, int end) {
     for (int i = start; i < end; i++) cartpole_step(&e[i]);
 }
 
-static void cartpole_take_log(void* e, double* sums) { episode_log_take(&((CartPole*)e)->log, sums); }
-
 static void cartpole_refresh(void* env) { cartpole_write_observation((CartPole*)env); }
 
 static void cartpole_render_any(const void* env, unsigned char* rgb) {
@@ -173,10 +171,10 @@ static const EnvField CARTPOLE_FIELDS[] = {
 static const EnvType CARTPOLE_TYPE = {
     "cartpole", sizeof(CartPole),
     1, CARTPOLE_OPTIONS,
-    EPISODE_LOG_FIELDS, EPISODE_LOG_NAMES,
+    offsetof(CartPole, log),
     (int)(sizeof(CARTPOLE_FIELDS) / sizeof(CARTPOLE_FIELDS[0])), CARTPOLE_FIELDS,
     cartpole_shape, cartpole_init, cartpole_reset_any, cartpole_step_range,
-    cartpole_take_log, cartpole_refresh, cartpole_render_any,
+    cartpole_refresh, cartpole_render_any,
 };
 
 #endif

@@ -2,7 +2,7 @@
  *
  * An environment header (breakout.h, pong.h, ...) defines a struct, its
  * reset/step/render functions, and one `EnvType` value that describes it:
- * sizes, options, log fields and function pointers. The vector layer
+ * sizes, options, where its EpisodeLog sits, and function pointers. The vector layer
  * (vecenv.c) only ever talks to environments through an EnvType.
  *
  * Convention: every environment struct starts with `uint64_t rng`, its own
@@ -15,7 +15,6 @@
 #include <stdint.h>
 
 #define ENV_MAX_OPTIONS 8
-#define ENV_MAX_LOG_FIELDS 8
 
 /* One constructor option, e.g. Breakout's frameskip. */
 typedef struct EnvOption {
@@ -78,8 +77,7 @@ typedef struct EnvType {
     size_t env_size; /* sizeof(the environment struct) */
     int num_options;
     const EnvOption* options;
-    int num_log_fields; /* not counting the episode count n */
-    const char* const* log_names;
+    size_t log_offset; /* offsetof(the environment struct, its EpisodeLog) */
     int num_fields;
     const EnvField* fields;
 
@@ -93,8 +91,6 @@ typedef struct EnvType {
     void (*reset)(void* env);
     /* Step environments [start, end) of an array of structs. */
     void (*step_range)(void* envs, int start, int end);
-    /* Add this env's finished-episode log sums (then n) into sums; clear it. */
-    void (*take_log)(void* env, double* sums);
     /* Rewrite the observation from the state (after a test edited it). */
     void (*refresh)(void* env);
     /* Draw into render_width * render_height * 3 bytes. */

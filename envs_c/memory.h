@@ -111,8 +111,6 @@ static void memory_step_range(void* envs, int start, int end) {
     for (int i = start; i < end; i++) memory_step(&e[i]);
 }
 
-static void memory_take_log(void* e, double* sums) { episode_log_take(&((Memory*)e)->log, sums); }
-
 static void memory_refresh(void* env) { memory_write_observation((Memory*)env); }
 
 static void memory_render_any(const void* env, unsigned char* rgb) { memory_render((const Memory*)env, rgb); }
@@ -128,10 +126,10 @@ static const EnvField MEMORY_FIELDS[] = {
 static const EnvType MEMORY_TYPE = {
     "memory", sizeof(Memory),
     1, MEMORY_OPTIONS,
-    EPISODE_LOG_FIELDS, EPISODE_LOG_NAMES,
+    offsetof(Memory, log),
     (int)(sizeof(MEMORY_FIELDS) / sizeof(MEMORY_FIELDS[0])), MEMORY_FIELDS,
     memory_shape, memory_init, memory_reset_any, memory_step_range,
-    memory_take_log, memory_refresh, memory_render_any,
+    memory_refresh, memory_render_any,
 };
 
 #endif

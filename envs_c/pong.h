@@ -261,8 +261,6 @@ static void pong_step_range(void* envs, int start, int end) {
     for (int i = start; i < end; i++) pong_step(&e[i]);
 }
 
-static void pong_take_log(void* e, double* sums) { episode_log_take(&((Pong*)e)->log, sums); }
-
 static void pong_refresh(void* env) { pong_write_observation((Pong*)env); }
 
 static void pong_render_any(const void* env, unsigned char* rgb) { pong_render((const Pong*)env, rgb); }
@@ -284,10 +282,10 @@ static const EnvField PONG_FIELDS[] = {
 static const EnvType PONG_TYPE = {
     "pong", sizeof(Pong),
     1, PONG_OPTIONS,
-    EPISODE_LOG_FIELDS, EPISODE_LOG_NAMES,
+    offsetof(Pong, log),
     (int)(sizeof(PONG_FIELDS) / sizeof(PONG_FIELDS[0])), PONG_FIELDS,
     pong_shape, pong_init, pong_reset_any, pong_step_range,
-    pong_take_log, pong_refresh, pong_render_any,
+    pong_refresh, pong_render_any,
 };
 
 #endif

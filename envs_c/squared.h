@@ -150,8 +150,6 @@ static void squared_step_range(void* envs, int start, int end) {
     for (int i = start; i < end; i++) squared_step(&e[i]);
 }
 
-static void squared_take_log(void* e, double* sums) { episode_log_take(&((Squared*)e)->log, sums); }
-
 static int squared_clamp(int v, int size) { return v < 0 ? 0 : (v >= size ? size - 1 : v); }
 
 /* After a test edited the state: keep positions on the grid, redraw. */
@@ -182,10 +180,10 @@ static const EnvField SQUARED_FIELDS[] = {
 static const EnvType SQUARED_TYPE = {
     "squared", sizeof(Squared),
     1, SQUARED_OPTIONS,
-    EPISODE_LOG_FIELDS, EPISODE_LOG_NAMES,
+    offsetof(Squared, log),
     (int)(sizeof(SQUARED_FIELDS) / sizeof(SQUARED_FIELDS[0])), SQUARED_FIELDS,
     squared_shape, squared_init, squared_reset_any, squared_step_range,
-    squared_take_log, squared_refresh, squared_render_any,
+    squared_refresh, squared_render_any,
 };
 
 #endif

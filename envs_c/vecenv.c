@@ -269,8 +269,9 @@ void vec_step(VecEnv* vec) {
 }
 
 void vec_take_log(VecEnv* vec, double* sums) {
-    for (int k = 0; k <= vec->type->num_log_fields; k++) sums[k] = 0.0;
-    for (int i = 0; i < vec->num_envs; i++) vec->type->take_log(vec_env(vec, i), sums);
+    for (int k = 0; k <= EPISODE_LOG_FIELDS; k++) sums[k] = 0.0;
+    for (int i = 0; i < vec->num_envs; i++)
+        episode_log_take((EpisodeLog*)((char*)vec_env(vec, i) + vec->type->log_offset), sums);
 }
 
 size_t vec_state_size(const VecEnv* vec) { return (size_t)vec->num_envs * vec->type->env_size; }

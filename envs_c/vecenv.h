@@ -57,7 +57,7 @@ int vec_find_bad_action(const VecEnv* vec, double* bad_value);
 void vec_step(VecEnv* vec);
 
 /* Sum the logs of episodes finished since the last call into sums
- * (type->num_log_fields values, then the episode count), and clear them. */
+ * (EPISODE_LOG_FIELDS values, then the episode count), and clear them. */
 void vec_take_log(VecEnv* vec, double* sums);
 
 /* Snapshots, for exact resume: the N environment structs as vec_state_size

@@ -175,7 +175,7 @@ static void run_case(const EnvType* type, const double* options, int n, int step
         }
         if (t % 50 == 0) vec_render(v1, t % n, rgb);
         if (t % 500 == 499) {
-            double sums[ENV_MAX_LOG_FIELDS + 1];
+            double sums[EPISODE_LOG_FIELDS + 1];
             vec_take_log(v1, sums);
             vec_take_log(v3, sums);
         }
