@@ -59,12 +59,15 @@ def lstm_reference(gates_x, reset, w_h, carry):
     return hs.swapaxes(0, 1), carry
 
 
+def _f32(*shape):
+    return jax.ShapeDtypeStruct(shape, jnp.float32)
+
+
 def _forward_call(gates_x, reset, w_h, c0, h0, residuals: bool):
     b, t, g = gates_x.shape
-    h = g // 4
-    f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
-    acts = f32(b, t, g) if residuals else f32(0)
-    call = jax.ffi.ffi_call(_FORWARD, (f32(b, t, h), f32(b, t, h), acts), vmap_method="sequential")
+    acts = _f32(b, t, g) if residuals else _f32(0)  # the backward pass's residuals, or nothing
+    call = jax.ffi.ffi_call(_FORWARD, (_f32(b, t, g // 4), _f32(b, t, g // 4), acts),
+                            vmap_method="sequential")
     return call(gates_x, reset, w_h, c0, h0)
 
 
@@ -83,8 +86,7 @@ def _lstm_kernel_bwd(res, cotangents):
     reset, w_h, c0, h0, hs, cs, acts = res
     dhs, (dc_t, dh_t) = cotangents
     b, t, g = acts.shape
-    f32 = lambda *shape: jax.ShapeDtypeStruct(shape, jnp.float32)
-    call = jax.ffi.ffi_call(_BACKWARD, (f32(b, t, g), f32(b, g // 4), f32(b, g // 4)),
+    call = jax.ffi.ffi_call(_BACKWARD, (_f32(b, t, g), _f32(b, g // 4), _f32(b, g // 4)),
                             vmap_method="sequential")
     dgx, dc0, dh0 = call(dhs, dc_t, dh_t, acts, cs, c0, reset, w_h)
     # dW_h = sum over b, t of h_{t-1}^T dgx_t, with h_{t-1} as the step saw it (zero after a reset).
@@ -131,7 +133,6 @@ def lstm(gates_x, reset, w_h, carry):
     dtypes = {x.dtype for x in (gates_x, w_h, c0, h0)}
     if h % 16 or dtypes != {jnp.dtype(jnp.float32)} or not has_kernel():
         return lstm_reference(gates_x, reset, w_h, (c0, h0))
-    kernel = lambda *a: _lstm_kernel(*a)
     reference = lambda gx, r, w, c, hh: lstm_reference(gx, r, w, (c, hh))
     # Resolved when lowering: the kernel on CPU, the scan on any other platform.
-    return lax.platform_dependent(gates_x, reset, w_h, c0, h0, cpu=kernel, default=reference)
+    return lax.platform_dependent(gates_x, reset, w_h, c0, h0, cpu=_lstm_kernel, default=reference)

@@ -139,7 +139,8 @@ PJ_CLONES void ForwardBlock(Dims d, int64_t r0, int64_t n, const float* gx, cons
                             const float* wh_packed, const float* c0, const float* h0, float* hs,
                             float* cs, float* acts) {
   const int64_t T = d.T, H = d.H, G = 4 * H;
-  std::vector<float> scratch(static_cast<size_t>(n * (2 * H + G)));
+  thread_local std::vector<float> scratch;  // reused by every block this thread runs
+  scratch.resize(static_cast<size_t>(n * (2 * H + G)));
   float* c = scratch.data();
   float* h = c + n * H;
   float* pre = h + n * H;
@@ -185,7 +186,8 @@ PJ_CLONES void BackwardBlock(Dims d, int64_t r0, int64_t n, const float* dhs, co
                              const float* c0, const bool* reset, const float* wht_packed,
                              float* dgx, float* dc0, float* dh0) {
   const int64_t T = d.T, H = d.H, G = 4 * H;
-  std::vector<float> scratch(static_cast<size_t>(2 * n * H));
+  thread_local std::vector<float> scratch;  // reused by every block this thread runs
+  scratch.resize(static_cast<size_t>(2 * n * H));
   float* dc = scratch.data();  // gradient reaching c_t from step t + 1
   float* dh = dc + n * H;      // gradient reaching h_t from step t + 1
   std::memcpy(dc, dc_t + r0 * H, sizeof(float) * n * H);
