@@ -42,8 +42,8 @@ def main() -> None:
     args, extra = parser.parse_known_args()
     if args.run is None:
         import puffjax
-        from puffjax.cli import parse_overrides
-        trainer = puffjax.Trainer(puffjax.load_config("breakout", **parse_overrides(extra)))
+        puffjax.keep_freed_memory()
+        trainer = puffjax.Trainer(puffjax.load_config("breakout", **puffjax.parse_overrides(extra)))
         for _ in trainer.train_iter():
             pass
         trainer.close()

@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--v-max", type=float, default=10.0)
     parser.add_argument("--data-dir", default="runs/value_heads")
     args = parser.parse_args()
+    puffjax.keep_freed_memory()
     print(f"{args.env}, {args.steps:,} steps, seeds {args.seeds}, HL-Gauss support [{args.v_min}, {args.v_max}]")
     print(f"{'head':10s} {'perf':>8s} {'return':>9s} {'minutes':>8s}")
     for head in ("scalar", "hl_gauss"):

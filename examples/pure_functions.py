@@ -1,6 +1,6 @@
 """The pure pieces of puffjax, without the trainer (the README's second example)."""
 import jax, jax.numpy as jnp, numpy as np
-from puffjax import puff_advantage, distributional, losses
+from puffjax import puff_advantage, value_head, losses
 from puffjax.envs import make
 from puffjax.lstm import lstm
 
@@ -13,8 +13,8 @@ terminals = (jax.random.uniform(jax.random.key(1), (S, H)) < 0.02).astype(jnp.fl
 adv = jax.jit(lambda v, r, d, p: puff_advantage(v, r, d, jnp.exp(0.1 * p), gamma=0.99, gae_lambda=0.95,
                                                 rho_clip=1.0, c_clip=1.0))(values, rewards, terminals, ratio)
 
-support = distributional.make_support(-10.0, 10.0, 101)  # HL-Gauss value head, pure functions
-target = distributional.hl_gauss_target(adv + values, support)        # [S, H, 101], rows sum to 1
+support = value_head.make_support(-10.0, 10.0, 101)  # HL-Gauss value head, pure functions
+target = value_head.hl_gauss_target(adv + values, support)      # [S, H, 101], rows sum to 1
 pg = losses.clipped_policy_loss(losses.normalize(adv), jnp.exp(0.1 * ratio), clip_coef=0.2)
 
 w_h = jax.random.normal(jax.random.key(2), (128, 512)) / 16  # LSTM recurrence: fused kernel on CPU

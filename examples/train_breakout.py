@@ -9,9 +9,9 @@ Any config field can be overridden as --<section>.<field> VALUE. The run directo
 import sys
 
 import puffjax
-from puffjax.cli import parse_overrides
 
-cfg = puffjax.load_config("breakout", **parse_overrides(sys.argv[1:]))
+puffjax.keep_freed_memory()  # reuse freed memory (glibc): XLA's CPU buffers stop page-faulting
+cfg = puffjax.load_config("breakout", **puffjax.parse_overrides(sys.argv[1:]))
 trainer = puffjax.Trainer(cfg)
 print(f"Training Breakout: {trainer.num_params:,} parameters, {trainer.geom.total_epochs} epochs "
       f"of {trainer.geom.batch_size:,} steps, run directory {trainer.run_dir}")

@@ -6,6 +6,7 @@ from the file alone.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
@@ -17,22 +18,41 @@ from flax import serialization
 LATEST = "latest"
 
 
-def save(run_dir: str, epoch: int, payload: dict, config: dict) -> str:
-    """Write ``checkpoints/epoch_XXXXXX.msgpack`` atomically and point ``latest`` at it."""
+_TMP_PREFIX = ".tmp-"
+
+
+def save(run_dir: str, epoch: int, payload: dict, config: dict, keep: int = 0) -> str:
+    """Write ``checkpoints/epoch_XXXXXX.msgpack`` atomically and point ``latest`` at it.
+
+    ``keep`` > 0 then deletes all but the ``keep`` newest checkpoints (the one just written,
+    which ``latest`` names, is always among them). Temp files that a killed earlier write
+    left behind are removed first: a run directory has one writer, so any that exist are stale."""
     ckpt_dir = os.path.join(run_dir, "checkpoints")
     os.makedirs(ckpt_dir, exist_ok=True)
+    for stale in glob.glob(os.path.join(ckpt_dir, _TMP_PREFIX + "*")):
+        os.unlink(stale)
     path = os.path.join(ckpt_dir, f"epoch_{epoch:06d}.msgpack")
     state = serialization.to_state_dict(jax.device_get(payload))
     state["config"] = json.dumps(config)
     _atomic_write(path, serialization.msgpack_serialize(state))
     _atomic_write(os.path.join(ckpt_dir, LATEST), os.path.basename(path).encode())
+    if keep > 0:
+        for old in sorted(set(checkpoints(run_dir)) - {path})[:-(keep - 1) or None]:
+            os.unlink(old)
     return path
 
 
+def checkpoints(run_dir: str) -> list[str]:
+    """The checkpoint files of a run, oldest first."""
+    return sorted(glob.glob(os.path.join(run_dir, "checkpoints", "epoch_*.msgpack")))
+
+
 def _atomic_write(path: str, data: bytes) -> None:
-    # Write a sibling temp file, flush it to disk, then rename over the target: a crash at any
-    # point leaves either the old file or the new one, never a torn one.
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    # Write a sibling temp file, flush it to disk, rename it over the target, then flush the
+    # directory so the rename itself survives a power cut: a crash at any point leaves either
+    # the old file or the new one, never a torn one.
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_TMP_PREFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -43,6 +63,11 @@ def _atomic_write(path: str, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def resolve(path: str) -> str:
@@ -71,6 +96,12 @@ def load_raw(path: str) -> dict:
     state["config"] = config
     state["path"] = path
     return state
+
+
+def load_config_dict(path: str) -> tuple[dict, str]:
+    """The config stored in a checkpoint (file, checkpoints/ dir or run dir), and the file's path."""
+    state = load_raw(path)
+    return state["config"], state["path"]
 
 
 def restore_into(target, state_dict, what: str, path: str):

@@ -10,41 +10,48 @@ import argparse
 import sys
 
 
-def parse_overrides(tokens: list[str]) -> dict:
-    """['--train.learning-rate', '0.02', '--env.frameskip=4'] -> {'train.learning_rate': '0.02', ...}"""
-    overrides, i = {}, 0
-    while i < len(tokens):
-        tok = tokens[i]
-        if not tok.startswith("--") or "." not in tok:
-            raise SystemExit(f"puffjax: unexpected argument {tok!r}; config overrides look like "
-                             f"--train.learning-rate 0.02")
-        key, eq, value = tok[2:].partition("=")
-        if not eq:
-            if i + 1 >= len(tokens):
-                raise SystemExit(f"puffjax: {tok} needs a value")
-            value, i = tokens[i + 1], i + 1
-        overrides[key.replace("-", "_")] = value
-        i += 1
-    return overrides
-
-
 def _train(args, extra: list[str]) -> int:
-    from .config import load_config
+    from .config import load_config, parse_overrides, run_config
+    from .finite import NonFiniteError
+    from .heap import keep_freed_memory
     from .trainer import Trainer
+    keep_freed_memory()  # a process-wide malloc setting: fine for the CLI's own process
     try:
-        cfg = load_config(args.env, **parse_overrides(extra))
+        overrides = parse_overrides(extra)
+        if args.resume:  # continue with the run's own config; the command line's overrides on top
+            cfg = run_config(args.resume, **overrides)
+            if args.env is not None and args.env != cfg.env.name:
+                raise ValueError(f"{args.resume} is a {cfg.env.name} run, not {args.env}")
+        elif args.env is None:
+            raise ValueError("name an environment to train (e.g. puffjax train breakout) or --resume a run")
+        else:
+            cfg = load_config(args.env, **overrides)
         trainer = Trainer(cfg, run_dir=args.run_dir, resume=args.resume, dashboard=args.dashboard)
     except (ValueError, FileNotFoundError) as e:
         print(f"puffjax: {e}", file=sys.stderr)
         return 2
+    g = trainer.geom
+    if trainer.finished:
+        trainer.close()
+        print(f"puffjax: {trainer.run_dir} is already complete ({trainer.epoch} of {g.total_epochs} epochs, "
+              f"{trainer.global_step:,} steps); raise --train.total-timesteps to train on")
+        print(f"puffjax: checkpoint {trainer.last_checkpoint}")
+        return 0
+    start = f" from epoch {trainer.epoch}" if trainer.resumed_from else ""
     print(f"puffjax: training {cfg.env.name} ({trainer.num_params:,} parameters, "
-          f"{trainer.geom.total_epochs} epochs of {trainer.geom.batch_size:,} steps) -> {trainer.run_dir}")
+          f"{g.total_epochs} epochs of {g.batch_size:,} steps{start}) -> {trainer.run_dir}")
     try:
         for _ in trainer.train_iter():
             pass
     except KeyboardInterrupt:
         print("\npuffjax: interrupted; saving a checkpoint", file=sys.stderr)
         trainer.last_checkpoint = trainer.save()
+    except NonFiniteError as e:
+        print(f"puffjax: {e}", file=sys.stderr)
+        last = trainer.last_checkpoint
+        print(f"puffjax: last good checkpoint {last}" if last else "puffjax: no checkpoint was written",
+              file=sys.stderr)
+        return 1
     finally:
         trainer.close()
     print(f"puffjax: checkpoint {trainer.last_checkpoint}")
@@ -79,9 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="puffjax", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train an agent; extra --section.field VALUE options override the config")
-    train.add_argument("env", help="environment config name (breakout, pong, squared, cartpole, memory)")
-    train.add_argument("--resume", help="checkpoint file or run directory to continue from")
+    train = sub.add_parser(
+        "train", help="train an agent; extra --section.field VALUE options override the config",
+        usage="puffjax train [ENV] [--resume RUN] [--run-dir DIR] [--dashboard MODE] [--section.field VALUE ...]",
+        description="ENV: an environment config name (breakout, pong, squared, cartpole, memory); optional "
+                    "with --resume. Any config field is --section.field VALUE.")
+    train.add_argument("--resume", help="checkpoint file or run directory to continue from, with the config "
+                       "stored in it (--section.field overrides apply on top)")
     train.add_argument("--run-dir", help="where metrics and checkpoints go (default: a new dir under train.data_dir)")
     train.add_argument("--dashboard", default="auto", choices=["auto", "rich", "lines", "none"])
     ev = sub.add_parser("eval", help="play a checkpoint: per-episode and mean stats, optionally a video")
@@ -100,8 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--x", default="both", choices=["steps", "time", "both"],
                     help="x axis: agent steps, wall time, or both (two rows)")
     pl.add_argument("--title")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `train`'s environment is an optional first word: taken out by hand, since an optional
+    # positional would swallow the value of an unknown --section.field option.
+    env = None
+    if argv[:1] == ["train"] and len(argv) > 1 and not argv[1].startswith("-"):
+        env = argv.pop(1)
     args, extra = parser.parse_known_args(argv)
     if args.command == "train":
+        args.env = env
         return _train(args, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

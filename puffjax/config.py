@@ -1,8 +1,10 @@
 """Configuration: three dataclass sections (env, policy, train) with PufferLib's names.
 
-Per-environment values live in ``puffjax/configs/<env>.toml`` on top of ``default.toml``.
+The dataclasses below hold every default (the one place they live); the per-environment
+files ``puffjax/configs/<env>.toml`` override some of them.
 ``load_config("breakout", learning_rate=0.02, env={"num_envs": 1024})`` returns an editable
 :class:`Config`; the CLI maps ``--train.learning-rate 0.02`` onto the same fields.
+``run_config(RUN_DIR)`` gives back the config a run was trained with (for resuming it).
 """
 from __future__ import annotations
 
@@ -10,28 +12,36 @@ import dataclasses
 import json
 import os
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
+
+POLICY_KINDS = ("default", "recurrent", "cnn", "cnn_recurrent")
+VALUE_HEADS = ("scalar", "hl_gauss", "two_hot")
+OPTIMIZERS = ("muon", "adam")
+MUON_NON_MATRIX = ("nesterov", "adam")
+LOGGERS = ("none", "tensorboard", "wandb")
 
 
 @dataclass
 class EnvConfig:
     name: str = "breakout"
     num_envs: int = 4096
-    threads: int = 1
+    threads: int = 1  # C env stepping threads (results do not depend on it)
     options: dict = field(default_factory=dict)  # passed to puffjax.envs.make (e.g. frameskip)
 
 
 @dataclass
 class PolicyConfig:
-    kind: str = "default"  # default | recurrent | cnn
+    kind: str = "default"  # default | recurrent | cnn | cnn_recurrent (see puffjax.models)
     hidden_size: int = 128
-    value_head: str = "scalar"  # scalar | hl_gauss
-    num_bins: int = 101
+    value_head: str = "scalar"  # scalar | hl_gauss | two_hot (categorical heads: see puffjax.value_head)
+    num_bins: int = 101  # categorical value heads: bins over [v_min, v_max]
     v_min: float = -10.0
     v_max: float = 10.0
+    symlog: bool = False  # categorical value heads: bins spaced in symlog(return)
 
 
 @dataclass
@@ -41,9 +51,10 @@ class TrainConfig:
     batch_size: int | str = "auto"  # "auto" = total agents * bptt_horizon
     bptt_horizon: int = 64
     minibatch_size: int = 8192
-    max_minibatch_size: int = 32768
+    max_minibatch_size: int = 32768  # larger minibatches accumulate gradients in chunks of this
     update_epochs: int = 1
     optimizer: str = "muon"  # muon | adam
+    muon_non_matrix: str = "nesterov"  # Muon's rule for biases and other non-matrix parameters: nesterov | adam
     learning_rate: float = 0.015
     anneal_lr: bool = True
     gamma: float = 0.995
@@ -62,9 +73,13 @@ class TrainConfig:
     prio_beta0: float = 0.2
     data_dir: str = "runs"
     checkpoint_interval: int = 200  # epochs; a checkpoint is also written at the end
+    keep_checkpoints: int = 5  # newest checkpoints kept in run_dir/checkpoints (0: all); latest always kept
     logger: str = "none"  # none | tensorboard | wandb (JSON-lines metrics are always written)
     video_frames: int = 200  # rollout video (run_dir/video.gif) at the end of a run; 0: none
     video_interval: int = 0  # also one every this many checkpoints (run_dir/videos/); 0: only at the end
+
+
+SECTIONS = {"env": EnvConfig, "policy": PolicyConfig, "train": TrainConfig}
 
 
 @dataclass
@@ -88,68 +103,64 @@ class Config:
             json.dump(self.to_dict(), f, indent=2)
 
 
-SECTIONS = {"env": EnvConfig, "policy": PolicyConfig, "train": TrainConfig}
-
-
 def available() -> list[str]:
     """Names of the shipped environment configs."""
-    return sorted(f[:-5] for f in os.listdir(CONFIG_DIR) if f.endswith(".toml") and f != "default.toml")
+    return sorted(f[:-5] for f in os.listdir(CONFIG_DIR) if f.endswith(".toml"))
 
 
-def _coerce(section: str, name: str, value: Any, default: Any) -> Any:
-    """Convert ``value`` (possibly a CLI string) to the type of ``default``."""
-    if isinstance(value, str) and not isinstance(default, str):
-        text = value.strip()
-        if isinstance(default, bool):
-            if text.lower() in ("1", "true", "yes", "on"):
-                return True
-            if text.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"{section}.{name}: expected true/false, got {value!r}")
-        if name == "batch_size" and text == "auto":
-            return "auto"
-        try:
-            if isinstance(default, int) or name == "batch_size":
-                return int(float(text)) if "e" in text.lower() else int(text.replace("_", ""))
-            if isinstance(default, float):
-                return float(text)
-        except ValueError:
-            raise ValueError(f"{section}.{name}: cannot parse {value!r} as {type(default).__name__}") from None
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
-def _literal(value: Any) -> Any:
-    """A CLI string as the number or boolean it spells ("4" -> 4, "true" -> True), else as is."""
+def parse_value(value: Any, kind: Any = None, what: str = "value") -> Any:
+    """``value`` (often a string from the command line) as the type ``kind`` (a field's type:
+    bool, int, float, str or ``int | str``). Without a type (environment options) a string
+    becomes the boolean, int or float it spells, or stays a string."""
     if not isinstance(value, str):
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
         return value
-    if value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    for parse in (int, float):
+    text = value.strip()
+    if kind is str:
+        return text
+    if kind is bool or kind is None:
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        if kind is bool:
+            raise ValueError(f"{what}: expected true/false, got {value!r}")
+    number: int | float | None = None
+    try:
+        number = int(text.replace("_", ""))
+    except ValueError:
         try:
-            return parse(value.replace("_", ""))
+            number = float(text)
         except ValueError:
             pass
-    return value
+    if kind is None:
+        return text if number is None else number
+    if kind is float and number is not None:
+        return float(number)
+    if kind in (int, int | str) and number is not None and float(number).is_integer():
+        return int(number)
+    if kind == int | str:
+        return text
+    raise ValueError(f"{what}: cannot parse {value!r} as {getattr(kind, '__name__', kind)}")
 
 
 def _apply_section(cfg: Config, section: str, values: dict) -> None:
     if section not in SECTIONS:
         raise ValueError(f"unknown config section {section!r}; expected one of {sorted(SECTIONS)}")
     obj = getattr(cfg, section)
-    names = {f.name for f in dataclasses.fields(obj)}
+    types = typing.get_type_hints(type(obj))
     for key, value in values.items():
         key = key.replace("-", "_")
         if section == "env" and key == "options":
-            obj.options.update(value)
-        elif key in names:
-            setattr(obj, key, _coerce(section, key, value, getattr(obj, key)))
+            obj.options.update({k: parse_value(v) for k, v in value.items()})
+        elif key in types:
+            setattr(obj, key, parse_value(value, types[key], f"{section}.{key}"))
         elif section == "env":
-            obj.options[key] = _literal(value)  # environment-specific, validated by the env itself
+            obj.options[key] = parse_value(value)  # environment-specific, validated by the env itself
         else:
-            raise ValueError(
-                f"unknown option {section}.{key}; valid options: {', '.join(sorted(names))}")
+            raise ValueError(f"unknown option {section}.{key}; valid options: {', '.join(sorted(types))}")
 
 
 def _read_toml(name: str) -> dict:
@@ -169,12 +180,30 @@ def load_config(name: str = "breakout", **overrides: Any) -> Config:
     """
     cfg = Config()
     cfg.env.name = name
-    for layer in (_read_toml("default"), _read_toml(name)):
-        for section, values in layer.items():
-            _apply_section(cfg, section, values)
+    for section, values in _read_toml(name).items():
+        _apply_section(cfg, section, values)
     apply_overrides(cfg, overrides)
     validate(cfg)
     return cfg
+
+
+def run_config(run: str, **overrides: Any) -> Config:
+    """The config a run was trained with (stored in its checkpoint), with ``overrides`` on top
+    (same forms as :func:`load_config`). ``run``: a run directory, its ``checkpoints/`` folder
+    or a checkpoint file. Used to resume a run: ``Trainer(run_config(RUN, ...), resume=RUN)``."""
+    from .checkpoint import load_config_dict
+    cfg = stored_config(*load_config_dict(run))
+    apply_overrides(cfg, overrides)
+    validate(cfg)
+    return cfg
+
+
+def stored_config(stored: dict, path: str) -> Config:
+    """A :class:`Config` from the dict a checkpoint stores (``path``: that file, for errors)."""
+    try:
+        return Config.from_dict(stored)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ValueError(f"{path}: checkpoint config is not usable ({e})") from None
 
 
 def apply_overrides(cfg: Config, overrides: dict) -> Config:
@@ -198,27 +227,70 @@ def apply_overrides(cfg: Config, overrides: dict) -> Config:
     return cfg
 
 
+def parse_overrides(tokens: list[str]) -> dict:
+    """Command-line overrides as a dict for :func:`load_config`:
+    ``["--train.learning-rate", "0.02", "--env.frameskip=4"]`` ->
+    ``{"train.learning_rate": "0.02", "env.frameskip": "4"}`` (values are parsed by field type
+    when applied). Anything else is a ValueError naming the token."""
+    overrides, i = {}, 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if not tok.startswith("--") or "." not in tok:
+            raise ValueError(f"unexpected argument {tok!r}; config overrides look like --train.learning-rate 0.02")
+        key, eq, value = tok[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(tokens):
+                raise ValueError(f"{tok} needs a value")
+            value, i = tokens[i + 1], i + 1
+        overrides[key.replace("-", "_")] = value
+        i += 1
+    return overrides
+
+
+def _one_of(what: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
+
+
 def validate(cfg: Config) -> None:
-    """Checks that need no environment; batch geometry is checked by :func:`puffjax.trainer.geometry`."""
+    """Checks that need no environment; batch geometry is checked by :func:`puffjax.geometry.geometry`."""
     p, t, e = cfg.policy, cfg.train, cfg.env
-    if p.kind not in ("default", "recurrent", "cnn"):
-        raise ValueError(f"policy.kind must be default, recurrent or cnn, got {p.kind!r}")
-    if p.value_head not in ("scalar", "hl_gauss"):
-        raise ValueError(f"policy.value_head must be scalar or hl_gauss, got {p.value_head!r}")
-    if t.optimizer not in ("muon", "adam"):
-        raise ValueError(f"train.optimizer must be muon or adam, got {t.optimizer!r}")
-    if t.logger not in ("none", "tensorboard", "wandb"):
-        raise ValueError(f"train.logger must be none, tensorboard or wandb, got {t.logger!r}")
-    if e.num_envs <= 0:
-        raise ValueError(f"env.num_envs must be positive, got {e.num_envs}")
-    if e.threads <= 0:
-        raise ValueError(f"env.threads must be positive, got {e.threads}")
-    if t.video_frames < 0 or t.video_interval < 0:
-        raise ValueError(f"train.video_frames and train.video_interval must be >= 0, "
-                         f"got {t.video_frames}, {t.video_interval}")
+    _one_of("policy.kind", p.kind, POLICY_KINDS)
+    _one_of("policy.value_head", p.value_head, VALUE_HEADS)
+    _one_of("train.optimizer", t.optimizer, OPTIMIZERS)
+    _one_of("train.muon_non_matrix", t.muon_non_matrix, MUON_NON_MATRIX)
+    _one_of("train.logger", t.logger, LOGGERS)
+    if t.batch_size != "auto" and (not isinstance(t.batch_size, int) or t.batch_size <= 0):
+        raise ValueError(f"train.batch_size must be a positive integer or 'auto', got {t.batch_size!r}")
+    for name in ("num_envs", "threads"):
+        if getattr(e, name) <= 0:
+            raise ValueError(f"env.{name} must be positive, got {getattr(e, name)}")
+    for name in ("video_frames", "video_interval", "keep_checkpoints"):
+        if getattr(t, name) < 0:
+            raise ValueError(f"train.{name} must be >= 0, got {getattr(t, name)}")
     for name in ("bptt_horizon", "minibatch_size", "max_minibatch_size", "update_epochs",
                  "total_timesteps", "checkpoint_interval"):
         if getattr(t, name) <= 0:
             raise ValueError(f"train.{name} must be positive, got {getattr(t, name)}")
     if not 0.0 <= t.gamma <= 1.0 or not 0.0 <= t.gae_lambda <= 1.0:
         raise ValueError(f"train.gamma and train.gae_lambda must lie in [0, 1], got {t.gamma}, {t.gae_lambda}")
+    if p.value_head != "scalar" and (p.num_bins < 2 or not p.v_min < p.v_max):
+        raise ValueError(f"policy.value_head {p.value_head} needs num_bins >= 2 and v_min < v_max, "
+                         f"got {p.num_bins}, {p.v_min}, {p.v_max}")
+
+
+# What a resumed run must share with its checkpoint: the environment (its state is restored)
+# and everything that shapes the parameters or the optimizer state.
+_RESUME_FIXED = {"env": ("name", "num_envs", "options"), "policy": None, "train": ("optimizer", "muon_non_matrix")}
+
+
+def resume_conflicts(stored: Config, cfg: Config) -> list[str]:
+    """The fields where ``cfg`` differs from a checkpoint's ``stored`` config in a way that makes
+    the checkpoint's state unusable, as ``"section.field: stored -> new"`` lines."""
+    out = []
+    for section, names in _RESUME_FIXED.items():
+        a, b = getattr(stored, section), getattr(cfg, section)
+        for name in names or [f.name for f in dataclasses.fields(a)]:
+            if getattr(a, name) != getattr(b, name):
+                out.append(f"{section}.{name}: {getattr(a, name)!r} in the checkpoint, {getattr(b, name)!r} here")
+    return out

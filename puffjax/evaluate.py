@@ -7,23 +7,23 @@ Same from the shell: ``puffjax eval breakout --checkpoint RUN_DIR --episodes 16 
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import html
 import json
 import os
 import warnings
-import weakref
 from dataclasses import dataclass
 
-import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import checkpoint as ckpt
 from . import envs as _envs
-from .config import Config
+from .config import Config, EnvConfig, stored_config
+from .models import policy_from_config
 
 
 @dataclass
@@ -44,14 +44,13 @@ def load_policy(checkpoint: str, observation_space=None, action_space=None) -> L
 
 
 def _checkpoint_config(state: dict) -> Config:
-    path = state["path"]
-    try:
-        return Config.from_dict(state["config"])
-    except (ValueError, TypeError, AttributeError) as e:
-        raise ValueError(f"{path}: checkpoint config is not usable ({e})") from None
+    return stored_config(state["config"], state["path"])
 
 
-_POLICIES: dict = {}
+# Policies rebuilt from checkpoints, one per (policy config, spaces), so that evaluating many
+# checkpoints of one run compiles its step once. Bounded: the oldest is dropped.
+_POLICIES: collections.OrderedDict = collections.OrderedDict()
+_MAX_POLICIES = 8
 
 
 def _space_key(space):
@@ -61,7 +60,6 @@ def _space_key(space):
 
 
 def _load_policy(state: dict, observation_space=None, action_space=None) -> LoadedPolicy:
-    from .trainer import build_policy
     path = state["path"]
     if "params" not in state:
         raise ValueError(f"{path}: checkpoint has no params")
@@ -74,10 +72,13 @@ def _load_policy(state: dict, observation_space=None, action_space=None) -> Load
     policy = _POLICIES.get(key)
     if policy is None:
         try:
-            policy = build_policy(cfg, observation_space, action_space)
+            policy = policy_from_config(cfg.policy, observation_space, action_space)
         except (TypeError, ValueError) as e:
             raise ValueError(f"{path}: cannot build the checkpoint's policy for this environment ({e})") from None
-        _POLICIES[key] = policy  # one Policy per (policy config, spaces): its jitted step is reused
+        _POLICIES[key] = policy
+        if len(_POLICIES) > _MAX_POLICIES:
+            _POLICIES.popitem(last=False)
+    _POLICIES.move_to_end(key)
     # The parameter tree's shapes without running (or compiling) the initialisers.
     shapes = jax.eval_shape(policy._init, jax.random.PRNGKey(0))
     target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
@@ -85,36 +86,21 @@ def _load_policy(state: dict, observation_space=None, action_space=None) -> Load
     return LoadedPolicy(policy, jax.tree.map(jnp.asarray, params), cfg, path)
 
 
-_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # policy -> {deterministic: step}
-
-
-def make_step(policy, action_space, deterministic: bool):
+def make_step(policy, deterministic: bool):
     """step(params, obs, carry, done, key) -> (env_action, carry, key), jitted.
 
-    Sampling splits ``key`` once per step and samples with the sub-key, exactly as the
-    trainer's rollout does; ``deterministic`` takes the distribution's mode instead.
-    Cached per policy object (the trainer's periodic videos compile it once)."""
-    cached = _STEPS.setdefault(policy, {})
-    if deterministic not in cached:
-        cached[deterministic] = _make_step(policy, action_space, deterministic)
-    return cached[deterministic]
+    The same acting step as the trainer's rollout (:meth:`puffjax.models.Policy.act`): it
+    zeroes the carry where an episode began, samples with a sub-key of ``key`` (or takes the
+    mode when ``deterministic``) and maps the action for the env. Kept in ``policy.cache``, so
+    the trainer's periodic videos compile it once."""
+    name = ("eval_step", deterministic)
+    if name not in policy.cache:
+        def step(params, obs, carry, done, key):
+            _, action, carry, key = policy.act(params, obs, carry, done, key, deterministic)
+            return policy.dist.to_env_action(action), carry, key
 
-
-def _make_step(policy, action_space, deterministic: bool):
-    dist = policy.dist
-    if isinstance(action_space, gym.spaces.Box):
-        low, high = np.asarray(action_space.low, np.float32), np.asarray(action_space.high, np.float32)
-        to_env = lambda a: jnp.clip(a, low, high)
-    else:
-        to_env = lambda a: a.astype(jnp.int32)
-
-    def step(params, obs, carry, done, key):
-        out, carry = policy.step(params, obs, carry, done)  # zeroes the carry where an episode began
-        key, sub = jax.random.split(key)
-        action = dist.mode(out.action_params) if deterministic else dist.sample(sub, out.action_params)
-        return to_env(action), carry, key
-
-    return jax.jit(step)
+        policy.cache[name] = jax.jit(step)
+    return policy.cache[name]
 
 
 def rollout_key(seed: int):
@@ -236,7 +222,7 @@ def evaluate(checkpoint: str, env=None, episodes: int = 10, video: str | None = 
 def _play(loaded: LoadedPolicy, env, episodes: int, deterministic: bool, seed: int, writer,
           video_frames: int, max_steps: int) -> EvalResult:
     policy, params = loaded.policy, loaded.params
-    step = make_step(policy, env.action_space, deterministic)
+    step = make_step(policy, deterministic)
     N = env.num_envs
     env.reset(seed=seed)
     env.log()  # drop episodes logged before this evaluation
@@ -298,13 +284,14 @@ def _means(finished: list[dict], groups: list[dict]) -> dict:
     return mean
 
 
-def record_video(policy, params, cfg: Config, path: str, frames: int, seed: int = 0, fps: int = 30) -> str:
-    """Write ``frames`` frames of one fresh environment (``cfg.env``) played by ``policy``
-    with sampled actions. Used by the trainer; it never touches the training environments."""
+def record_video(policy, params, env_cfg: EnvConfig, path: str, frames: int, seed: int = 0, fps: int = 30) -> str:
+    """Write ``frames`` frames of one fresh C environment (``env_cfg``: a config's ``env``
+    section) played by ``policy`` with sampled actions. The trainer calls it for its rollout
+    videos; it never touches the training environments."""
     from .video import VideoWriter
-    env = _envs.make(cfg.env.name, num_envs=1, seed=seed, **cfg.env.options)
+    env = _envs.make(env_cfg.name, num_envs=1, seed=seed, **env_cfg.options)
     try:
-        step = make_step(policy, env.action_space, deterministic=False)
+        step = make_step(policy, deterministic=False)
         env.reset(seed=seed)
         carry, key, done = policy.initial_carry(1), jax.random.PRNGKey(seed), np.zeros(1, bool)
         with VideoWriter(path, fps) as writer:
@@ -317,32 +304,3 @@ def record_video(policy, params, cfg: Config, path: str, frames: int, seed: int 
     finally:
         env.close()
     return path
-
-
-_warned = False
-
-
-def trainer_video(trainer, final: bool) -> str | None:
-    """The trainer's hook after each checkpoint: ``run_dir/video.gif`` at the end of a run, and
-    ``run_dir/videos/epoch_XXXXXX.gif`` every ``train.video_interval`` checkpoints (0: only at
-    the end). ``train.video_frames = 0`` turns videos off."""
-    global _warned
-    t = trainer.cfg.train
-    if t.video_frames <= 0:
-        return None
-    if final:
-        path = os.path.join(trainer.run_dir, "video.gif")
-    elif t.video_interval > 0 and (trainer.epoch // t.checkpoint_interval) % t.video_interval == 0:
-        path = os.path.join(trainer.run_dir, "videos", f"epoch_{trainer.epoch:06d}.gif")
-    else:
-        return None
-    env = trainer.env
-    if getattr(env, "name", None) != trainer.cfg.env.name or not isinstance(env, _envs.CVecEnv):
-        return None  # a user-supplied environment: no C renderer to replay it with
-    try:
-        return record_video(trainer.policy, trainer.state.params, trainer.cfg, path, t.video_frames, seed=t.seed)
-    except ImportError as e:
-        if not _warned:
-            warnings.warn(f"puffjax: no rollout video ({e})", stacklevel=2)
-            _warned = True
-        return None

@@ -28,8 +28,9 @@ Heads, on the ``hidden`` features:
   Gaussian mean ``Dense(hidden -> d)`` plus a state-independent learned
   ``log_std`` parameter ``[d]`` initialised to 0 (Box);
 * value head: ``Dense(hidden -> 1)`` (``value_head="scalar"``) or
-  ``Dense(hidden -> num_bins)`` logits over :func:`puffjax.distributional.make_support`
-  (``"hl_gauss"``), whose expected value is ``value``.
+  ``Dense(hidden -> num_bins)`` logits over :func:`puffjax.value_head.make_support`
+  (``"hl_gauss"`` or ``"two_hot"``: the categorical heads, which differ only in the target
+  their loss uses), whose expected value is ``value``.
 
 Initialisation (as PufferLib's ``layer_init``): every Dense/Conv kernel is
 orthogonal with all biases 0; gains are sqrt(2) for the encoder layers (PufferLib's
@@ -62,14 +63,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from puffjax import distributional as _dl
-from puffjax import distributions as _dists
+from puffjax import actions as _actions
+from puffjax import value_head as _vh
+from puffjax.config import POLICY_KINDS as KINDS
+from puffjax.config import VALUE_HEADS
 from puffjax.lstm import lstm
 
-__all__ = ["PolicyOutput", "Policy", "make_policy", "count_params", "KINDS", "VALUE_HEADS"]
-
-KINDS = ("default", "recurrent", "cnn", "cnn_recurrent")
-VALUE_HEADS = ("scalar", "hl_gauss")
+__all__ = ["PolicyOutput", "Policy", "make_policy", "policy_from_config", "count_params", "KINDS",
+           "VALUE_HEADS"]
 
 _orth = nn.initializers.orthogonal
 _zeros = nn.initializers.zeros_init()
@@ -124,7 +125,7 @@ class _Net(nn.Module):
     num_action_params: int
     nvec: tuple[int, ...]
     value_bins: int  # 1 for a scalar head
-    support: Any  # distributional.Support or None
+    support: Any  # value_head.Support or None
 
     @nn.compact
     def __call__(self, obs, carry, reset):
@@ -167,7 +168,7 @@ class _Net(nn.Module):
         if self.support is None:
             out = PolicyOutput(action_params, v[..., 0], None)
         else:
-            out = PolicyOutput(action_params, _dl.expected_value(v, self.support), v)
+            out = PolicyOutput(action_params, _vh.expected_value(v, self.support), v)
         return out, carry
 
 
@@ -176,10 +177,11 @@ class Policy:
     """A policy: static description + pure functions of a parameter pytree.
 
     Use :func:`make_policy` to build one. Attributes: ``dist`` (the action
-    distribution, see :mod:`puffjax.distributions`), ``support``
-    (:class:`puffjax.distributional.Support` for hl_gauss, else None),
+    distribution, see :mod:`puffjax.actions`), ``support``
+    (:class:`puffjax.value_head.Support` for the categorical value heads, else None),
     ``is_recurrent``, ``kind``, ``value_head``, ``hidden_size``,
-    ``obs_shape``, ``obs_dtype``.
+    ``obs_shape``, ``obs_dtype``; ``cache`` holds jitted functions built for this
+    policy (e.g. evaluation steps), so they live and die with it.
     """
 
     net: _Net
@@ -192,6 +194,7 @@ class Policy:
     obs_shape: tuple[int, ...]
     obs_dtype: Any
     obs_scale: float  # uint8 observations are divided by the space's upper bound
+    cache: dict = dataclasses.field(default_factory=dict, repr=False)
 
     # -- helpers -----------------------------------------------------------
     def preprocess(self, obs):
@@ -237,6 +240,15 @@ class Policy:
         out, carry = self.apply(params, jnp.asarray(obs)[:, None], carry, reset)
         return jax.tree.map(lambda x: x[:, 0], out), carry
 
+    def act(self, params, obs, carry, reset, key, deterministic: bool = False):
+        """One acting step: :meth:`step`, then an action drawn with a sub-key of ``key`` (or the
+        distribution's mode when ``deterministic``). Returns ``(out, action, carry, key)``;
+        ``self.dist.to_env_action(action)`` is what the environment takes."""
+        out, carry = self.step(params, obs, carry, reset)
+        key, sub = jax.random.split(key)
+        action = self.dist.mode(out.action_params) if deterministic else self.dist.sample(sub, out.action_params)
+        return out, action, carry, key
+
     def unroll(self, params, obs, reset=None, carry=None):
         """Training forward: ``obs [B, T, *obs_shape]``, ``reset [B, T]``.
 
@@ -247,9 +259,6 @@ class Policy:
             carry = self.initial_carry(jnp.shape(obs)[0])
         out, _ = self.apply(params, obs, carry, reset)
         return out
-
-    def num_params(self, params) -> int:
-        return count_params(params)
 
 
 def count_params(params) -> int:
@@ -302,8 +311,8 @@ def make_policy(
       action_space: ``Discrete``, ``MultiDiscrete``, ``MultiBinary`` or float ``Box``.
       kind: one of ``"default"``, ``"recurrent"``, ``"cnn"``, ``"cnn_recurrent"``.
       hidden_size: encoder width (and LSTM size).
-      value_head: ``"scalar"`` or ``"hl_gauss"``.
-      num_bins, v_min, v_max, symlog: the hl_gauss support (ignored for scalar).
+      value_head: ``"scalar"``, ``"hl_gauss"`` or ``"two_hot"``.
+      num_bins, v_min, v_max, symlog: the categorical heads' support (ignored for scalar).
 
     Raises:
       TypeError / ValueError naming the unsupported space or bad argument.
@@ -316,17 +325,17 @@ def make_policy(
         raise ValueError(f"make_policy: hidden_size must be a positive integer, got {hidden_size!r}")
     hidden_size = int(hidden_size)
     obs_shape, obs_dtype = _obs_info(observation_space, kind)
-    dist = _dists.for_space(action_space)
+    dist = _actions.for_space(action_space)
 
-    if isinstance(dist, _dists.Categorical):
+    if isinstance(dist, _actions.Categorical):
         action_kind, nvec = "categorical", ()
-    elif isinstance(dist, _dists.MultiCategorical):
+    elif isinstance(dist, _actions.MultiCategorical):
         action_kind, nvec = "multi", tuple(dist.nvec)
     else:
         action_kind, nvec = "gaussian", ()
 
-    if value_head == "hl_gauss":
-        support = _dl.make_support(v_min, v_max, num_bins, symlog=symlog)
+    if value_head != "scalar":
+        support = _vh.make_support(v_min, v_max, num_bins, symlog=symlog)
         value_bins = support.num_bins
     else:
         support, value_bins = None, 1
@@ -355,3 +364,11 @@ def make_policy(
         obs_dtype=obs_dtype,
         obs_scale=_uint8_scale(observation_space) if obs_dtype == np.uint8 else 1.0,
     )
+
+
+def policy_from_config(policy_cfg, observation_space, action_space) -> Policy:
+    """:func:`make_policy` from a config's ``policy`` section (:class:`puffjax.config.PolicyConfig`)."""
+    p = policy_cfg
+    return make_policy(observation_space, action_space, kind=p.kind, hidden_size=p.hidden_size,
+                       value_head=p.value_head, num_bins=p.num_bins, v_min=p.v_min, v_max=p.v_max,
+                       symlog=p.symlog)

@@ -28,7 +28,7 @@ core of ``optax.contrib.muon``):
   PufferLib's treatment: plain Nesterov momentum SGD,
   ``v = beta * v + g; update = g + beta * v`` (heavyball's ``nesterov_momentum``,
   i.e. ``optax.trace(beta, nesterov=True)``), times the learning rate.
-  ``non_matrix="adam"`` (argument or ``config.muon_non_matrix``) uses Adam
+  ``non_matrix="adam"`` (argument or ``train.muon_non_matrix``) uses Adam
   (``adam_beta1/2``, ``adam_eps``) for them instead, as ``optax.contrib.muon``
   does.
 
@@ -167,8 +167,9 @@ def make_optimizer(config, total_updates: int, *, updates_per_epoch: int = 1,
 
     ``config`` needs ``optimizer`` ("muon" | "adam"), ``learning_rate``,
     ``anneal_lr``, ``max_grad_norm`` (None or inf: no clipping), ``adam_beta1``,
-    ``adam_beta2``, ``adam_eps``; optional ``muon_non_matrix`` ("nesterov" |
-    "adam"). ``total_updates`` is the number of ``update`` calls over the run.
+    ``adam_beta2``, ``adam_eps``, and ``muon_non_matrix`` ("nesterov" | "adam", the config
+    field ``train.muon_non_matrix``; "nesterov" when the object has none).
+    ``total_updates`` is the number of ``update`` calls over the run.
     """
     name = getattr(config, "optimizer", "muon")
     if name not in ("muon", "adam"):

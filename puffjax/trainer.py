@@ -1,74 +1,95 @@
-"""The trainer: collect a rollout from the C environments, run one jitted update epoch, log.
+"""The trainer: collect a rollout from the environments, run one jitted update epoch, log.
 
     cfg = puffjax.load_config("breakout")
     trainer = puffjax.Trainer(cfg)
     for log in trainer.train_iter():   # one dict per epoch; or trainer.train() for the list
         ...
+
+The data path: env -> rollout (:mod:`puffjax.rollout`) -> buffer (:mod:`puffjax.buffer`) ->
+advantage, loss and optimizer (:mod:`puffjax.update`); this module only drives it, logs and
+checkpoints.
 """
 from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import Iterator
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from . import checkpoint, envs
-from .config import Config, validate
-from .evaluate import trainer_video
+from . import buffer, checkpoint, envs, finite
+from .config import Config, resume_conflicts, stored_config, validate
+from .dashboard import make_dashboard
+from .evaluate import record_video
 from .geometry import geometry
-from .heap import keep_freed_memory
 from .logger import MetricsLogger, make_run_dir, truncate_metrics
-from .models import make_policy
+from .models import count_params, policy_from_config
 from .optim import make_optimizer
-from .rollout import Timer, collect, empty_batch, make_act
+from .rollout import Timer, collect, make_act
 from .update import LOSS_KEYS, TrainState, make_train_epoch
-
-
-def build_policy(cfg: Config, observation_space, action_space):
-    p = cfg.policy
-    return make_policy(observation_space, action_space, kind=p.kind, hidden_size=p.hidden_size,
-                       value_head=p.value_head, num_bins=p.num_bins, v_min=p.v_min, v_max=p.v_max)
-
-
-def count_params(params) -> int:
-    return int(sum(np.size(x) for x in jax.tree.leaves(params)))
 
 
 class Trainer:
     """PPO-family trainer over a vector environment (PufferLib 3.0's PuffeRL, in JAX).
 
-    ``env``: an already built vector env (e.g. from ``puffjax.envs.from_gymnasium``); by default
-    one is made from ``cfg.env``. ``run_dir``: where metrics and checkpoints go (default: a new
-    directory under ``cfg.train.data_dir``). ``resume``: a checkpoint file or run directory.
-    ``dashboard``: "auto" (live in a terminal, progress lines otherwise), "lines" or "none".
+    ``cfg``: the run's :class:`puffjax.Config`. ``env``: an already built vector env (e.g. from
+    ``puffjax.envs.from_gymnasium``); by default one is made from ``cfg.env``. ``run_dir``: where
+    metrics and checkpoints go (default: a new directory under ``cfg.train.data_dir``; the
+    checkpoint's own run directory when resuming). ``dashboard``: "auto" (live in a terminal,
+    progress lines otherwise), "rich", "lines" or "none".
+
+    ``resume``: a checkpoint file or run directory to continue from (parameters, optimizer,
+    keys, counters and environment state). Which config wins: ``cfg`` when given, else the
+    config stored in the checkpoint (``Trainer(resume=RUN)`` continues a run exactly as it was
+    configured; ``Trainer(puffjax.run_config(RUN, total_timesteps=...), resume=RUN)`` changes
+    some fields on top). A ``cfg`` whose environment, policy or optimizer differs from the
+    checkpoint's is refused with a ValueError naming the fields.
+
+    Training stops with :class:`puffjax.NonFiniteError` when the environment returns NaN/inf
+    or the update goes non-finite; the parameters and checkpoints stay those of the last good
+    epoch.
+
+    On CPUs, call :func:`puffjax.keep_freed_memory` once first for speed (the CLI and the
+    examples do): XLA's CPU buffers otherwise page-fault on every call. It changes glibc's
+    malloc settings for the whole process, so the trainer does not do it on its own.
     """
 
-    def __init__(self, cfg: Config, env=None, run_dir: str | None = None, resume: str | None = None,
-                 dashboard: str = "auto"):
+    def __init__(self, cfg: Config | None = None, env=None, run_dir: str | None = None,
+                 resume: str | None = None, dashboard: str = "auto"):
+        saved = None
+        if resume is not None:
+            saved = checkpoint.load_raw(resume)
+            stored = stored_config(saved["config"], saved["path"])
+            cfg = stored if cfg is None else cfg
+            conflicts = resume_conflicts(stored, cfg)
+            if conflicts:
+                raise ValueError(f"{saved['path']}: the checkpoint is from a different environment or policy than "
+                                 f"this config, so it cannot be resumed with it: {'; '.join(conflicts)}")
+        elif cfg is None:
+            raise TypeError("Trainer needs a config (puffjax.load_config(...)) or resume= a run to continue")
         validate(cfg)
-        keep_freed_memory()  # XLA's CPU buffers would page-fault on every call (see puffjax.heap)
         self.cfg, t = cfg, cfg.train
         self.env = env if env is not None else envs.make(
             cfg.env.name, num_envs=cfg.env.num_envs, threads=cfg.env.threads, seed=t.seed, **cfg.env.options)
         self.geom = geometry(t, self.env.num_envs)
-        self.policy = build_policy(cfg, self.env.observation_space, self.env.action_space)
+        self.policy = policy_from_config(cfg.policy, self.env.observation_space, self.env.action_space)
         init_key, self.rollout_key, self.train_key = jax.random.split(jax.random.PRNGKey(t.seed), 3)
         params = self.policy.init(init_key)
         self.tx = make_optimizer(t, self.geom.total_updates)
         self.state = TrainState(params, self.tx.init(params))
         self.num_params = count_params(params)
-        self.buf = empty_batch(self.geom, self.env.observation_space, self.env.action_space)
+        self.buf = buffer.allocate(self.geom.segments, self.geom.horizon, self.env.observation_space, self.policy.dist)
         self.prev_value = jnp.zeros(self.env.num_envs, jnp.float32)
-        self.act = make_act(self.policy, self.env.action_space, t.gamma)
+        self.act = make_act(self.policy, t.gamma)
         self.train_epoch = make_train_epoch(self.policy, self.tx, self.geom, t)
         self.epoch, self.global_step, self.uptime = 0, 0, 0.0
         self.resumed_from: str | None = None
+        self.last_checkpoint: str | None = None
         self.env.reset(seed=t.seed)
-        if resume is not None:
-            self.load(resume)
+        if saved is not None:
+            self._restore(saved)
         if run_dir is None and resume is not None:  # continue the checkpoint's own run directory
             run_dir = os.path.dirname(os.path.dirname(self.resumed_from))
         self.run_dir = run_dir or make_run_dir(t.data_dir, cfg.env.name)
@@ -79,27 +100,33 @@ class Trainer:
         self.logger = MetricsLogger(self.run_dir, t.logger, cfg.to_dict())
         self.dashboard_mode = dashboard
         self.last_env_log: dict = {}
-        self.last_checkpoint: str | None = None
-        self.last_video: str | None = None  # written by puffjax.evaluate.trainer_video
+        self.last_video: str | None = None
+        self._video_warned = False
+
+    @property
+    def finished(self) -> bool:
+        """True when the run has reached ``train.total_timesteps``."""
+        return self.epoch >= self.geom.total_epochs
 
     # ------------------------------------------------------------------ training
     def train_iter(self) -> Iterator[dict]:
         """Train until ``total_timesteps``, yielding one log dict per epoch."""
-        from .dashboard import make_dashboard
         dash = make_dashboard(self, self.dashboard_mode)
         timer, clock = Timer(), time.perf_counter
         try:
-            while self.epoch < self.geom.total_epochs:
+            while not self.finished:
                 start = clock()
                 carry = self.policy.initial_carry(self.env.num_envs)
-                self.buf, _, self.rollout_key, self.prev_value = collect(
+                self.buf, self.rollout_key, self.prev_value = collect(
                     self.env, self.act, self.state.params, self.buf, carry, self.rollout_key,
-                    self.prev_value, self.geom, timer)
+                    self.prev_value, self.geom, timer, epoch=self.epoch + 1)
                 env_log = self.env.log()
                 t_learn = clock()
                 key = jax.random.fold_in(self.train_key, self.epoch)
-                self.state, losses = self.train_epoch(self.state, self.buf, key, self.epoch)
-                losses = jax.device_get(losses)  # waits for the update
+                state, losses, health = self.train_epoch(self.state, self.buf, key, self.epoch)
+                losses, health = jax.device_get((losses, health))  # waits for the update
+                finite.check_update(health, self.epoch + 1)  # before the new state is kept
+                self.state = state
                 end = clock()
                 timer.add("learn", end - t_learn)
                 self.epoch += 1
@@ -107,10 +134,10 @@ class Trainer:
                 self.uptime += end - start
                 log = self._log(env_log, losses, timer.pop(), end - start)
                 self.logger.log(log)
-                final = self.epoch == self.geom.total_epochs
+                final = self.finished
                 if final or self.epoch % self.cfg.train.checkpoint_interval == 0:
                     self.last_checkpoint = self.save()
-                    self.last_video = trainer_video(self, final) or self.last_video
+                    self.last_video = self._video(final) or self.last_video
                 dash.update(log)
                 yield log
         finally:
@@ -141,18 +168,17 @@ class Trainer:
         }
 
     def save(self) -> str:
-        return checkpoint.save(self.run_dir, self.epoch, self._payload(), self.cfg.to_dict())
+        """Write a checkpoint of the current state (keeping ``train.keep_checkpoints``); its path."""
+        return checkpoint.save(self.run_dir, self.epoch, self._payload(), self.cfg.to_dict(),
+                               keep=self.cfg.train.keep_checkpoints)
 
-    def load(self, path: str) -> None:
-        """Restore parameters, optimizer, keys, counters and environment state from a checkpoint."""
-        state = checkpoint.load_raw(path)
+    def _restore(self, state: dict) -> None:
+        """Restore parameters, optimizer, keys, counters and environment state from a loaded
+        checkpoint (:func:`puffjax.checkpoint.load_raw`) already checked against this config."""
         path = state["path"]
         missing = [k for k in ("params", "opt_state", "counters") if k not in state]
         if missing:
             raise ValueError(f"{path}: checkpoint lacks {', '.join(missing)}")
-        if state["config"]["env"]["name"] != self.cfg.env.name:
-            raise ValueError(f"{path}: checkpoint is for environment {state['config']['env']['name']!r}, "
-                             f"not {self.cfg.env.name!r}")
         target = self._payload()
         params = checkpoint.restore_into(target["params"], state["params"], "params", path)
         opt_state = checkpoint.restore_into(target["opt_state"], state["opt_state"], "opt_state", path)
@@ -163,7 +189,32 @@ class Trainer:
         c = state["counters"]
         self.epoch, self.global_step, self.uptime = int(c["epoch"]), int(c["global_step"]), float(c["uptime"])
         self.env.set_state(state["env"])
-        self.resumed_from = path
+        self.resumed_from = self.last_checkpoint = path
+
+    # ------------------------------------------------------------------ videos
+    def _video(self, final: bool) -> str | None:
+        """After a checkpoint: ``run_dir/video.gif`` at the end of a run, and
+        ``run_dir/videos/epoch_XXXXXX.gif`` every ``train.video_interval`` checkpoints (0: only
+        at the end). ``train.video_frames = 0`` turns videos off; so does an environment the
+        C renderer cannot replay (one the caller built, other than a C env of ``cfg.env``)."""
+        t = self.cfg.train
+        if t.video_frames <= 0:
+            return None
+        if not (isinstance(self.env, envs.CVecEnv) and self.env.name == self.cfg.env.name):
+            return None
+        if final:
+            path = os.path.join(self.run_dir, "video.gif")
+        elif t.video_interval > 0 and (self.epoch // t.checkpoint_interval) % t.video_interval == 0:
+            path = os.path.join(self.run_dir, "videos", f"epoch_{self.epoch:06d}.gif")
+        else:
+            return None
+        try:
+            return record_video(self.policy, self.state.params, self.cfg.env, path, t.video_frames, seed=t.seed)
+        except ImportError as e:
+            if not self._video_warned:
+                warnings.warn(f"puffjax: no rollout video ({e})", stacklevel=2)
+                self._video_warned = True
+            return None
 
     def close(self) -> None:
         self.logger.close()

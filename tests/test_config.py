@@ -2,7 +2,7 @@
 import pytest
 
 import puffjax
-from puffjax.cli import parse_overrides
+from puffjax.config import parse_overrides
 from puffjax.config import load_config, available
 from puffjax.geometry import geometry
 

@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from puffjax import distributional as dl
-from puffjax import distributions as D
+from puffjax import value_head as dl
+from puffjax import actions as D
 from puffjax.models import PolicyOutput, count_params, make_policy
 
 BREAKOUT_OBS = gym.spaces.Box(0.0, 1.0, (118,), np.float32)

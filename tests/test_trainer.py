@@ -1,5 +1,6 @@
 """The trainer end to end: short real learning runs, determinism, exact resume, dashboards."""
 import io
+import gymnasium as gym
 import json
 import os
 
@@ -120,14 +121,14 @@ def test_gradient_accumulation_averages(tmp_path):
     from puffjax.rollout import Timer, collect
     buf, *_ = collect(trainer.env, trainer.act, trainer.state.params, trainer.buf,
                       trainer.policy.initial_carry(64), trainer.rollout_key, trainer.prev_value,
-                      trainer.geom, Timer())
+                      trainer.geom, Timer(), epoch=1)
     key = jax.random.PRNGKey(7)
-    state_a, m_a = trainer.train_epoch(trainer.state, buf, key, 0)
+    state_a, m_a, _ = trainer.train_epoch(trainer.state, buf, key, 0)
     cfg.train.max_minibatch_size = 128
     geom = geometry(cfg.train, 64)
     assert geom.accumulation_steps == 4
     epoch_b = make_train_epoch(trainer.policy, trainer.tx, geom, cfg.train)
-    state_b, m_b = epoch_b(trainer.state, buf, key, 0)
+    state_b, m_b, _ = epoch_b(trainer.state, buf, key, 0)
     for a, b in zip(jax.tree.leaves(state_a.params), jax.tree.leaves(state_b.params)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert float(m_a["policy_loss"]) == pytest.approx(float(m_b["policy_loss"]), rel=1e-4, abs=1e-6)
@@ -153,3 +154,110 @@ def test_gymnasium_env_trains(tmp_path):
                                          "env.num_envs": 8})
     trainer, history = run(cfg, env=env)
     assert len(history) == 2 and np.isfinite(history[-1]["losses/policy_loss"])
+
+
+class ShiftedCartPole(gym.Wrapper):
+    """CartPole whose actions are Discrete(2, start=1) (1 = left, 2 = right); records them."""
+
+    def __init__(self):
+        super().__init__(gym.make("CartPole-v1"))
+        self.action_space = gym.spaces.Discrete(2, start=1)
+        self.seen = set()
+
+    def step(self, action):
+        self.seen.add(int(action))
+        return self.env.step(int(action) - 1)
+
+
+def test_discrete_action_space_with_start_trains_and_evaluates(tmp_path):
+    made = []
+    env = envs.from_gymnasium(lambda: made.append(ShiftedCartPole()) or made[-1], num_envs=8)
+    cfg = small("cartpole", tmp_path, **{"env.num_envs": 8, "train.total_timesteps": 2 * 8 * 32,
+                                         "train.minibatch_size": 128})
+    trainer, history = run(cfg, env=env)
+    assert len(history) == 2 and set().union(*(e.seen for e in made)) == {1, 2}
+    result = puffjax.evaluate(trainer.last_checkpoint, env=envs.from_gymnasium(ShiftedCartPole, num_envs=2),
+                              episodes=2)
+    assert len(result.episodes) >= 2
+
+
+class BoxArm(gym.Env):
+    """Actions are a (2, 2) Box; the reward is minus the distance of the action to a target."""
+    observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (2, 2), np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        assert action.shape == (2, 2) and np.all(np.abs(action) <= 1.0)
+        self.t += 1
+        return np.zeros(3, np.float32), -float(np.abs(action - 0.5).sum()), False, self.t >= 10, {}
+
+
+def test_multidimensional_box_actions_train(tmp_path):
+    cfg = small("cartpole", tmp_path, **{"env.num_envs": 8, "train.total_timesteps": 2 * 8 * 32,
+                                         "train.minibatch_size": 128})
+    _, history = run(cfg, env=envs.from_gymnasium(BoxArm, num_envs=8))
+    assert len(history) == 2 and np.isfinite(history[-1]["losses/policy_loss"])
+
+
+def _cli(*args):
+    from puffjax.cli import main
+    return main(["train", *args, "--dashboard", "none"])
+
+
+def test_resume_continues_with_the_runs_own_config(tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    args = ["--env.num-envs", "16", "--train.bptt-horizon", "32", "--train.minibatch-size", "256",
+            "--train.video-frames", "0", "--run-dir", run_dir]
+    assert _cli("cartpole", "--train.total-timesteps", "1024", *args) == 0
+    first = capsys.readouterr().out
+    assert "2 epochs of 512 steps" in first
+    # Resuming the finished run: the stored total (1024 steps), not the shipped 600k.
+    assert _cli("--resume", run_dir) == 0
+    out = capsys.readouterr().out
+    assert "already complete (2 of 2 epochs" in out and "checkpoint None" not in out
+    assert out.strip().endswith("epoch_000002.msgpack")
+    trainer = puffjax.Trainer(resume=run_dir, dashboard="none")
+    assert trainer.cfg.train.total_timesteps == 1024 and trainer.cfg.env.num_envs == 16 and trainer.finished
+    trainer.close()
+    # Overrides on the resume command line apply on top of the run's config.
+    assert _cli("cartpole", "--resume", run_dir, "--train.total-timesteps", "2048") == 0
+    out = capsys.readouterr().out
+    assert "4 epochs of 512 steps from epoch 2" in out and out.strip().endswith("epoch_000004.msgpack")
+    rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
+    assert json.load(open(os.path.join(run_dir, "config.json")))["train"]["total_timesteps"] == 2048
+
+
+def test_resume_refuses_incompatible_changes(tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    assert _cli("cartpole", "--train.total-timesteps", "512", "--env.num-envs", "16", "--train.bptt-horizon", "32",
+                "--train.minibatch-size", "256", "--train.video-frames", "0", "--run-dir", run_dir) == 0
+    capsys.readouterr()
+    assert _cli("--resume", run_dir, "--policy.hidden-size", "32") == 2
+    assert "policy.hidden_size: 64 in the checkpoint, 32 here" in capsys.readouterr().err
+    assert _cli("--resume", run_dir, "--env.num-envs", "32") == 2
+    assert "env.num_envs" in capsys.readouterr().err
+    assert _cli("pong", "--resume", run_dir) == 2
+    assert "is a cartpole run, not pong" in capsys.readouterr().err
+    assert _cli() == 2
+    assert "name an environment" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="train.optimizer"):
+        puffjax.Trainer(puffjax.run_config(run_dir, **{"train.optimizer": "muon"}), resume=run_dir)
+    with pytest.raises(TypeError, match="needs a config"):
+        puffjax.Trainer()
+
+
+def test_two_hot_value_head_with_symlog_support_trains(tmp_path):
+    """policy.value_head = two_hot and policy.symlog are config fields wired to the policy and loss."""
+    cfg = small("cartpole", tmp_path, **{"policy.value_head": "two_hot", "policy.symlog": "true",
+                                         "policy.v_min": -5.0, "policy.v_max": 200.0, "env.num_envs": 16,
+                                         "train.bptt_horizon": 32, "train.minibatch_size": 256,
+                                         "train.total_timesteps": 4 * 16 * 32})
+    trainer, history = run(cfg)
+    assert trainer.policy.value_head == "two_hot" and trainer.policy.support.symlog
+    assert all(np.isfinite(h["losses/value_loss"]) for h in history)

@@ -1,4 +1,4 @@
-"""Action distributions as pure functions of the policy head's output.
+"""Actions: the distribution a policy samples from, and the mapping to what the env takes.
 
 Each distribution is a small frozen (hashable) dataclass holding only static
 facts about the action space, with pure, jit-friendly methods:
@@ -7,7 +7,7 @@ facts about the action space, with pure, jit-friendly methods:
 ``log_prob(params, action) -> [...]``
 ``entropy(params) -> [...]``
 ``mode(params) -> action``              deterministic action for evaluation
-``to_env_action(action) -> np.ndarray`` what to send to the environment
+``to_env_action(action) -> action``     what to send to the environment (jittable)
 ``zeros_action(batch_shape)``           a placeholder action array (buffers)
 
 ``params`` is the policy head's output (``PolicyOutput.action_params``):
@@ -26,6 +26,9 @@ Log-probs and entropies of MultiDiscrete and Gaussian actions are summed over
 the components. A Gaussian action is stored unclipped (its log-prob stays
 exact); :meth:`DiagGaussian.to_env_action` clips it to the Box bounds and
 reshapes it to the space's shape only when it is sent to the environment.
+``to_env_action`` is the one mapping from a sampled action to the environment's
+(``Discrete(n, start)`` adds ``start``); the rollout and evaluation both call it inside
+their jitted step.
 
 ``for_space(space)`` picks the distribution for a gymnasium action space.
 """
@@ -41,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Categorical", "MultiCategorical", "DiagGaussian", "for_space", "to_env_action"]
+__all__ = ["Categorical", "MultiCategorical", "DiagGaussian", "for_space"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -85,8 +88,8 @@ class Categorical:
         return jnp.zeros(tuple(batch_shape), jnp.int32)
 
     def to_env_action(self, action):
-        a = np.asarray(action).astype(np.int64)
-        return a + self.start if self.start else a
+        """int32 ``[...]`` in ``[start, start + n)``."""
+        return jnp.asarray(action, jnp.int32) + self.start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,8 +130,9 @@ class MultiCategorical:
         return jnp.zeros(tuple(batch_shape) + (len(self.nvec),), jnp.int32)
 
     def to_env_action(self, action):
-        a = np.asarray(action).astype(np.int64)
-        return a + np.asarray(self.start, np.int64) if self.start is not None else a
+        """int32 ``[..., k]``, component i in ``[start_i, start_i + nvec_i)``."""
+        a = jnp.asarray(action, jnp.int32)
+        return a + np.asarray(self.start, np.int32) if self.start is not None else a
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,17 +174,12 @@ class DiagGaussian:
 
     def to_env_action(self, action):
         """Clip a stored (unclipped, flat) action to the Box and restore its shape."""
-        a = np.asarray(action, np.float32)
+        a = jnp.asarray(action, jnp.float32)
         if self.low is not None:
-            a = np.clip(a, np.asarray(self.low, np.float32), np.asarray(self.high, np.float32))
+            a = jnp.clip(a, np.asarray(self.low, np.float32), np.asarray(self.high, np.float32))
         if self.shape is not None:
             a = a.reshape(a.shape[:-1] + tuple(self.shape))
         return a
-
-
-def to_env_action(dist, action):
-    """Functional alias of ``dist.to_env_action(action)``."""
-    return dist.to_env_action(action)
 
 
 def for_space(space):

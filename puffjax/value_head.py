@@ -1,4 +1,4 @@
-"""Distributional value head: HL-Gauss and two-hot targets over a fixed support.
+"""Distributional value head: HL-Gauss and two-hot targets over a fixed support (categorical critic).
 
 Pure JAX, batched over arbitrary leading dimensions, and jit/vmap/grad friendly.
 

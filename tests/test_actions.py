@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from puffjax import distributions as D
+from puffjax import actions as D
 
 
 def _np_log_softmax(x):

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from puffjax import distributional as dl
+from puffjax import value_head as dl
 
 
 def _rng(seed=None):
