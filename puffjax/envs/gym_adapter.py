@@ -51,7 +51,6 @@ class GymVecEnv:
         self._log = EpisodeLog(self.log_names)
         self._returns = np.zeros(num_envs, np.float64)
         self._lengths = np.zeros(num_envs, np.int64)
-        self._seed = seed
         self.reset(seed)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
