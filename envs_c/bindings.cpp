@@ -88,8 +88,7 @@ std::vector<double> resolve_options(const EnvType* type, const nb::dict& given) 
 }
 
 nb::dict describe(const EnvType* type, const std::vector<double>& options) {
-    EnvShape s;
-    type->shape(options.data(), &s);
+    EnvShape s = vec_type_shape(type, options.data());
     nb::dict d;
     d["name"] = type->name;
     nb::dict opts;
@@ -183,8 +182,7 @@ void vecenv_init(PyVecEnv* self, const std::string& name, nb::dict options, Arra
     new (self) PyVecEnv();
     const EnvType* type = find_type(name);
     std::vector<double> opts = resolve_options(type, options);
-    EnvShape s;
-    type->shape(opts.data(), &s);
+    EnvShape s = vec_type_shape(type, opts.data());
     if (rewards.ndim() != 1 || rewards.shape(0) < 1)
         throw nb::value_error("rewards must be a 1-D float32 array with one entry per environment (num_envs >= 1)");
     size_t n = rewards.shape(0);
