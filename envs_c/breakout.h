@@ -338,10 +338,19 @@ static inline void breakout_render(const Breakout* env, unsigned char* rgb) {
 
 /* ---- For the vector layer (see env_type.h) ---- */
 
+/* Every observation is in [0, 1], but the ball velocity is in [-1, 1]. */
 static EnvShape breakout_shape(const double* options) {
     int continuous = options[1] != 0.0;
-    return (EnvShape){.obs_dims = {BREAKOUT_OBS_SIZE}, .action_n = continuous ? 0 : 3, .action_dim = 1,
-                      .render_width = (int)BREAKOUT_WIDTH, .render_height = (int)BREAKOUT_HEIGHT};
+    return (EnvShape){
+        .obs_dims = {BREAKOUT_OBS_SIZE},
+        .obs_low = 0.0f,
+        .obs_high = 1.0f,
+        .obs_ranges = {{4, 2, -1.0f, 1.0f}}, /* elements 4 and 5: the ball velocity */
+        .action_n = continuous ? 0 : 3,
+        .action_dim = 1, /* continuous: one float */
+        .render_width = (int)BREAKOUT_WIDTH,
+        .render_height = (int)BREAKOUT_HEIGHT,
+    };
 }
 
 static const EnvOption BREAKOUT_OPTIONS[] = {

@@ -12,6 +12,7 @@
 #ifndef PUFFJAX_CARTPOLE_H
 #define PUFFJAX_CARTPOLE_H
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 
@@ -115,10 +116,21 @@ static inline void cartpole_render(const CartPole* env, unsigned char* rgb) {
 
 /* ---- For the vector layer (see env_type.h) ---- */
 
+/* The bounds are gymnasium's CartPole-v1's: twice the limits that end an
+ * episode for the position and the angle, and none for the velocities (the
+ * largest float32). */
 static EnvShape cartpole_shape(const double* options) {
     (void)options;
-    return (EnvShape){.obs_dims = {4}, .action_n = 2, .render_width = CARTPOLE_RENDER_WIDTH,
-                      .render_height = CARTPOLE_RENDER_HEIGHT};
+    return (EnvShape){
+        .obs_dims = {4},
+        .obs_low = -FLT_MAX,
+        .obs_high = FLT_MAX,
+        .obs_ranges = {{0, 1, -2 * CARTPOLE_X_LIMIT, 2 * CARTPOLE_X_LIMIT},
+                       {2, 1, -2 * CARTPOLE_ANGLE_LIMIT, 2 * CARTPOLE_ANGLE_LIMIT}},
+        .action_n = 2,
+        .render_width = CARTPOLE_RENDER_WIDTH,
+        .render_height = CARTPOLE_RENDER_HEIGHT,
+    };
 }
 
 static const EnvOption CARTPOLE_OPTIONS[] = {

@@ -8,7 +8,7 @@
  *       void foo_step(Foo* env)                         one step
  *       void foo_write_observation(Foo* env)            observation from the state
  *       void foo_render(const Foo* env, unsigned char* rgb)
- *   - EnvShape foo_shape(const double* options): the shapes,
+ *   - EnvShape foo_shape(const double* options): shapes and bounds,
  *   - ENV_WRAPPERS(Foo, foo), then `static const EnvType FOO_TYPE = {...}`.
  * cartpole.h is the shortest complete example.
  */
@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #define ENV_MAX_OPTIONS 8
+#define ENV_MAX_RANGES 4
 
 /* The number of entries of a static array. */
 #define ENV_COUNT(array) ((int)(sizeof(array) / sizeof((array)[0])))
@@ -78,13 +79,26 @@ typedef struct EnvOption {
     const char* help;
 } EnvOption;
 
-/* The shapes of one environment's observation and action, which can depend
- * on the options (e.g. Squared's grid size, Breakout's continuous flag).
+/* Observation elements [first, first + count) lie in [low, high]. */
+typedef struct EnvRange {
+    int first;
+    int count;
+    float low;
+    float high;
+} EnvRange;
+
+/* The shapes of one environment's observation and action, and the bounds of
+ * its observation (Python builds the gymnasium spaces from them), which can
+ * depend on the options (e.g. Squared's grid size, Breakout's continuous
+ * flag).
  * A header fills the first group; the vector layer (vec_type_shape) fills
  * the second. */
 typedef struct EnvShape {
     int obs_dims[2];   /* {n} for n elements, or {rows, cols} */
     int obs_is_uint8;  /* 1: uint8 observations, 0: float32 */
+    float obs_low;     /* every observation element lies in [obs_low, obs_high]... */
+    float obs_high;
+    EnvRange obs_ranges[ENV_MAX_RANGES]; /* ...except these (unused ones have count 0) */
     int action_n;      /* > 0: Discrete(action_n), int32 actions */
     int action_dim;    /* action_n == 0: float32 actions of this size in [-1, 1] */
     int render_width;  /* render() gives render_height x render_width x 3 bytes */
@@ -111,7 +125,7 @@ typedef struct EnvType {
     const EnvField* fields;
     int num_fields;
 
-    /* Shapes for these option values (in the order of `options`). */
+    /* Shapes and bounds for these option values (in the order of `options`). */
     EnvShape (*shape)(const double* options);
     /* The rest are made by ENV_WRAPPERS from the typed functions. */
     void (*init)(void* env, const double* options);

@@ -76,7 +76,15 @@ static inline void memory_render(const Memory* env, unsigned char* rgb) {
 
 static EnvShape memory_shape(const double* options) {
     (void)options;
-    return (EnvShape){.obs_dims = {2}, .action_n = 2, .render_width = 96, .render_height = 32};
+    return (EnvShape){
+        .obs_dims = {2},
+        .obs_low = 0.0f,
+        .obs_high = 1.0f,
+        .obs_ranges = {{0, 1, -1.0f, 1.0f}}, /* the cue is -1 or +1 */
+        .action_n = 2,
+        .render_width = 96,
+        .render_height = 32,
+    };
 }
 
 static const EnvOption MEMORY_OPTIONS[] = {

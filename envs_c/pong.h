@@ -226,10 +226,18 @@ static inline void pong_render(const Pong* env, unsigned char* rgb) {
 
 /* ---- For the vector layer (see env_type.h) ---- */
 
+/* Every observation is in [0, 1], but the ball velocity is in [-1, 1]. */
 static EnvShape pong_shape(const double* options) {
     (void)options;
-    return (EnvShape){.obs_dims = {8}, .action_n = 3, .render_width = (int)PONG_WIDTH,
-                      .render_height = (int)PONG_HEIGHT};
+    return (EnvShape){
+        .obs_dims = {8},
+        .obs_low = 0.0f,
+        .obs_high = 1.0f,
+        .obs_ranges = {{4, 2, -1.0f, 1.0f}}, /* elements 4 and 5: the ball velocity */
+        .action_n = 3,
+        .render_width = (int)PONG_WIDTH,
+        .render_height = (int)PONG_HEIGHT,
+    };
 }
 
 static const EnvOption PONG_OPTIONS[] = {

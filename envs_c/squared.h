@@ -126,8 +126,15 @@ static inline void squared_render(const Squared* env, unsigned char* rgb) {
 
 static EnvShape squared_shape(const double* options) {
     int size = (int)options[0];
-    return (EnvShape){.obs_dims = {size, size}, .obs_is_uint8 = 1, .action_n = 5,
-                      .render_width = size * SQUARED_CELL_PIXELS, .render_height = size * SQUARED_CELL_PIXELS};
+    return (EnvShape){
+        .obs_dims = {size, size},
+        .obs_is_uint8 = 1,
+        .obs_low = SQUARED_EMPTY,
+        .obs_high = SQUARED_TARGET,
+        .action_n = 5,
+        .render_width = size * SQUARED_CELL_PIXELS,
+        .render_height = size * SQUARED_CELL_PIXELS,
+    };
 }
 
 static const EnvOption SQUARED_OPTIONS[] = {

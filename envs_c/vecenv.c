@@ -130,6 +130,21 @@ EnvShape vec_type_shape(const EnvType* type, const double* options) {
     return s;
 }
 
+void vec_obs_bounds(const EnvShape* shape, float* low, float* high) {
+    for (int j = 0; j < shape->obs_size; j++) {
+        low[j] = shape->obs_low;
+        high[j] = shape->obs_high;
+    }
+    for (int k = 0; k < ENV_MAX_RANGES; k++) {
+        const EnvRange* r = &shape->obs_ranges[k];
+        for (int j = r->first; j < r->first + r->count; j++) {
+            if (j < 0 || j >= shape->obs_size) continue; /* a range past the end: ignore */
+            low[j] = r->low;
+            high[j] = r->high;
+        }
+    }
+}
+
 /* Point environment i's EnvIO at its rows of the buffers, and give it its
  * options. Its RNG and log are left alone (snapshots keep them). */
 static void init_env(VecEnv* vec, int i) {

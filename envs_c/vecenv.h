@@ -37,6 +37,10 @@ const EnvType* vec_find_type(const char* name);
  * in (use this, not type->shape). */
 EnvShape vec_type_shape(const EnvType* type, const double* options);
 
+/* The bounds of every observation element (obs_size floats each), from
+ * obs_low, obs_high and obs_ranges. */
+void vec_obs_bounds(const EnvShape* shape, float* low, float* high);
+
 /* Create N environments over the caller's buffers (see above), seed
  * environment i from (seed, i), and reset them all. `options` holds one
  * value per option of the type, already validated. Returns NULL when out of
