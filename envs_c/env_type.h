@@ -1,6 +1,7 @@
 /* env_type.h - what every environment header tells the vector layer.
  *
- * An environment is one header that defines
+ * An environment is one header in envs_c/envs/, and nothing else: the build
+ * finds it there (see "The registry" below). The header defines
  *   - a struct whose first member is `EnvIO io` (below),
  *   - five typed functions, for a struct Foo with prefix foo:
  *       void foo_init(Foo* env, const double* options)  store the options
@@ -10,7 +11,14 @@
  *       void foo_render(const Foo* env, unsigned char* rgb)
  *   - EnvShape foo_shape(const double* options): shapes and bounds,
  *   - ENV_WRAPPERS(Foo, foo), then `static const EnvType FOO_TYPE = {...}`.
- * cartpole.h is the shortest complete example.
+ * envs/memory.h is the shortest complete example, envs/cartpole.h the next.
+ *
+ * The registry: envs/foo.h must define FOO_TYPE (the file name in capitals,
+ * then _TYPE), with .name = "foo". envs_c/gen_registry.py lists the headers
+ * in envs/ and writes env_registry.h (their #includes and the table of
+ * EnvTypes, sorted by file name), which vecenv.c includes. CMake runs it when
+ * it configures, and configures again when a header is added or removed; the
+ * sanitizer test, which builds with plain gcc, runs the same script.
  */
 #ifndef PUFFJAX_ENV_TYPE_H
 #define PUFFJAX_ENV_TYPE_H

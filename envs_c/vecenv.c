@@ -1,5 +1,12 @@
 /* vecenv.c - the vector layer: a registry of environment types, N
- * environments over shared buffers, and a small thread pool. */
+ * environments over shared buffers, and a small thread pool.
+ *
+ * The registry is generated, so adding an environment changes nothing here:
+ * env_registry.h #includes every header in envs_c/envs/ and lists their
+ * EnvTypes in ENV_TYPES (envs/foo.h defines FOO_TYPE; see env_type.h).
+ * envs_c/gen_registry.py writes it; CMake runs the script when it configures
+ * (and configures again when a header is added or removed), and the plain-gcc
+ * sanitizer build (tests/test_envs_sanitize.py) runs the same script. */
 #include "vecenv.h"
 
 #include <math.h>
@@ -7,15 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "breakout.h"
-#include "cartpole.h"
-#include "memory.h"
-#include "pong.h"
+#include "env_registry.h" /* generated: every env header, and ENV_TYPES */
 #include "rng.h"
-#include "squared.h"
-
-static const EnvType* const ENV_TYPES[] = {&BREAKOUT_TYPE, &PONG_TYPE, &SQUARED_TYPE, &CARTPOLE_TYPE,
-                                           &MEMORY_TYPE};
 
 int vec_num_types(void) { return (int)(sizeof(ENV_TYPES) / sizeof(ENV_TYPES[0])); }
 

@@ -9,7 +9,7 @@ import pytest
 
 import puffjax.envs as envs
 
-NAMES = ["breakout", "pong", "squared", "cartpole", "memory"]
+NAMES = ["breakout", "cartpole", "memory", "pong", "squared"]  # the registry is sorted by header name
 
 
 def random_actions(env, rng, steps):
@@ -357,7 +357,7 @@ def test_gymnasium_adapter_continuous_and_errors():
 # ---- bad input ----
 
 def test_bad_names_and_options():
-    with pytest.raises(ValueError, match="unknown environment 'breakot'.*breakout, pong"):
+    with pytest.raises(ValueError, match="unknown environment 'breakot'.*breakout, cartpole, memory, pong, squared"):
         envs.make("breakot")
     with pytest.raises(TypeError, match="unknown option 'frame_skip'.*frameskip, continuous"):
         envs.make("breakout", frame_skip=4)

@@ -19,10 +19,10 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "env_type.h"
-#include "render.h"
-#include "rng.h"
-#include "sweep.h"
+#include "../env_type.h"
+#include "../render.h"
+#include "../rng.h"
+#include "../sweep.h"
 
 #define PONG_WIDTH 512.0f
 #define PONG_HEIGHT 384.0f

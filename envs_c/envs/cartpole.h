@@ -16,9 +16,9 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "env_type.h"
-#include "render.h"
-#include "rng.h"
+#include "../env_type.h"
+#include "../render.h"
+#include "../rng.h"
 
 #define CARTPOLE_GRAVITY 9.8
 #define CARTPOLE_CART_MASS 1.0

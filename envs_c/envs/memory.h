@@ -14,9 +14,9 @@
 
 #include <stddef.h>
 
-#include "env_type.h"
-#include "render.h"
-#include "rng.h"
+#include "../env_type.h"
+#include "../render.h"
+#include "../rng.h"
 
 typedef struct Memory {
     EnvIO io; /* must come first: RNG, buffer rows, log (see env_type.h) */

@@ -20,10 +20,10 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "env_type.h"
-#include "render.h"
-#include "rng.h"
-#include "sweep.h"
+#include "../env_type.h"
+#include "../render.h"
+#include "../rng.h"
+#include "../sweep.h"
 
 #define BREAKOUT_WIDTH 576.0f
 #define BREAKOUT_HEIGHT 330.0f

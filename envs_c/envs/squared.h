@@ -15,9 +15,9 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "env_type.h"
-#include "render.h"
-#include "rng.h"
+#include "../env_type.h"
+#include "../render.h"
+#include "../rng.h"
 
 #define SQUARED_EMPTY 0
 #define SQUARED_AGENT 1
