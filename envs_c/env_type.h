@@ -1,17 +1,26 @@
 /* env_type.h - what every environment header tells the vector layer.
  *
  * An environment is one header in envs_c/envs/, and nothing else: the build
- * finds it there (see "The registry" below). The header defines
- *   - a struct whose first member is `EnvIO io` (below),
- *   - five typed functions, for a struct Foo with prefix foo:
+ * finds it there (see "The registry" below). For a struct Foo, the header
+ * envs/foo.h defines
+ *   - the struct Foo, whose first member is `EnvIO io` (below): the vector
+ *     layer fills it in, the env reads *env->io.action and writes
+ *     env->io.observations[...], *env->io.reward, ... Its last member is
+ *     `EpisodeLog log`, where it sums its finished episodes: last, away from
+ *     the fields that every step touches (inside EnvIO it measurably slowed
+ *     Squared down),
+ *   - five typed functions:
  *       void foo_init(Foo* env, const double* options)  store the options
  *       void foo_reset(Foo* env)                        start an episode
  *       void foo_step(Foo* env)                         one step
- *       void foo_write_observation(Foo* env)            observation from the state
+ *       void foo_write_observation(Foo* env)            observation from the
+ *           state; also called after a test edited the state (EnvField)
  *       void foo_render(const Foo* env, unsigned char* rgb)
  *   - EnvShape foo_shape(const double* options): shapes and bounds,
+ *   - FOO_OPTIONS (EnvOption) and FOO_FIELDS (EnvField, test hooks) tables,
  *   - ENV_WRAPPERS(Foo, foo), then `static const EnvType FOO_TYPE = {...}`.
- * envs/memory.h is the shortest complete example, envs/cartpole.h the next.
+ * Options reach foo_init and foo_shape as doubles, in the order of
+ * FOO_OPTIONS. envs/memory.h is the shortest complete example.
  *
  * The registry: envs/foo.h must define FOO_TYPE (the file name in capitals,
  * then _TYPE), with .name = "foo". envs_c/gen_registry.py lists the headers
@@ -74,7 +83,6 @@ typedef struct EnvIO {
     float* reward;
     unsigned char* terminal;
     unsigned char* truncation;
-    EpisodeLog log; /* summed until the vector layer takes it */
 } EnvIO;
 
 /* One constructor option, e.g. Breakout's frameskip. */
@@ -96,11 +104,10 @@ typedef struct EnvRange {
 } EnvRange;
 
 /* The shapes of one environment's observation and action, and the bounds of
- * its observation (Python builds the gymnasium spaces from them), which can
- * depend on the options (e.g. Squared's grid size, Breakout's continuous
- * flag).
- * A header fills the first group; the vector layer (vec_type_shape) fills
- * the second. */
+ * its observation elements (Python builds the gymnasium spaces from them).
+ * They can depend on the options (e.g. Squared's grid size, Breakout's
+ * continuous flag). A header fills the first group; the vector layer
+ * (vec_type_shape) fills the second. */
 typedef struct EnvShape {
     int obs_dims[2];   /* {n} for n elements, or {rows, cols} */
     int obs_is_uint8;  /* 1: uint8 observations, 0: float32 */
@@ -128,6 +135,7 @@ typedef struct EnvField {
 typedef struct EnvType {
     const char* name;  /* as in puffjax.envs.make(name) */
     size_t env_size;   /* sizeof(the environment struct) */
+    size_t log_offset; /* offsetof(the environment struct, log) */
     const EnvOption* options;
     int num_options;
     const EnvField* fields;

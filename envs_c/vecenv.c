@@ -17,7 +17,7 @@
 #include "env_registry.h" /* generated: every env header, and ENV_TYPES */
 #include "rng.h"
 
-int vec_num_types(void) { return (int)(sizeof(ENV_TYPES) / sizeof(ENV_TYPES[0])); }
+int vec_num_types(void) { return ENV_COUNT(ENV_TYPES); }
 
 const EnvType* vec_type_at(int i) {
     if (i < 0 || i >= vec_num_types()) return NULL;
@@ -301,7 +301,8 @@ void vec_step(VecEnv* vec) {
 
 void vec_take_log(VecEnv* vec, double* sums) {
     for (int k = 0; k <= EPISODE_LOG_FIELDS; k++) sums[k] = 0.0;
-    for (int i = 0; i < vec->num_envs; i++) episode_log_take(&((EnvIO*)vec_env(vec, i))->log, sums);
+    for (int i = 0; i < vec->num_envs; i++)
+        episode_log_take((EpisodeLog*)((char*)vec_env(vec, i) + vec->type->log_offset), sums);
 }
 
 size_t vec_state_size(const VecEnv* vec) { return (size_t)vec->num_envs * vec->type->env_size; }

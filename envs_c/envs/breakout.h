@@ -51,7 +51,7 @@
 #define BREAKOUT_PI 3.14159265f
 
 typedef struct Breakout {
-    EnvIO io; /* must come first: RNG, buffer rows, log (see env_type.h) */
+    EnvIO io; /* must come first: RNG and buffer rows (see env_type.h) */
 
     /* Options. */
     int frameskip;
@@ -69,6 +69,8 @@ typedef struct Breakout {
     int score;
     int frames;             /* frames in this episode */
     unsigned char bricks[BREAKOUT_NUM_BRICKS]; /* 1 = destroyed */
+
+    EpisodeLog log; /* finished episodes (kept last: see env_type.h) */
 } Breakout;
 
 static inline void breakout_init(Breakout* env, const double* options) {
@@ -302,11 +304,11 @@ static inline void breakout_step(Breakout* env) {
             /* Record the episode, then start the next one: the observation
              * we return is the new episode's first. perf = score / 864;
              * episode_length in frames. */
-            env->io.log.perf += (float)env->score / (float)BREAKOUT_MAX_SCORE;
-            env->io.log.score += (float)env->score;
-            env->io.log.episode_return += (float)env->score; /* reward = points */
-            env->io.log.episode_length += (float)env->frames;
-            env->io.log.n += 1.0f;
+            env->log.perf += (float)env->score / (float)BREAKOUT_MAX_SCORE;
+            env->log.score += (float)env->score;
+            env->log.episode_return += (float)env->score; /* reward = points */
+            env->log.episode_length += (float)env->frames;
+            env->log.n += 1.0f;
             *env->io.terminal = 1;
             breakout_reset(env);
             return;
@@ -378,6 +380,7 @@ ENV_WRAPPERS(Breakout, breakout)
 static const EnvType BREAKOUT_TYPE = {
     .name = "breakout",
     .env_size = sizeof(Breakout),
+    .log_offset = offsetof(Breakout, log),
     .options = BREAKOUT_OPTIONS,
     .num_options = ENV_COUNT(BREAKOUT_OPTIONS),
     .fields = BREAKOUT_FIELDS,

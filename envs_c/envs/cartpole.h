@@ -32,11 +32,13 @@
 #define CARTPOLE_RENDER_HEIGHT 400
 
 typedef struct CartPole {
-    EnvIO io; /* must come first: RNG, buffer rows, log (see env_type.h) */
+    EnvIO io; /* must come first: RNG and buffer rows (see env_type.h) */
     int max_steps;
 
     double x, x_dot, theta, theta_dot;
     int steps;
+
+    EpisodeLog log; /* finished episodes (kept last: see env_type.h) */
 } CartPole;
 
 static inline void cartpole_init(CartPole* env, const double* options) { env->max_steps = (int)options[0]; }
@@ -85,11 +87,11 @@ static inline void cartpole_step(CartPole* env) {
     *env->io.truncation = (unsigned char)out_of_time;
     if (failed || out_of_time) {
         /* perf = episode length / max_steps */
-        env->io.log.perf += (float)env->steps / (float)env->max_steps;
-        env->io.log.score += (float)env->steps;
-        env->io.log.episode_return += (float)env->steps; /* +1 per step */
-        env->io.log.episode_length += (float)env->steps;
-        env->io.log.n += 1.0f;
+        env->log.perf += (float)env->steps / (float)env->max_steps;
+        env->log.score += (float)env->steps;
+        env->log.episode_return += (float)env->steps; /* +1 per step */
+        env->log.episode_length += (float)env->steps;
+        env->log.n += 1.0f;
         cartpole_reset(env);
         return;
     }
@@ -149,6 +151,7 @@ ENV_WRAPPERS(CartPole, cartpole)
 static const EnvType CARTPOLE_TYPE = {
     .name = "cartpole",
     .env_size = sizeof(CartPole),
+    .log_offset = offsetof(CartPole, log),
     .options = CARTPOLE_OPTIONS,
     .num_options = ENV_COUNT(CARTPOLE_OPTIONS),
     .fields = CARTPOLE_FIELDS,

@@ -19,11 +19,13 @@
 #include "../rng.h"
 
 typedef struct Memory {
-    EnvIO io; /* must come first: RNG, buffer rows, log (see env_type.h) */
+    EnvIO io; /* must come first: RNG and buffer rows (see env_type.h) */
     int delay;
 
     int bit;
     int t; /* index of the current observation in the episode */
+
+    EpisodeLog log; /* finished episodes (kept last: see env_type.h) */
 } Memory;
 
 static inline void memory_init(Memory* env, const double* options) { env->delay = (int)options[0]; }
@@ -49,11 +51,11 @@ static inline void memory_step(Memory* env) {
         float r = *env->io.action == env->bit ? 1.0f : -1.0f;
         *env->io.reward = r;
         *env->io.terminal = 1;
-        env->io.log.perf += r > 0.0f ? 1.0f : 0.0f;
-        env->io.log.score += r > 0.0f ? 1.0f : 0.0f;
-        env->io.log.episode_return += r;
-        env->io.log.episode_length += (float)(env->t + 1);
-        env->io.log.n += 1.0f;
+        env->log.perf += r > 0.0f ? 1.0f : 0.0f;
+        env->log.score += r > 0.0f ? 1.0f : 0.0f;
+        env->log.episode_return += r;
+        env->log.episode_length += (float)(env->t + 1);
+        env->log.n += 1.0f;
         memory_reset(env);
         return;
     }
@@ -100,6 +102,7 @@ ENV_WRAPPERS(Memory, memory)
 static const EnvType MEMORY_TYPE = {
     .name = "memory",
     .env_size = sizeof(Memory),
+    .log_offset = offsetof(Memory, log),
     .options = MEMORY_OPTIONS,
     .num_options = ENV_COUNT(MEMORY_OPTIONS),
     .fields = MEMORY_FIELDS,

@@ -43,7 +43,7 @@
 #define PONG_RETURN_REWARD 0.1f
 
 typedef struct Pong {
-    EnvIO io; /* must come first: RNG, buffer rows, log (see env_type.h) */
+    EnvIO io; /* must come first: RNG and buffer rows (see env_type.h) */
     int frameskip;
 
     float agent_y, opponent_y; /* top edges of the paddles */
@@ -53,6 +53,8 @@ typedef struct Pong {
     int agent_points, opponent_points;
     int steps;
     float episode_return;
+
+    EpisodeLog log; /* finished episodes (kept last: see env_type.h) */
 } Pong;
 
 static inline void pong_init(Pong* env, const double* options) { env->frameskip = (int)options[0]; }
@@ -195,11 +197,11 @@ static inline void pong_step(Pong* env) {
             /* perf = points won / points played; score = points won;
              * episode_length in agent steps. */
             int played = env->agent_points + env->opponent_points;
-            env->io.log.perf += (float)env->agent_points / (float)played;
-            env->io.log.score += (float)env->agent_points;
-            env->io.log.episode_return += env->episode_return;
-            env->io.log.episode_length += (float)env->steps;
-            env->io.log.n += 1.0f;
+            env->log.perf += (float)env->agent_points / (float)played;
+            env->log.score += (float)env->agent_points;
+            env->log.episode_return += env->episode_return;
+            env->log.episode_length += (float)env->steps;
+            env->log.n += 1.0f;
             *env->io.terminal = 1;
             pong_reset(env);
             return;
@@ -259,6 +261,7 @@ ENV_WRAPPERS(Pong, pong)
 static const EnvType PONG_TYPE = {
     .name = "pong",
     .env_size = sizeof(Pong),
+    .log_offset = offsetof(Pong, log),
     .options = PONG_OPTIONS,
     .num_options = ENV_COUNT(PONG_OPTIONS),
     .fields = PONG_FIELDS,

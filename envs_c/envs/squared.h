@@ -25,27 +25,21 @@
 #define SQUARED_CELL_PIXELS 16
 
 typedef struct Squared {
-    EnvIO io; /* must come first: RNG, buffer rows, log (see env_type.h) */
+    EnvIO io; /* must come first: RNG and buffer rows (see env_type.h) */
     int size;
 
     int agent_row, agent_col;
     int target_row, target_col;
     int steps;
+
+    EpisodeLog log; /* finished episodes (kept last: see env_type.h) */
 } Squared;
 
 static inline void squared_init(Squared* env, const double* options) { env->size = (int)options[0]; }
 
-static inline int squared_clamp(int v, int size) { return v < 0 ? 0 : (v >= size ? size - 1 : v); }
-
-/* Draw the whole grid (size * size cells). Positions are clamped onto the
- * grid first: they always are on it, except after a test edited them, and
- * then this keeps the writes inside the observation. */
-static inline void squared_write_observation(Squared* env) {
+/* Draw the whole grid (size * size cells). */
+static inline void squared_draw(Squared* env) {
     unsigned char* o = env->io.observations_u8;
-    env->agent_row = squared_clamp(env->agent_row, env->size);
-    env->agent_col = squared_clamp(env->agent_col, env->size);
-    env->target_row = squared_clamp(env->target_row, env->size);
-    env->target_col = squared_clamp(env->target_col, env->size);
     memset(o, SQUARED_EMPTY, (size_t)env->size * (size_t)env->size);
     o[env->target_row * env->size + env->target_col] = SQUARED_TARGET;
     o[env->agent_row * env->size + env->agent_col] = SQUARED_AGENT;
@@ -61,18 +55,18 @@ static inline void squared_reset(Squared* env) {
     env->target_row = cell / env->size;
     env->target_col = cell % env->size;
     env->steps = 0;
-    squared_write_observation(env);
+    squared_draw(env);
 }
 
 static inline void squared_end(Squared* env, float reward) {
     *env->io.reward = reward;
     *env->io.terminal = 1;
     /* perf = 1 if the target was reached */
-    env->io.log.perf += reward > 0.0f ? 1.0f : 0.0f;
-    env->io.log.score += reward > 0.0f ? 1.0f : 0.0f;
-    env->io.log.episode_return += reward; /* only the last step is rewarded */
-    env->io.log.episode_length += (float)env->steps;
-    env->io.log.n += 1.0f;
+    env->log.perf += reward > 0.0f ? 1.0f : 0.0f;
+    env->log.score += reward > 0.0f ? 1.0f : 0.0f;
+    env->log.episode_return += reward; /* only the last step is rewarded */
+    env->log.episode_length += (float)env->steps;
+    env->log.n += 1.0f;
     squared_reset(env);
 }
 
@@ -124,6 +118,18 @@ static inline void squared_render(const Squared* env, unsigned char* rgb) {
 
 /* ---- For the vector layer (see env_type.h) ---- */
 
+static inline int squared_clamp(int v, int size) { return v < 0 ? 0 : (v >= size ? size - 1 : v); }
+
+/* Only called after a test edited the state: keep the positions on the grid
+ * (so that the writes stay inside the observation), then redraw. */
+static inline void squared_write_observation(Squared* env) {
+    env->agent_row = squared_clamp(env->agent_row, env->size);
+    env->agent_col = squared_clamp(env->agent_col, env->size);
+    env->target_row = squared_clamp(env->target_row, env->size);
+    env->target_col = squared_clamp(env->target_col, env->size);
+    squared_draw(env);
+}
+
 static EnvShape squared_shape(const double* options) {
     int size = (int)options[0];
     return (EnvShape){
@@ -153,6 +159,7 @@ ENV_WRAPPERS(Squared, squared)
 static const EnvType SQUARED_TYPE = {
     .name = "squared",
     .env_size = sizeof(Squared),
+    .log_offset = offsetof(Squared, log),
     .options = SQUARED_OPTIONS,
     .num_options = ENV_COUNT(SQUARED_OPTIONS),
     .fields = SQUARED_FIELDS,

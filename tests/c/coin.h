@@ -15,12 +15,14 @@
 #include "../rng.h"
 
 typedef struct Coin {
-    EnvIO io; /* must come first: RNG, buffer rows, log (see env_type.h) */
+    EnvIO io; /* must come first: RNG and buffer rows (see env_type.h) */
     int length;
 
     int heads;
     int t;
     float episode_return;
+
+    EpisodeLog log; /* finished episodes (kept last: see env_type.h) */
 } Coin;
 
 static inline void coin_init(Coin* env, const double* options) { env->length = (int)options[0]; }
@@ -46,11 +48,11 @@ static inline void coin_step(Coin* env) {
     env->heads = (int)(rng_next(&env->io.rng) & 1);
     if (env->t >= env->length) {
         *env->io.truncation = 1;
-        env->io.log.perf += env->episode_return / (float)env->length;
-        env->io.log.score += env->episode_return;
-        env->io.log.episode_return += env->episode_return;
-        env->io.log.episode_length += (float)env->t;
-        env->io.log.n += 1.0f;
+        env->log.perf += env->episode_return / (float)env->length;
+        env->log.score += env->episode_return;
+        env->log.episode_return += env->episode_return;
+        env->log.episode_length += (float)env->t;
+        env->log.n += 1.0f;
         coin_reset(env);
         return;
     }
@@ -89,6 +91,7 @@ ENV_WRAPPERS(Coin, coin)
 static const EnvType COIN_TYPE = {
     .name = "coin",
     .env_size = sizeof(Coin),
+    .log_offset = offsetof(Coin, log),
     .options = COIN_OPTIONS,
     .num_options = ENV_COUNT(COIN_OPTIONS),
     .fields = COIN_FIELDS,
