@@ -87,9 +87,16 @@ std::vector<double> resolve_options(const EnvType* type, const nb::dict& given) 
     return values;
 }
 
+// A new float32 NumPy array of the observation's shape, which Python owns.
+nb::object obs_array(const EnvShape& s, float*& data) {
+    data = new float[(size_t)s.obs_size];
+    nb::capsule owner(data, [](void* p) noexcept { delete[] (float*)p; });
+    size_t shape[2] = {(size_t)s.obs_dims[0], (size_t)s.obs_dims[1]};
+    return nb::ndarray<nb::numpy, float>(data, (size_t)s.obs_ndim, shape, owner).cast();
+}
+
 nb::dict describe(const EnvType* type, const std::vector<double>& options) {
-    EnvShape s;
-    type->shape(options.data(), &s);
+    EnvShape s = vec_type_shape(type, options.data());
     nb::dict d;
     d["name"] = type->name;
     nb::dict opts;
@@ -100,6 +107,10 @@ nb::dict describe(const EnvType* type, const std::vector<double>& options) {
     d["options"] = opts;
     d["obs_shape"] = s.obs_ndim == 1 ? nb::make_tuple(s.obs_dims[0]) : nb::make_tuple(s.obs_dims[0], s.obs_dims[1]);
     d["obs_dtype"] = s.obs_is_uint8 ? "uint8" : "float32";
+    float *low, *high;
+    d["obs_low"] = obs_array(s, low);  // float32, whatever obs_dtype is
+    d["obs_high"] = obs_array(s, high);
+    vec_obs_bounds(&s, low, high);
     d["action_n"] = s.action_n;
     d["action_dim"] = s.action_dim;
     d["render_shape"] = nb::make_tuple(s.render_height, s.render_width, 3);
@@ -183,8 +194,7 @@ void vecenv_init(PyVecEnv* self, const std::string& name, nb::dict options, Arra
     new (self) PyVecEnv();
     const EnvType* type = find_type(name);
     std::vector<double> opts = resolve_options(type, options);
-    EnvShape s;
-    type->shape(opts.data(), &s);
+    EnvShape s = vec_type_shape(type, opts.data());
     if (rewards.ndim() != 1 || rewards.shape(0) < 1)
         throw nb::value_error("rewards must be a 1-D float32 array with one entry per environment (num_envs >= 1)");
     size_t n = rewards.shape(0);
@@ -344,7 +354,7 @@ NB_MODULE(_envs, m) {
         const EnvType* type = find_type(name);
         return describe(type, resolve_options(type, options));
     }, nb::arg("name"), nb::arg("options") = nb::dict(),
-          "Validate options and describe the environment: shapes, dtypes, log fields.");
+          "Validate options and describe the environment: shapes, dtypes, observation bounds, log fields.");
 
     nb::class_<PyVecEnv>(m, "VecEnv", "N C environments stepping in place over NumPy buffers")
         .def("__init__", &vecenv_init, nb::arg("name"), nb::arg("options"), nb::arg("observations").noconvert(),

@@ -1,5 +1,12 @@
 /* vecenv.c - the vector layer: a registry of environment types, N
- * environments over shared buffers, and a small thread pool. */
+ * environments over shared buffers, and a small thread pool.
+ *
+ * The registry is generated, so adding an environment changes nothing here:
+ * env_registry.h #includes every header in envs_c/envs/ and lists their
+ * EnvTypes in ENV_TYPES (envs/foo.h defines FOO_TYPE; see env_type.h).
+ * envs_c/gen_registry.py writes it; CMake runs the script when it configures
+ * (and configures again when a header is added or removed), and the plain-gcc
+ * sanitizer build (tests/test_envs_sanitize.py) runs the same script. */
 #include "vecenv.h"
 
 #include <math.h>
@@ -7,16 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "breakout.h"
-#include "cartpole.h"
-#include "memory.h"
-#include "pong.h"
-#include "squared.h"
+#include "env_registry.h" /* generated: every env header, and ENV_TYPES */
+#include "rng.h"
 
-static const EnvType* const ENV_TYPES[] = {&BREAKOUT_TYPE, &PONG_TYPE, &SQUARED_TYPE, &CARTPOLE_TYPE,
-                                           &MEMORY_TYPE};
-
-int vec_num_types(void) { return (int)(sizeof(ENV_TYPES) / sizeof(ENV_TYPES[0])); }
+int vec_num_types(void) { return ENV_COUNT(ENV_TYPES); }
 
 const EnvType* vec_type_at(int i) {
     if (i < 0 || i >= vec_num_types()) return NULL;
@@ -120,13 +121,43 @@ static void stop_workers(VecEnv* vec) {
     for (int k = 0; k < vec->started; k++) pthread_join(vec->workers[k].thread, NULL);
 }
 
-/* Give environment i its options and point it at its rows of the buffers. */
+EnvShape vec_type_shape(const EnvType* type, const double* options) {
+    EnvShape s = type->shape(options);
+    s.obs_ndim = s.obs_dims[1] > 0 ? 2 : 1;
+    if (s.obs_ndim == 1) s.obs_dims[1] = 1;
+    s.obs_size = s.obs_dims[0] * s.obs_dims[1];
+    if (s.action_n > 0) s.action_dim = 1;
+    return s;
+}
+
+void vec_obs_bounds(const EnvShape* shape, float* low, float* high) {
+    for (int j = 0; j < shape->obs_size; j++) {
+        low[j] = shape->obs_low;
+        high[j] = shape->obs_high;
+    }
+    for (int k = 0; k < ENV_MAX_RANGES; k++) {
+        const EnvRange* r = &shape->obs_ranges[k];
+        for (int j = r->first; j < r->first + r->count; j++) {
+            if (j < 0 || j >= shape->obs_size) continue; /* a range past the end: ignore */
+            low[j] = r->low;
+            high[j] = r->high;
+        }
+    }
+}
+
+/* Point environment i's EnvIO at its rows of the buffers, and give it its
+ * options. Its RNG and log are left alone (snapshots keep them). */
 static void init_env(VecEnv* vec, int i) {
-    size_t obs_bytes = (size_t)vec->shape.obs_size * (vec->shape.obs_is_uint8 ? 1 : sizeof(float));
-    size_t action_bytes = vec->shape.action_n > 0 ? sizeof(int32_t) : sizeof(float) * (size_t)vec->shape.action_dim;
-    vec->type->init(vec_env(vec, i), vec->options, (char*)vec->observations + (size_t)i * obs_bytes,
-                    (char*)vec->actions + (size_t)i * action_bytes, vec->rewards + i, vec->terminals + i,
-                    vec->truncations + i);
+    const EnvShape* s = &vec->shape;
+    EnvIO* io = (EnvIO*)vec_env(vec, i); /* EnvIO is every struct's first member */
+    if (s->obs_is_uint8) io->observations_u8 = (unsigned char*)vec->observations + (size_t)i * s->obs_size;
+    else io->observations = (float*)vec->observations + (size_t)i * s->obs_size;
+    if (s->action_n > 0) io->action = (const int*)vec->actions + i;
+    else io->action_continuous = (const float*)vec->actions + (size_t)i * s->action_dim;
+    io->reward = vec->rewards + i;
+    io->terminal = vec->terminals + i;
+    io->truncation = vec->truncations + i;
+    vec->type->init(io, vec->options);
 }
 
 VecEnv* vec_create(const EnvType* type, const double* options, int num_envs, int num_threads,
@@ -137,7 +168,7 @@ VecEnv* vec_create(const EnvType* type, const double* options, int num_envs, int
     VecEnv* vec = (VecEnv*)calloc(1, sizeof(VecEnv));
     if (vec == NULL) return NULL;
     vec->type = type;
-    type->shape(options, &vec->shape);
+    vec->shape = vec_type_shape(type, options);
     vec->num_envs = num_envs;
     for (int k = 0; k < type->num_options && k < ENV_MAX_OPTIONS; k++) vec->options[k] = options[k];
     vec->observations = observations;
@@ -151,13 +182,13 @@ VecEnv* vec_create(const EnvType* type, const double* options, int num_envs, int
         return NULL;
     }
     for (int i = 0; i < num_envs; i++) {
-        void* env = vec_env(vec, i);
+        EnvIO* io = (EnvIO*)vec_env(vec, i);
         init_env(vec, i);
-        *(uint64_t*)env = rng_seed_for(seed, (uint64_t)i);
-        type->reset(env);
+        io->rng = rng_seed_for(seed, (uint64_t)i);
+        type->reset(io);
         /* Seed again, so that a first vec_reset without a seed starts the
          * same episodes as vec_reset with this seed. */
-        *(uint64_t*)env = rng_seed_for(seed, (uint64_t)i);
+        io->rng = rng_seed_for(seed, (uint64_t)i);
         rewards[i] = 0.0f;
         terminals[i] = 0;
         truncations[i] = 0;
@@ -212,9 +243,9 @@ void* vec_env(VecEnv* vec, int i) { return vec->envs + (size_t)i * vec->type->en
 
 void vec_reset(VecEnv* vec, int reseed, uint64_t seed) {
     for (int i = 0; i < vec->num_envs; i++) {
-        void* env = vec_env(vec, i);
-        if (reseed) *(uint64_t*)env = rng_seed_for(seed, (uint64_t)i);
-        vec->type->reset(env);
+        EnvIO* io = (EnvIO*)vec_env(vec, i);
+        if (reseed) io->rng = rng_seed_for(seed, (uint64_t)i);
+        vec->type->reset(io);
     }
     memset(vec->rewards, 0, (size_t)vec->num_envs * sizeof(float));
     memset(vec->terminals, 0, (size_t)vec->num_envs);
@@ -281,7 +312,7 @@ void vec_get_state(const VecEnv* vec, unsigned char* out) { memcpy(out, vec->env
 void vec_set_state(VecEnv* vec, const unsigned char* in) {
     memcpy(vec->envs, in, vec_state_size(vec));
     /* The copied structs still point at the buffers of the VecEnv they came
-     * from: point them at ours (init only sets options and pointers). */
+     * from: point them at ours (init_env only sets pointers and options). */
     for (int i = 0; i < vec->num_envs; i++) init_env(vec, i);
 }
 

@@ -1,8 +1,9 @@
 /* vecenv.h - N environments stepping in place over shared buffers.
  *
  * The caller (the Python binding, or a C test) owns five contiguous
- * buffers, one row per environment:
- *   observations [N, obs_size]  float32 (uint8 for Squared)
+ * buffers, one row per environment (each environment's EnvIO points at its
+ * rows):
+ *   observations [N, obs_size]  float32, or uint8 (EnvShape.obs_is_uint8)
  *   actions      [N]            int32   (discrete) or [N, action_dim] float32
  *   rewards      [N]            float32
  *   terminals    [N]            uint8 (NumPy bool)
@@ -31,6 +32,14 @@ typedef struct VecEnv VecEnv;
 int vec_num_types(void);
 const EnvType* vec_type_at(int i);
 const EnvType* vec_find_type(const char* name);
+
+/* A type's shapes for these option values, with obs_ndim and obs_size filled
+ * in (use this, not type->shape). */
+EnvShape vec_type_shape(const EnvType* type, const double* options);
+
+/* The bounds of every observation element (obs_size floats each), from
+ * obs_low, obs_high and obs_ranges. */
+void vec_obs_bounds(const EnvShape* shape, float* low, float* high);
 
 /* Create N environments over the caller's buffers (see above), seed
  * environment i from (seed, i), and reset them all. `options` holds one

@@ -9,7 +9,7 @@ import pytest
 
 import puffjax.envs as envs
 
-NAMES = ["breakout", "pong", "squared", "cartpole", "memory"]
+NAMES = ["breakout", "cartpole", "memory", "pong", "squared"]  # the registry is sorted by header name
 
 
 def random_actions(env, rng, steps):
@@ -255,6 +255,43 @@ def test_render_shapes(name):
         env.render(2)
 
 
+def _previous_observation_space(name, shape):
+    """The observation spaces as puffjax/envs/vector.py wrote them by hand
+    before the C headers declared their bounds (kept as the reference)."""
+    if name == "squared":
+        return gymnasium.spaces.Box(0, 2, shape, np.uint8)
+    if name == "cartpole":  # same bounds as gymnasium's CartPole-v1
+        f32_max = float(np.finfo(np.float32).max)
+        high = np.array([4.8, f32_max, 12 * 2 * np.pi / 360 * 2, f32_max], np.float32)
+        return gymnasium.spaces.Box(-high, high, dtype=np.float32)
+    low = np.zeros(shape, np.float32)
+    high = np.ones(shape, np.float32)
+    if name in ("breakout", "pong"):
+        low[4:6] = -1.0  # ball velocity
+    elif name == "memory":
+        low[0] = -1.0  # the cue
+    return gymnasium.spaces.Box(low, high, dtype=np.float32)
+
+
+@pytest.mark.parametrize("name, options", [
+    *[(name, {}) for name in NAMES],
+    ("breakout", {"continuous": 1}), ("breakout", {"frameskip": 1, "continuous": 1}),
+    ("pong", {"frameskip": 2}), ("squared", {"size": 3}), ("squared", {"size": 8}),
+    ("squared", {"size": 255}), ("cartpole", {"max_steps": 10}), ("memory", {"delay": 0}),
+    ("memory", {"delay": 17}),
+])
+def test_observation_space_bounds_come_from_c_and_match_the_previous_ones(name, options):
+    space = envs.make(name, num_envs=1, **options).observation_space
+    expected = _previous_observation_space(name, space.shape)
+    assert type(space) is gymnasium.spaces.Box and space == expected
+    assert space.shape == expected.shape and space.dtype == expected.dtype
+    for got, want in [(space.low, expected.low), (space.high, expected.high),
+                      (space.bounded_below, expected.bounded_below), (space.bounded_above, expected.bounded_above)]:
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+    assert repr(space) == repr(expected)
+
+
 # ---- gymnasium adapter ----
 
 def test_gymnasium_adapter_cartpole():
@@ -320,7 +357,7 @@ def test_gymnasium_adapter_continuous_and_errors():
 # ---- bad input ----
 
 def test_bad_names_and_options():
-    with pytest.raises(ValueError, match="unknown environment 'breakot'.*breakout, pong"):
+    with pytest.raises(ValueError, match="unknown environment 'breakot'.*breakout, cartpole, memory, pong, squared"):
         envs.make("breakot")
     with pytest.raises(TypeError, match="unknown option 'frame_skip'.*frameskip, continuous"):
         envs.make("breakout", frame_skip=4)

@@ -1,4 +1,4 @@
-"""Breakout rules (PufferLib 3.0, see envs_c/breakout.h), checked by putting
+"""Breakout rules (PufferLib 3.0, see envs_c/envs/breakout.h), checked by putting
 the game in a chosen state through the test hooks (env._c.set_field) and
 stepping single frames."""
 import math

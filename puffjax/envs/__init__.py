@@ -11,7 +11,7 @@ Every vector env has ``num_envs``, ``observation_space`` and ``action_space``
 ``reset(seed=None)``, ``step(actions=None)``, ``log()``, ``render(i)`` and
 ``close()``. Episodes reset themselves inside ``step``.
 
-Environments and options (see envs_c/<name>.h for the rules):
+Environments and options (see envs_c/envs/<name>.h for the rules):
     breakout  frameskip=4, continuous=0 (1: Box(-1, 1, (1,)) paddle velocity)
     pong      frameskip=4
     squared   size=11

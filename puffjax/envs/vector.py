@@ -13,22 +13,10 @@ except ImportError as e:  # pragma: no cover - only without a build
         "puffjax._envs (the compiled C environments) is missing: install puffjax with "
         "`pip install .` or build it (see README)") from e
 
-_F32_MAX = float(np.finfo(np.float32).max)
-
-
-def _observation_space(name: str, shape: tuple, dtype: str) -> spaces.Space:
-    if name == "squared":
-        return spaces.Box(0, 2, shape, np.uint8)
-    if name == "cartpole":  # same bounds as gymnasium's CartPole-v1
-        high = np.array([4.8, _F32_MAX, 12 * 2 * np.pi / 360 * 2, _F32_MAX], np.float32)
-        return spaces.Box(-high, high, dtype=np.float32)
-    low = np.zeros(shape, np.float32)
-    high = np.ones(shape, np.float32)
-    if name in ("breakout", "pong"):
-        low[4:6] = -1.0  # ball velocity
-    elif name == "memory":
-        low[0] = -1.0  # the cue
-    return spaces.Box(low, high, dtype=np.float32)
+def _observation_space(info: dict) -> spaces.Box:
+    """The Box the C header declares: its shape, dtype and per-element bounds."""
+    dtype = np.dtype(info["obs_dtype"])
+    return spaces.Box(info["obs_low"].astype(dtype), info["obs_high"].astype(dtype), dtype=dtype)
 
 
 BUFFERS = ("observations", "actions", "rewards", "terminals", "truncations")
@@ -60,7 +48,7 @@ class CVecEnv:
         self.render_size = tuple(info["render_shape"][:2])  # (height, width)
         self.log_names = list(info["log_names"])
         obs_shape = tuple(info["obs_shape"])
-        self.observation_space = _observation_space(name, obs_shape, info["obs_dtype"])
+        self.observation_space = _observation_space(info)
         if info["action_n"] > 0:
             self.action_space = spaces.Discrete(info["action_n"])
             actions = np.zeros(num_envs, np.int32)

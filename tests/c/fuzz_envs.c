@@ -128,8 +128,7 @@ static void poke_state(VecEnv* vec, const char* type, int i, uint64_t* rng) {
 }
 
 static void run_case(const EnvType* type, const double* options, int n, int steps, uint64_t seed) {
-    EnvShape shape;
-    type->shape(options, &shape);
+    EnvShape shape = vec_type_shape(type, options);
     Buffers b1, b3;
     buffers_alloc(&b1, &shape, n);
     buffers_alloc(&b3, &shape, n);

@@ -19,10 +19,10 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "env_type.h"
-#include "render.h"
-#include "rng.h"
-#include "sweep.h"
+#include "../env_type.h"
+#include "../render.h"
+#include "../rng.h"
+#include "../sweep.h"
 
 #define PONG_WIDTH 512.0f
 #define PONG_HEIGHT 384.0f
@@ -42,15 +42,8 @@
 #define PONG_TICK (1.0f / 60.0f)
 #define PONG_RETURN_REWARD 0.1f
 
-typedef EpisodeLog PongLog; /* perf = points won / points played; score = points won; episode_length in agent steps */
-
 typedef struct Pong {
-    uint64_t rng; /* must come first (see env_type.h) */
-    float* observations;
-    const int* action;
-    float* reward;
-    unsigned char* terminal;
-    unsigned char* truncation;
+    EnvIO io; /* must come first: RNG and buffer rows (see env_type.h) */
     int frameskip;
 
     float agent_y, opponent_y; /* top edges of the paddles */
@@ -60,11 +53,14 @@ typedef struct Pong {
     int agent_points, opponent_points;
     int steps;
     float episode_return;
-    PongLog log;
+
+    EpisodeLog log; /* finished episodes (kept last: see env_type.h) */
 } Pong;
 
+static inline void pong_init(Pong* env, const double* options) { env->frameskip = (int)options[0]; }
+
 static inline void pong_write_observation(Pong* env) {
-    float* o = env->observations;
+    float* o = env->io.observations;
     o[0] = (env->agent_y + PONG_PADDLE_HEIGHT / 2.0f) / PONG_HEIGHT;
     o[1] = (env->opponent_y + PONG_PADDLE_HEIGHT / 2.0f) / PONG_HEIGHT;
     /* The ball's centre can be just outside the field while a point ends;
@@ -80,8 +76,8 @@ static inline void pong_write_observation(Pong* env) {
 /* Serve from the centre at a random angle within pi/6 of the horizontal,
  * towards a random side. */
 static inline void pong_serve(Pong* env) {
-    float angle = rng_uniform(&env->rng, -PONG_SERVE_ANGLE, PONG_SERVE_ANGLE);
-    float direction = (rng_next(&env->rng) & 1) ? 1.0f : -1.0f;
+    float angle = rng_uniform(&env->io.rng, -PONG_SERVE_ANGLE, PONG_SERVE_ANGLE);
+    float direction = (rng_next(&env->io.rng) & 1) ? 1.0f : -1.0f;
     env->ball_speed = PONG_SERVE_SPEED;
     env->ball_x = PONG_WIDTH / 2.0f - PONG_BALL_SIZE / 2.0f;
     env->ball_y = PONG_HEIGHT / 2.0f - PONG_BALL_SIZE / 2.0f;
@@ -168,7 +164,7 @@ static inline int pong_frame(Pong* env, int action) {
             env->ball_vy = -env->ball_vy;
         } else if (hit == PONG_HIT_AGENT) {
             pong_paddle_bounce(env, env->agent_y, -1.0f);
-            *env->reward += PONG_RETURN_REWARD; /* a return */
+            *env->io.reward += PONG_RETURN_REWARD; /* a return */
             env->episode_return += PONG_RETURN_REWARD;
         } else {
             pong_paddle_bounce(env, env->opponent_y, 1.0f);
@@ -178,12 +174,12 @@ static inline int pong_frame(Pong* env, int action) {
     /* A point ends when the ball leaves the field on the left or right. */
     if (env->ball_x + PONG_BALL_SIZE < 0.0f) {
         env->agent_points += 1;
-        *env->reward += 1.0f;
+        *env->io.reward += 1.0f;
         env->episode_return += 1.0f;
         pong_serve(env);
     } else if (env->ball_x > PONG_WIDTH) {
         env->opponent_points += 1;
-        *env->reward -= 1.0f;
+        *env->io.reward -= 1.0f;
         env->episode_return -= 1.0f;
         pong_serve(env);
     }
@@ -191,20 +187,22 @@ static inline int pong_frame(Pong* env, int action) {
 }
 
 static inline void pong_step(Pong* env) {
-    int action = *env->action;
-    *env->reward = 0.0f;
-    *env->terminal = 0;
-    *env->truncation = 0;
+    int action = *env->io.action;
+    *env->io.reward = 0.0f;
+    *env->io.terminal = 0;
+    *env->io.truncation = 0;
     env->steps += 1;
     for (int i = 0; i < env->frameskip; i++) {
         if (pong_frame(env, action)) {
+            /* perf = points won / points played; score = points won;
+             * episode_length in agent steps. */
             int played = env->agent_points + env->opponent_points;
             env->log.perf += (float)env->agent_points / (float)played;
             env->log.score += (float)env->agent_points;
             env->log.episode_return += env->episode_return;
             env->log.episode_length += (float)env->steps;
             env->log.n += 1.0f;
-            *env->terminal = 1;
+            *env->io.terminal = 1;
             pong_reset(env);
             return;
         }
@@ -228,42 +226,21 @@ static inline void pong_render(const Pong* env, unsigned char* rgb) {
         draw_rect(&c, PONG_WIDTH - 14.0f - 10.0f * i, 4, 6, 6, (Color){0, 255, 255});
 }
 
-/* ---- Glue for the vector layer (see env_type.h). ---- */
+/* ---- For the vector layer (see env_type.h) ---- */
 
-static void pong_shape(const double* options, EnvShape* s) {
+/* Every observation is in [0, 1], but the ball velocity is in [-1, 1]. */
+static EnvShape pong_shape(const double* options) {
     (void)options;
-    s->obs_ndim = 1;
-    s->obs_dims[0] = 8;
-    s->obs_dims[1] = 1;
-    s->obs_is_uint8 = 0;
-    s->obs_size = 8;
-    s->action_n = 3;
-    s->action_dim = 1;
-    s->render_width = (int)PONG_WIDTH;
-    s->render_height = (int)PONG_HEIGHT;
+    return (EnvShape){
+        .obs_dims = {8},
+        .obs_low = 0.0f,
+        .obs_high = 1.0f,
+        .obs_ranges = {{4, 2, -1.0f, 1.0f}}, /* elements 4 and 5: the ball velocity */
+        .action_n = 3,
+        .render_width = (int)PONG_WIDTH,
+        .render_height = (int)PONG_HEIGHT,
+    };
 }
-
-static void pong_init(void* e, const double* options, void* obs, void* action, float* reward,
-                      unsigned char* terminal, unsigned char* truncation) {
-    Pong* env = (Pong*)e;
-    env->frameskip = (int)options[0];
-    env->observations = (float*)obs;
-    env->action = (const int*)action;
-    env->reward = reward;
-    env->terminal = terminal;
-    env->truncation = truncation;
-}
-
-static void pong_reset_any(void* env) { pong_reset((Pong*)env); }
-
-static void pong_step_range(void* envs, int start, int end) {
-    Pong* e = (Pong*)envs;
-    for (int i = start; i < end; i++) pong_step(&e[i]);
-}
-
-static void pong_refresh(void* env) { pong_write_observation((Pong*)env); }
-
-static void pong_render_any(const void* env, unsigned char* rgb) { pong_render((const Pong*)env, rgb); }
 
 static const EnvOption PONG_OPTIONS[] = {
     {"frameskip", 4, 1, 1000, 1, "frames per agent step (same action, rewards summed)"},
@@ -279,13 +256,19 @@ static const EnvField PONG_FIELDS[] = {
     {"opponent_points", offsetof(Pong, opponent_points), FIELD_INT, 1},
 };
 
+ENV_WRAPPERS(Pong, pong)
+
 static const EnvType PONG_TYPE = {
-    "pong", sizeof(Pong),
-    1, PONG_OPTIONS,
-    offsetof(Pong, log),
-    (int)(sizeof(PONG_FIELDS) / sizeof(PONG_FIELDS[0])), PONG_FIELDS,
-    pong_shape, pong_init, pong_reset_any, pong_step_range,
-    pong_refresh, pong_render_any,
+    .name = "pong",
+    .env_size = sizeof(Pong),
+    .log_offset = offsetof(Pong, log),
+    .options = PONG_OPTIONS,
+    .num_options = ENV_COUNT(PONG_OPTIONS),
+    .fields = PONG_FIELDS,
+    .num_fields = ENV_COUNT(PONG_FIELDS),
+    .shape = pong_shape,
+    .init = pong_init_any, .reset = pong_reset_any, .step_range = pong_step_range,
+    .refresh = pong_refresh_any, .render = pong_render_any, /* made by ENV_WRAPPERS */
 };
 
 #endif

@@ -15,36 +15,34 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "env_type.h"
-#include "render.h"
-#include "rng.h"
+#include "../env_type.h"
+#include "../render.h"
+#include "../rng.h"
 
 #define SQUARED_EMPTY 0
 #define SQUARED_AGENT 1
 #define SQUARED_TARGET 2
 #define SQUARED_CELL_PIXELS 16
 
-typedef EpisodeLog SquaredLog; /* perf = 1 if the target was reached */
-
 typedef struct Squared {
-    uint64_t rng; /* must come first (see env_type.h) */
-    unsigned char* observations; /* size * size */
-    const int* action;
-    float* reward;
-    unsigned char* terminal;
-    unsigned char* truncation;
+    EnvIO io; /* must come first: RNG and buffer rows (see env_type.h) */
     int size;
 
     int agent_row, agent_col;
     int target_row, target_col;
     int steps;
-    SquaredLog log;
+
+    EpisodeLog log; /* finished episodes (kept last: see env_type.h) */
 } Squared;
 
-static inline void squared_write_observation(Squared* env) {
-    memset(env->observations, SQUARED_EMPTY, (size_t)env->size * (size_t)env->size);
-    env->observations[env->target_row * env->size + env->target_col] = SQUARED_TARGET;
-    env->observations[env->agent_row * env->size + env->agent_col] = SQUARED_AGENT;
+static inline void squared_init(Squared* env, const double* options) { env->size = (int)options[0]; }
+
+/* Draw the whole grid (size * size cells). */
+static inline void squared_draw(Squared* env) {
+    unsigned char* o = env->io.observations_u8;
+    memset(o, SQUARED_EMPTY, (size_t)env->size * (size_t)env->size);
+    o[env->target_row * env->size + env->target_col] = SQUARED_TARGET;
+    o[env->agent_row * env->size + env->agent_col] = SQUARED_AGENT;
 }
 
 static inline void squared_reset(Squared* env) {
@@ -52,17 +50,18 @@ static inline void squared_reset(Squared* env) {
     env->agent_row = centre;
     env->agent_col = centre;
     /* The target is any cell but the centre, uniformly. */
-    int cell = rng_int(&env->rng, env->size * env->size - 1);
+    int cell = rng_int(&env->io.rng, env->size * env->size - 1);
     if (cell >= centre * env->size + centre) cell += 1;
     env->target_row = cell / env->size;
     env->target_col = cell % env->size;
     env->steps = 0;
-    squared_write_observation(env);
+    squared_draw(env);
 }
 
 static inline void squared_end(Squared* env, float reward) {
-    *env->reward = reward;
-    *env->terminal = 1;
+    *env->io.reward = reward;
+    *env->io.terminal = 1;
+    /* perf = 1 if the target was reached */
     env->log.perf += reward > 0.0f ? 1.0f : 0.0f;
     env->log.score += reward > 0.0f ? 1.0f : 0.0f;
     env->log.episode_return += reward; /* only the last step is rewarded */
@@ -74,11 +73,11 @@ static inline void squared_end(Squared* env, float reward) {
 static inline void squared_step(Squared* env) {
     static const int drow[5] = {0, -1, 1, 0, 0};
     static const int dcol[5] = {0, 0, 0, -1, 1};
-    int a = *env->action;
+    int a = *env->io.action;
     if (a < 0 || a > 4) a = 0; /* never happens: the vector layer checks actions */
-    *env->reward = 0.0f;
-    *env->terminal = 0;
-    *env->truncation = 0;
+    *env->io.reward = 0.0f;
+    *env->io.terminal = 0;
+    *env->io.truncation = 0;
     env->steps += 1;
     int row = env->agent_row + drow[a], col = env->agent_col + dcol[a];
     /* Leaving the grid: -1, episode over. */
@@ -97,10 +96,10 @@ static inline void squared_step(Squared* env) {
         return;
     }
     /* Otherwise move: only two cells of the observation change. */
-    env->observations[env->agent_row * env->size + env->agent_col] = SQUARED_EMPTY;
+    env->io.observations_u8[env->agent_row * env->size + env->agent_col] = SQUARED_EMPTY;
     env->agent_row = row;
     env->agent_col = col;
-    env->observations[row * env->size + col] = SQUARED_AGENT;
+    env->io.observations_u8[row * env->size + col] = SQUARED_AGENT;
 }
 
 static inline void squared_render(const Squared* env, unsigned char* rgb) {
@@ -117,53 +116,31 @@ static inline void squared_render(const Squared* env, unsigned char* rgb) {
               (Color){0, 255, 255});
 }
 
-/* ---- Glue for the vector layer (see env_type.h). ---- */
+/* ---- For the vector layer (see env_type.h) ---- */
 
-static void squared_shape(const double* options, EnvShape* s) {
-    int size = (int)options[0];
-    s->obs_ndim = 2;
-    s->obs_dims[0] = size;
-    s->obs_dims[1] = size;
-    s->obs_is_uint8 = 1;
-    s->obs_size = size * size;
-    s->action_n = 5;
-    s->action_dim = 1;
-    s->render_width = size * SQUARED_CELL_PIXELS;
-    s->render_height = size * SQUARED_CELL_PIXELS;
-}
+static inline int squared_clamp(int v, int size) { return v < 0 ? 0 : (v >= size ? size - 1 : v); }
 
-static void squared_init(void* e, const double* options, void* obs, void* action, float* reward,
-                         unsigned char* terminal, unsigned char* truncation) {
-    Squared* env = (Squared*)e;
-    env->size = (int)options[0];
-    env->observations = (unsigned char*)obs;
-    env->action = (const int*)action;
-    env->reward = reward;
-    env->terminal = terminal;
-    env->truncation = truncation;
-}
-
-static void squared_reset_any(void* env) { squared_reset((Squared*)env); }
-
-static void squared_step_range(void* envs, int start, int end) {
-    Squared* e = (Squared*)envs;
-    for (int i = start; i < end; i++) squared_step(&e[i]);
-}
-
-static int squared_clamp(int v, int size) { return v < 0 ? 0 : (v >= size ? size - 1 : v); }
-
-/* After a test edited the state: keep positions on the grid, redraw. */
-static void squared_refresh(void* e) {
-    Squared* env = (Squared*)e;
+/* Only called after a test edited the state: keep the positions on the grid
+ * (so that the writes stay inside the observation), then redraw. */
+static inline void squared_write_observation(Squared* env) {
     env->agent_row = squared_clamp(env->agent_row, env->size);
     env->agent_col = squared_clamp(env->agent_col, env->size);
     env->target_row = squared_clamp(env->target_row, env->size);
     env->target_col = squared_clamp(env->target_col, env->size);
-    squared_write_observation(env);
+    squared_draw(env);
 }
 
-static void squared_render_any(const void* env, unsigned char* rgb) {
-    squared_render((const Squared*)env, rgb);
+static EnvShape squared_shape(const double* options) {
+    int size = (int)options[0];
+    return (EnvShape){
+        .obs_dims = {size, size},
+        .obs_is_uint8 = 1,
+        .obs_low = SQUARED_EMPTY,
+        .obs_high = SQUARED_TARGET,
+        .action_n = 5,
+        .render_width = size * SQUARED_CELL_PIXELS,
+        .render_height = size * SQUARED_CELL_PIXELS,
+    };
 }
 
 static const EnvOption SQUARED_OPTIONS[] = {
@@ -177,13 +154,19 @@ static const EnvField SQUARED_FIELDS[] = {
     {"steps", offsetof(Squared, steps), FIELD_INT, 1},
 };
 
+ENV_WRAPPERS(Squared, squared)
+
 static const EnvType SQUARED_TYPE = {
-    "squared", sizeof(Squared),
-    1, SQUARED_OPTIONS,
-    offsetof(Squared, log),
-    (int)(sizeof(SQUARED_FIELDS) / sizeof(SQUARED_FIELDS[0])), SQUARED_FIELDS,
-    squared_shape, squared_init, squared_reset_any, squared_step_range,
-    squared_refresh, squared_render_any,
+    .name = "squared",
+    .env_size = sizeof(Squared),
+    .log_offset = offsetof(Squared, log),
+    .options = SQUARED_OPTIONS,
+    .num_options = ENV_COUNT(SQUARED_OPTIONS),
+    .fields = SQUARED_FIELDS,
+    .num_fields = ENV_COUNT(SQUARED_FIELDS),
+    .shape = squared_shape,
+    .init = squared_init_any, .reset = squared_reset_any, .step_range = squared_step_range,
+    .refresh = squared_refresh_any, .render = squared_render_any, /* made by ENV_WRAPPERS */
 };
 
 #endif

@@ -12,12 +12,13 @@
 #ifndef PUFFJAX_CARTPOLE_H
 #define PUFFJAX_CARTPOLE_H
 
+#include <float.h>
 #include <math.h>
 #include <stddef.h>
 
-#include "env_type.h"
-#include "render.h"
-#include "rng.h"
+#include "../env_type.h"
+#include "../render.h"
+#include "../rng.h"
 
 #define CARTPOLE_GRAVITY 9.8
 #define CARTPOLE_CART_MASS 1.0
@@ -30,35 +31,31 @@
 #define CARTPOLE_RENDER_WIDTH 600
 #define CARTPOLE_RENDER_HEIGHT 400
 
-typedef EpisodeLog CartPoleLog; /* perf = episode length / max_steps */
-
 typedef struct CartPole {
-    uint64_t rng; /* must come first (see env_type.h) */
-    float* observations;
-    const int* action;
-    float* reward;
-    unsigned char* terminal;
-    unsigned char* truncation;
+    EnvIO io; /* must come first: RNG and buffer rows (see env_type.h) */
     int max_steps;
 
     double x, x_dot, theta, theta_dot;
     int steps;
-    CartPoleLog log;
+
+    EpisodeLog log; /* finished episodes (kept last: see env_type.h) */
 } CartPole;
 
+static inline void cartpole_init(CartPole* env, const double* options) { env->max_steps = (int)options[0]; }
+
 static inline void cartpole_write_observation(CartPole* env) {
-    env->observations[0] = (float)env->x;
-    env->observations[1] = (float)env->x_dot;
-    env->observations[2] = (float)env->theta;
-    env->observations[3] = (float)env->theta_dot;
+    env->io.observations[0] = (float)env->x;
+    env->io.observations[1] = (float)env->x_dot;
+    env->io.observations[2] = (float)env->theta;
+    env->io.observations[3] = (float)env->theta_dot;
 }
 
 /* Every state variable starts uniform in [-0.05, 0.05]. */
 static inline void cartpole_reset(CartPole* env) {
-    env->x = rng_uniform(&env->rng, -0.05f, 0.05f);
-    env->x_dot = rng_uniform(&env->rng, -0.05f, 0.05f);
-    env->theta = rng_uniform(&env->rng, -0.05f, 0.05f);
-    env->theta_dot = rng_uniform(&env->rng, -0.05f, 0.05f);
+    env->x = rng_uniform(&env->io.rng, -0.05f, 0.05f);
+    env->x_dot = rng_uniform(&env->io.rng, -0.05f, 0.05f);
+    env->theta = rng_uniform(&env->io.rng, -0.05f, 0.05f);
+    env->theta_dot = rng_uniform(&env->io.rng, -0.05f, 0.05f);
     env->steps = 0;
     cartpole_write_observation(env);
 }
@@ -66,7 +63,7 @@ static inline void cartpole_reset(CartPole* env) {
 static inline void cartpole_step(CartPole* env) {
     const double total_mass = CARTPOLE_CART_MASS + CARTPOLE_POLE_MASS;
     const double pole_mass_length = CARTPOLE_POLE_MASS * CARTPOLE_HALF_LENGTH;
-    double force = *env->action == 1 ? CARTPOLE_FORCE : -CARTPOLE_FORCE;
+    double force = *env->io.action == 1 ? CARTPOLE_FORCE : -CARTPOLE_FORCE;
     double cos_t = cos(env->theta), sin_t = sin(env->theta);
 
     /* Equations of motion of the pole and cart (see Florian 2007). */
@@ -85,10 +82,11 @@ static inline void cartpole_step(CartPole* env) {
     int failed = env->x < -CARTPOLE_X_LIMIT || env->x > CARTPOLE_X_LIMIT ||
                  env->theta < -CARTPOLE_ANGLE_LIMIT || env->theta > CARTPOLE_ANGLE_LIMIT;
     int out_of_time = !failed && env->steps >= env->max_steps;
-    *env->reward = 1.0f;
-    *env->terminal = (unsigned char)failed;
-    *env->truncation = (unsigned char)out_of_time;
+    *env->io.reward = 1.0f;
+    *env->io.terminal = (unsigned char)failed;
+    *env->io.truncation = (unsigned char)out_of_time;
     if (failed || out_of_time) {
+        /* perf = episode length / max_steps */
         env->log.perf += (float)env->steps / (float)env->max_steps;
         env->log.score += (float)env->steps;
         env->log.episode_return += (float)env->steps; /* +1 per step */
@@ -118,43 +116,23 @@ static inline void cartpole_render(const CartPole* env, unsigned char* rgb) {
     draw_rect(&c, cart_x - 3.0f, ground - 18.0f, 6, 6, (Color){129, 132, 203});
 }
 
-/* ---- Glue for the vector layer (see env_type.h). ---- */
+/* ---- For the vector layer (see env_type.h) ---- */
 
-static void cartpole_shape(const double* options, EnvShape* s) {
+/* The bounds are gymnasium's CartPole-v1's: twice the limits that end an
+ * episode for the position and the angle, and none for the velocities (the
+ * largest float32). */
+static EnvShape cartpole_shape(const double* options) {
     (void)options;
-    s->obs_ndim = 1;
-    s->obs_dims[0] = 4;
-    s->obs_dims[1] = 1;
-    s->obs_is_uint8 = 0;
-    s->obs_size = 4;
-    s->action_n = 2;
-    s->action_dim = 1;
-    s->render_width = CARTPOLE_RENDER_WIDTH;
-    s->render_height = CARTPOLE_RENDER_HEIGHT;
-}
-
-static void cartpole_init(void* e, const double* options, void* obs, void* action, float* reward,
-                          unsigned char* terminal, unsigned char* truncation) {
-    CartPole* env = (CartPole*)e;
-    env->max_steps = (int)options[0];
-    env->observations = (float*)obs;
-    env->action = (const int*)action;
-    env->reward = reward;
-    env->terminal = terminal;
-    env->truncation = truncation;
-}
-
-static void cartpole_reset_any(void* env) { cartpole_reset((CartPole*)env); }
-
-static void cartpole_step_range(void* envs, int start, int end) {
-    CartPole* e = (CartPole*)envs;
-    for (int i = start; i < end; i++) cartpole_step(&e[i]);
-}
-
-static void cartpole_refresh(void* env) { cartpole_write_observation((CartPole*)env); }
-
-static void cartpole_render_any(const void* env, unsigned char* rgb) {
-    cartpole_render((const CartPole*)env, rgb);
+    return (EnvShape){
+        .obs_dims = {4},
+        .obs_low = -FLT_MAX,
+        .obs_high = FLT_MAX,
+        .obs_ranges = {{0, 1, -2 * CARTPOLE_X_LIMIT, 2 * CARTPOLE_X_LIMIT},
+                       {2, 1, -2 * CARTPOLE_ANGLE_LIMIT, 2 * CARTPOLE_ANGLE_LIMIT}},
+        .action_n = 2,
+        .render_width = CARTPOLE_RENDER_WIDTH,
+        .render_height = CARTPOLE_RENDER_HEIGHT,
+    };
 }
 
 static const EnvOption CARTPOLE_OPTIONS[] = {
@@ -168,13 +146,19 @@ static const EnvField CARTPOLE_FIELDS[] = {
     {"steps", offsetof(CartPole, steps), FIELD_INT, 1},
 };
 
+ENV_WRAPPERS(CartPole, cartpole)
+
 static const EnvType CARTPOLE_TYPE = {
-    "cartpole", sizeof(CartPole),
-    1, CARTPOLE_OPTIONS,
-    offsetof(CartPole, log),
-    (int)(sizeof(CARTPOLE_FIELDS) / sizeof(CARTPOLE_FIELDS[0])), CARTPOLE_FIELDS,
-    cartpole_shape, cartpole_init, cartpole_reset_any, cartpole_step_range,
-    cartpole_refresh, cartpole_render_any,
+    .name = "cartpole",
+    .env_size = sizeof(CartPole),
+    .log_offset = offsetof(CartPole, log),
+    .options = CARTPOLE_OPTIONS,
+    .num_options = ENV_COUNT(CARTPOLE_OPTIONS),
+    .fields = CARTPOLE_FIELDS,
+    .num_fields = ENV_COUNT(CARTPOLE_FIELDS),
+    .shape = cartpole_shape,
+    .init = cartpole_init_any, .reset = cartpole_reset_any, .step_range = cartpole_step_range,
+    .refresh = cartpole_refresh_any, .render = cartpole_render_any, /* made by ENV_WRAPPERS */
 };
 
 #endif

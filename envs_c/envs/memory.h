@@ -14,47 +14,43 @@
 
 #include <stddef.h>
 
-#include "env_type.h"
-#include "render.h"
-#include "rng.h"
-
-typedef EpisodeLog MemoryLog; /* perf = 1 if the bit was recalled */
+#include "../env_type.h"
+#include "../render.h"
+#include "../rng.h"
 
 typedef struct Memory {
-    uint64_t rng; /* must come first (see env_type.h) */
-    float* observations;
-    const int* action;
-    float* reward;
-    unsigned char* terminal;
-    unsigned char* truncation;
+    EnvIO io; /* must come first: RNG and buffer rows (see env_type.h) */
     int delay;
 
     int bit;
     int t; /* index of the current observation in the episode */
-    MemoryLog log;
+
+    EpisodeLog log; /* finished episodes (kept last: see env_type.h) */
 } Memory;
+
+static inline void memory_init(Memory* env, const double* options) { env->delay = (int)options[0]; }
 
 static inline void memory_write_observation(Memory* env) {
     int query_step = env->delay + 1;
-    env->observations[0] = env->t == 0 ? (env->bit ? 1.0f : -1.0f) : 0.0f;
-    env->observations[1] = env->t == query_step ? 1.0f : 0.0f;
+    env->io.observations[0] = env->t == 0 ? (env->bit ? 1.0f : -1.0f) : 0.0f;
+    env->io.observations[1] = env->t == query_step ? 1.0f : 0.0f;
 }
 
 static inline void memory_reset(Memory* env) {
-    env->bit = (int)(rng_next(&env->rng) & 1);
+    env->bit = (int)(rng_next(&env->io.rng) & 1);
     env->t = 0;
     memory_write_observation(env);
 }
 
 static inline void memory_step(Memory* env) {
-    *env->reward = 0.0f;
-    *env->terminal = 0;
-    *env->truncation = 0;
+    *env->io.reward = 0.0f;
+    *env->io.terminal = 0;
+    *env->io.truncation = 0;
     if (env->t == env->delay + 1) {
-        /* The agent answered the query. */
-        float r = *env->action == env->bit ? 1.0f : -1.0f;
-        *env->reward = r;
-        *env->terminal = 1;
+        /* The agent answered the query. perf = 1 if the bit was recalled. */
+        float r = *env->io.action == env->bit ? 1.0f : -1.0f;
+        *env->io.reward = r;
+        *env->io.terminal = 1;
         env->log.perf += r > 0.0f ? 1.0f : 0.0f;
         env->log.score += r > 0.0f ? 1.0f : 0.0f;
         env->log.episode_return += r;
@@ -78,42 +74,20 @@ static inline void memory_render(const Memory* env, unsigned char* rgb) {
     draw_rect(&c, 66, 2, 28, 28, env->bit ? (Color){0, 90, 0} : (Color){90, 0, 0});
 }
 
-/* ---- Glue for the vector layer (see env_type.h). ---- */
+/* ---- For the vector layer (see env_type.h) ---- */
 
-static void memory_shape(const double* options, EnvShape* s) {
+static EnvShape memory_shape(const double* options) {
     (void)options;
-    s->obs_ndim = 1;
-    s->obs_dims[0] = 2;
-    s->obs_dims[1] = 1;
-    s->obs_is_uint8 = 0;
-    s->obs_size = 2;
-    s->action_n = 2;
-    s->action_dim = 1;
-    s->render_width = 96;
-    s->render_height = 32;
+    return (EnvShape){
+        .obs_dims = {2},
+        .obs_low = 0.0f,
+        .obs_high = 1.0f,
+        .obs_ranges = {{0, 1, -1.0f, 1.0f}}, /* the cue is -1 or +1 */
+        .action_n = 2,
+        .render_width = 96,
+        .render_height = 32,
+    };
 }
-
-static void memory_init(void* e, const double* options, void* obs, void* action, float* reward,
-                        unsigned char* terminal, unsigned char* truncation) {
-    Memory* env = (Memory*)e;
-    env->delay = (int)options[0];
-    env->observations = (float*)obs;
-    env->action = (const int*)action;
-    env->reward = reward;
-    env->terminal = terminal;
-    env->truncation = truncation;
-}
-
-static void memory_reset_any(void* env) { memory_reset((Memory*)env); }
-
-static void memory_step_range(void* envs, int start, int end) {
-    Memory* e = (Memory*)envs;
-    for (int i = start; i < end; i++) memory_step(&e[i]);
-}
-
-static void memory_refresh(void* env) { memory_write_observation((Memory*)env); }
-
-static void memory_render_any(const void* env, unsigned char* rgb) { memory_render((const Memory*)env, rgb); }
 
 static const EnvOption MEMORY_OPTIONS[] = {
     {"delay", 4, 0, 1e6, 1, "blank steps between the cue and the query"},
@@ -123,13 +97,19 @@ static const EnvField MEMORY_FIELDS[] = {
     {"t", offsetof(Memory, t), FIELD_INT, 1},
 };
 
+ENV_WRAPPERS(Memory, memory)
+
 static const EnvType MEMORY_TYPE = {
-    "memory", sizeof(Memory),
-    1, MEMORY_OPTIONS,
-    offsetof(Memory, log),
-    (int)(sizeof(MEMORY_FIELDS) / sizeof(MEMORY_FIELDS[0])), MEMORY_FIELDS,
-    memory_shape, memory_init, memory_reset_any, memory_step_range,
-    memory_refresh, memory_render_any,
+    .name = "memory",
+    .env_size = sizeof(Memory),
+    .log_offset = offsetof(Memory, log),
+    .options = MEMORY_OPTIONS,
+    .num_options = ENV_COUNT(MEMORY_OPTIONS),
+    .fields = MEMORY_FIELDS,
+    .num_fields = ENV_COUNT(MEMORY_FIELDS),
+    .shape = memory_shape,
+    .init = memory_init_any, .reset = memory_reset_any, .step_range = memory_step_range,
+    .refresh = memory_refresh_any, .render = memory_render_any, /* made by ENV_WRAPPERS */
 };
 
 #endif

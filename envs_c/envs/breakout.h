@@ -20,10 +20,10 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "env_type.h"
-#include "render.h"
-#include "rng.h"
-#include "sweep.h"
+#include "../env_type.h"
+#include "../render.h"
+#include "../rng.h"
+#include "../sweep.h"
 
 #define BREAKOUT_WIDTH 576.0f
 #define BREAKOUT_HEIGHT 330.0f
@@ -50,18 +50,8 @@
 #define BREAKOUT_OBS_SIZE 118
 #define BREAKOUT_PI 3.14159265f
 
-typedef EpisodeLog BreakoutLog; /* perf = score / 864; episode_length in frames */
-
 typedef struct Breakout {
-    uint64_t rng; /* must come first (see env_type.h) */
-
-    /* This environment's rows of the shared buffers. */
-    float* observations;
-    const int* action;                /* discrete mode */
-    const float* action_continuous;   /* continuous mode */
-    float* reward;
-    unsigned char* terminal;
-    unsigned char* truncation;
+    EnvIO io; /* must come first: RNG and buffer rows (see env_type.h) */
 
     /* Options. */
     int frameskip;
@@ -80,8 +70,13 @@ typedef struct Breakout {
     int frames;             /* frames in this episode */
     unsigned char bricks[BREAKOUT_NUM_BRICKS]; /* 1 = destroyed */
 
-    BreakoutLog log;
+    EpisodeLog log; /* finished episodes (kept last: see env_type.h) */
 } Breakout;
+
+static inline void breakout_init(Breakout* env, const double* options) {
+    env->frameskip = (int)options[0];
+    env->continuous = options[1] != 0.0;
+}
 
 /* Points for a brick: rows 0-1 give 7, rows 2-3 give 4, rows 4-5 give 1. */
 static inline int breakout_brick_points(int brick) {
@@ -92,7 +87,7 @@ static inline int breakout_brick_points(int brick) {
 /* Write the 10 scalar observations. The 108 brick entries are kept up to
  * date whenever a brick changes, so a step does not rewrite them all. */
 static inline void breakout_write_scalars(Breakout* env) {
-    float* o = env->observations;
+    float* o = env->io.observations;
     o[0] = env->paddle_x / BREAKOUT_WIDTH;
     o[1] = BREAKOUT_PADDLE_Y / BREAKOUT_HEIGHT;
     o[2] = env->ball_x / BREAKOUT_WIDTH;
@@ -107,13 +102,13 @@ static inline void breakout_write_scalars(Breakout* env) {
 
 static inline void breakout_write_observation(Breakout* env) {
     breakout_write_scalars(env);
-    for (int i = 0; i < BREAKOUT_NUM_BRICKS; i++) env->observations[10 + i] = (float)env->bricks[i];
+    for (int i = 0; i < BREAKOUT_NUM_BRICKS; i++) env->io.observations[10 + i] = (float)env->bricks[i];
 }
 
 /* Put back a full wall of bricks. */
 static inline void breakout_restore_bricks(Breakout* env) {
     memset(env->bricks, 0, sizeof(env->bricks));
-    for (int i = 0; i < BREAKOUT_NUM_BRICKS; i++) env->observations[10 + i] = 0.0f;
+    for (int i = 0; i < BREAKOUT_NUM_BRICKS; i++) env->io.observations[10 + i] = 0.0f;
 }
 
 /* A new round (new ball): the ball waits above a centred, full-width paddle
@@ -144,9 +139,9 @@ static inline void breakout_reset(Breakout* env) {
 static inline void breakout_destroy_brick(Breakout* env, int brick) {
     int points = breakout_brick_points(brick);
     env->bricks[brick] = 1;
-    env->observations[10 + brick] = 1.0f;
+    env->io.observations[10 + brick] = 1.0f;
     env->score += points;
-    *env->reward += (float)points;
+    *env->io.reward += (float)points;
     if (brick / BREAKOUT_COLS < 3) env->ball_speed = BREAKOUT_MAX_SPEED;
 }
 
@@ -269,7 +264,7 @@ static inline int breakout_frame(Breakout* env, float move) {
         env->balls_fired = 1;
         env->ball_vx = sinf(BREAKOUT_LAUNCH_ANGLE) * env->ball_speed;
         env->ball_vy = cosf(BREAKOUT_LAUNCH_ANGLE) * env->ball_speed;
-        if (rng_next(&env->rng) & 1) env->ball_vx = -env->ball_vx;
+        if (rng_next(&env->io.rng) & 1) env->ball_vx = -env->ball_vx;
     } else {
         /* The paddle moves at up to 620 px/s and stays inside the field. */
         env->paddle_x += move * BREAKOUT_PADDLE_SPEED * BREAKOUT_TICK;
@@ -293,27 +288,28 @@ static inline void breakout_step(Breakout* env) {
     if (env->continuous) {
         /* Continuous actions are clipped to [-1, 1] (NaN is rejected by the
          * vector layer before stepping). */
-        move = *env->action_continuous;
+        move = *env->io.action_continuous;
         if (isnan(move)) move = 0.0f;
         if (move < -1.0f) move = -1.0f;
         if (move > 1.0f) move = 1.0f;
     } else {
-        int a = *env->action; /* 0 noop, 1 left, 2 right */
+        int a = *env->io.action; /* 0 noop, 1 left, 2 right */
         move = a == 1 ? -1.0f : (a == 2 ? 1.0f : 0.0f);
     }
-    *env->reward = 0.0f;
-    *env->terminal = 0;
-    *env->truncation = 0;
+    *env->io.reward = 0.0f;
+    *env->io.terminal = 0;
+    *env->io.truncation = 0;
     for (int i = 0; i < env->frameskip; i++) {
         if (breakout_frame(env, move)) {
             /* Record the episode, then start the next one: the observation
-             * we return is the new episode's first. */
+             * we return is the new episode's first. perf = score / 864;
+             * episode_length in frames. */
             env->log.perf += (float)env->score / (float)BREAKOUT_MAX_SCORE;
             env->log.score += (float)env->score;
             env->log.episode_return += (float)env->score; /* reward = points */
             env->log.episode_length += (float)env->frames;
             env->log.n += 1.0f;
-            *env->terminal = 1;
+            *env->io.terminal = 1;
             breakout_reset(env);
             return;
         }
@@ -342,45 +338,21 @@ static inline void breakout_render(const Breakout* env, unsigned char* rgb) {
         draw_rect(&c, BREAKOUT_WIDTH - 12.0f * (i + 1), 4, 8, 8, (Color){255, 255, 255});
 }
 
-/* ---- Glue for the vector layer (see env_type.h). ---- */
+/* ---- For the vector layer (see env_type.h) ---- */
 
-static void breakout_shape(const double* options, EnvShape* s) {
+/* Every observation is in [0, 1], but the ball velocity is in [-1, 1]. */
+static EnvShape breakout_shape(const double* options) {
     int continuous = options[1] != 0.0;
-    s->obs_ndim = 1;
-    s->obs_dims[0] = BREAKOUT_OBS_SIZE;
-    s->obs_dims[1] = 1;
-    s->obs_is_uint8 = 0;
-    s->obs_size = BREAKOUT_OBS_SIZE;
-    s->action_n = continuous ? 0 : 3;
-    s->action_dim = 1;
-    s->render_width = (int)BREAKOUT_WIDTH;
-    s->render_height = (int)BREAKOUT_HEIGHT;
-}
-
-static void breakout_init(void* e, const double* options, void* obs, void* action, float* reward,
-                          unsigned char* terminal, unsigned char* truncation) {
-    Breakout* env = (Breakout*)e;
-    env->frameskip = (int)options[0];
-    env->continuous = options[1] != 0.0;
-    env->observations = (float*)obs;
-    env->action = env->continuous ? NULL : (const int*)action;
-    env->action_continuous = env->continuous ? (const float*)action : NULL;
-    env->reward = reward;
-    env->terminal = terminal;
-    env->truncation = truncation;
-}
-
-static void breakout_reset_any(void* env) { breakout_reset((Breakout*)env); }
-
-static void breakout_step_range(void* envs, int start, int end) {
-    Breakout* e = (Breakout*)envs;
-    for (int i = start; i < end; i++) breakout_step(&e[i]);
-}
-
-static void breakout_refresh(void* env) { breakout_write_observation((Breakout*)env); }
-
-static void breakout_render_any(const void* env, unsigned char* rgb) {
-    breakout_render((const Breakout*)env, rgb);
+    return (EnvShape){
+        .obs_dims = {BREAKOUT_OBS_SIZE},
+        .obs_low = 0.0f,
+        .obs_high = 1.0f,
+        .obs_ranges = {{4, 2, -1.0f, 1.0f}}, /* elements 4 and 5: the ball velocity */
+        .action_n = continuous ? 0 : 3,
+        .action_dim = 1, /* continuous: one float */
+        .render_width = (int)BREAKOUT_WIDTH,
+        .render_height = (int)BREAKOUT_HEIGHT,
+    };
 }
 
 static const EnvOption BREAKOUT_OPTIONS[] = {
@@ -403,13 +375,19 @@ static const EnvField BREAKOUT_FIELDS[] = {
     {"bricks", offsetof(Breakout, bricks), FIELD_BYTES, BREAKOUT_NUM_BRICKS},
 };
 
+ENV_WRAPPERS(Breakout, breakout)
+
 static const EnvType BREAKOUT_TYPE = {
-    "breakout", sizeof(Breakout),
-    2, BREAKOUT_OPTIONS,
-    offsetof(Breakout, log),
-    (int)(sizeof(BREAKOUT_FIELDS) / sizeof(BREAKOUT_FIELDS[0])), BREAKOUT_FIELDS,
-    breakout_shape, breakout_init, breakout_reset_any, breakout_step_range,
-    breakout_refresh, breakout_render_any,
+    .name = "breakout",
+    .env_size = sizeof(Breakout),
+    .log_offset = offsetof(Breakout, log),
+    .options = BREAKOUT_OPTIONS,
+    .num_options = ENV_COUNT(BREAKOUT_OPTIONS),
+    .fields = BREAKOUT_FIELDS,
+    .num_fields = ENV_COUNT(BREAKOUT_FIELDS),
+    .shape = breakout_shape,
+    .init = breakout_init_any, .reset = breakout_reset_any, .step_range = breakout_step_range,
+    .refresh = breakout_refresh_any, .render = breakout_render_any, /* made by ENV_WRAPPERS */
 };
 
 #endif
