@@ -147,7 +147,7 @@ def bench_gpu(sizes, H, repeats, override_gbps):
         print("\nGPU: no CUDA device visible to JAX; skipped.")
         return None
     if "cuda" not in adv_mod._ffi_platforms():
-        print("\nGPU: puffjax._advantage_ffi was built without CUDA; skipped.")
+        print("\nGPU: puffjax._ffi was built without CUDA; skipped.")
         return None
     hp32 = {k: np.float32(v) for k, v in HP.items()}
     bw_copy = measured_copy_bandwidth(dev, repeats)

@@ -19,7 +19,7 @@ across rows.
 
 :func:`puff_advantage` runs as an XLA FFI custom call: a C++ handler on CPU and
 a CUDA handler on NVIDIA GPUs (when the extension was built with nvcc). On any
-other platform, or if the extension ``puffjax._advantage_ffi`` is missing, it
+other platform, or if the extension ``puffjax._ffi`` is missing, it
 falls back (with a one-time warning) to :func:`puff_advantage_reference`, the
 same computation as a reverse ``lax.scan``.
 """
@@ -34,19 +34,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from puffjax import kernels
+
 __all__ = ["puff_advantage", "puff_advantage_reference"]
 
-_TARGET = "puffjax_puff_advantage"
 _ARG_NAMES = ("values", "rewards", "terminals", "ratio")
 _ATTR_NAMES = ("gamma", "gae_lambda", "rho_clip", "c_clip")
-
-try:  # the compiled extension (xla_ext/); optional, the reference always works
-    from puffjax import _advantage_ffi as _ext
-
-    _EXT_IMPORT_ERROR: Exception | None = None
-except ImportError as _e:  # pragma: no cover - depends on the build
-    _ext = None
-    _EXT_IMPORT_ERROR = _e
 
 _BUILD_HINT = (
     "Build it with `pip install --no-build-isolation -e .` (or `cmake -S . -B build && "
@@ -55,26 +48,12 @@ _BUILD_HINT = (
     "`pip install . -Ccmake.define.PUFFJAX_CUDA=ON`)."
 )
 
-_registered_platforms: tuple[str, ...] | None = None
 _warned: set[str] = set()
 
 
 def _ffi_platforms() -> tuple[str, ...]:
-    """Registers the FFI handlers once; returns the platforms that have one.
-
-    Platform names are lower case, as ``lax.platform_dependent`` spells them.
-    """
-    global _registered_platforms
-    if _registered_platforms is None:
-        platforms: list[str] = []
-        if _ext is not None:
-            jax.ffi.register_ffi_target(_TARGET, _ext.cpu_handler(), platform="cpu")
-            platforms.append("cpu")
-            if getattr(_ext, "has_cuda", False):
-                jax.ffi.register_ffi_target(_TARGET, _ext.cuda_handler(), platform="CUDA")
-                platforms.append("cuda")
-        _registered_platforms = tuple(platforms)
-    return _registered_platforms
+    """The platforms with a registered handler (registered by puffjax.kernels at import)."""
+    return kernels.platforms(kernels.ADVANTAGE)
 
 
 def _warn_once(key: str, message: str) -> None:
@@ -180,7 +159,7 @@ def _ffi_impl(platform: str, values, rewards, terminals, ratio, *, gamma, gae_la
     """One custom call. Attributes must be np.float32 (an F64 attribute fails at run time)."""
     extra = {"cuda_group": np.int32(cuda_group)} if platform == "cuda" else {}
     call = jax.ffi.ffi_call(
-        _TARGET,
+        kernels.ADVANTAGE,
         jax.ShapeDtypeStruct(values.shape, jnp.float32),
         # Under vmap all arguments are broadcast to the batched shape and the
         # handler treats the extra leading dims as more rows: still one call.
@@ -246,8 +225,8 @@ def puff_advantage(values, rewards, terminals, ratio, *, gamma, gae_lambda, rho_
 
     platforms = _ffi_platforms()
     if not platforms:
-        reason = (f"the extension puffjax._advantage_ffi could not be imported "
-                  f"({_EXT_IMPORT_ERROR})")
+        reason = (f"the extension {kernels.EXTENSION} could not be imported "
+                  f"({kernels.IMPORT_ERROR})")
         _warn_once("no-extension",
                    f"puff_advantage: {reason}; using the lax.scan reference (slower). "
                    + _BUILD_HINT)
@@ -256,7 +235,7 @@ def puff_advantage(values, rewards, terminals, ratio, *, gamma, gae_lambda, rho_
     backend = _default_platform()
     if backend not in platforms:
         if backend == "cuda":
-            how = "puffjax._advantage_ffi was built without CUDA. " + _BUILD_HINT
+            how = f"{kernels.EXTENSION} was built without CUDA. " + _BUILD_HINT
         else:
             how = f"puffjax has handlers for {', '.join(platforms)} only."
         _warn_once(f"no-handler-{backend}",

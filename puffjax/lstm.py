@@ -20,25 +20,16 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from puffjax import kernels
+
 __all__ = ["lstm", "lstm_reference", "has_kernel"]
 
-try:  # the compiled extension (xla_ext/); optional, the reference always works
-    from puffjax import _lstm_ffi as _ext
-except ImportError:  # pragma: no cover - depends on the build
-    _ext = None
-
-_FORWARD, _BACKWARD = "puffjax_lstm_forward", "puffjax_lstm_backward"
-_registered = False
+_FORWARD, _BACKWARD = kernels.LSTM_FORWARD, kernels.LSTM_BACKWARD
 
 
 def has_kernel() -> bool:
-    """True when the fused CPU kernel is built and registered."""
-    global _registered
-    if _ext is not None and not _registered:
-        jax.ffi.register_ffi_target(_FORWARD, _ext.forward_handler(), platform="cpu")
-        jax.ffi.register_ffi_target(_BACKWARD, _ext.backward_handler(), platform="cpu")
-        _registered = True
-    return _registered
+    """True when the fused CPU kernel is built and registered (by puffjax.kernels, at import)."""
+    return all("cpu" in kernels.platforms(t) for t in (_FORWARD, _BACKWARD))
 
 
 def _cell(w_h, carry, gx_t, reset_t):

@@ -332,7 +332,7 @@ def test_cpu_handler_is_used():
     if jax.default_backend() != "cpu":
         pytest.skip("needs the CPU backend")
     if "cpu" not in adv_mod._ffi_platforms():
-        pytest.fail(f"puffjax._advantage_ffi not importable: {adv_mod._EXT_IMPORT_ERROR}")
+        pytest.fail(f"puffjax._ffi not importable: {adv_mod.kernels.IMPORT_ERROR}")
     x = make_inputs(np.random.default_rng(13), 4, 6)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -437,7 +437,7 @@ needs_cuda = pytest.mark.skipif(not _cuda_available(), reason="no CUDA device")
 
 def _need_cuda_handler():
     if "cuda" not in adv_mod._ffi_platforms():
-        pytest.fail("a CUDA device is present but puffjax._advantage_ffi was built without CUDA")
+        pytest.fail("a CUDA device is present but puffjax._ffi was built without CUDA")
 
 
 @pytest.mark.gpu
