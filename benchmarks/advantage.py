@@ -32,6 +32,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from puffjax import advantage as adv_mod  # noqa: E402
+from puffjax import kernels  # noqa: E402
 from puffjax.advantage import puff_advantage, puff_advantage_reference  # noqa: E402
 
 HP = dict(gamma=0.995, gae_lambda=0.90, rho_clip=1.0, c_clip=1.0)  # PufferLib defaults
@@ -146,7 +147,7 @@ def bench_gpu(sizes, H, repeats, override_gbps):
     except RuntimeError:
         print("\nGPU: no CUDA device visible to JAX; skipped.")
         return None
-    if "cuda" not in adv_mod._ffi_platforms():
+    if "cuda" not in kernels.platforms(kernels.ADVANTAGE):
         print("\nGPU: puffjax._ffi was built without CUDA; skipped.")
         return None
     hp32 = {k: np.float32(v) for k, v in HP.items()}

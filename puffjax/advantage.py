@@ -18,16 +18,14 @@ With ``ratio == 1`` and both clips >= 1 this is GAE(gamma, lambda); with
 across rows.
 
 :func:`puff_advantage` runs as an XLA FFI custom call: a C++ handler on CPU and
-a CUDA handler on NVIDIA GPUs (when the extension was built with nvcc). On any
-other platform, or if the extension ``puffjax._ffi`` is missing, it
-falls back (with a one-time warning) to :func:`puff_advantage_reference`, the
-same computation as a reverse ``lax.scan``.
+a CUDA handler on NVIDIA GPUs (when the extension was built with nvcc). Elsewhere
+it runs :func:`puff_advantage_reference`, the same computation as a reverse
+``lax.scan``, under the fallback policy of :mod:`puffjax.kernels`.
 """
 
 from __future__ import annotations
 
 import functools
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -40,27 +38,6 @@ __all__ = ["puff_advantage", "puff_advantage_reference"]
 
 _ARG_NAMES = ("values", "rewards", "terminals", "ratio")
 _ATTR_NAMES = ("gamma", "gae_lambda", "rho_clip", "c_clip")
-
-_BUILD_HINT = (
-    "Build it with `pip install --no-build-isolation -e .` (or `cmake -S . -B build && "
-    "cmake --build build && cmake --install build --prefix .`); for the CUDA handler "
-    "nvcc must be on PATH (force with -DPUFFJAX_CUDA=ON, e.g. "
-    "`pip install . -Ccmake.define.PUFFJAX_CUDA=ON`)."
-)
-
-_warned: set[str] = set()
-
-
-def _ffi_platforms() -> tuple[str, ...]:
-    """The platforms with a registered handler (registered by puffjax.kernels at import)."""
-    return kernels.platforms(kernels.ADVANTAGE)
-
-
-def _warn_once(key: str, message: str) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-
 
 # ----------------------------------------------------------------------------
 # Argument checking
@@ -114,19 +91,6 @@ def _static_attr(fn: str, name: str, x) -> np.float32:
         f"({x}). Pass it as a Python float (e.g. close over it, or mark it static in "
         f"jax.jit), or use puff_advantage_reference, which accepts traced values."
     )
-
-
-def _default_platform() -> str:
-    """The default backend's platform as lax.platform_dependent names it ('gpu' -> 'cuda')."""
-    backend = jax.default_backend()
-    if backend == "gpu":
-        for platform in ("cuda", "rocm"):
-            try:
-                jax.devices(platform)
-                return platform
-            except RuntimeError:
-                pass
-    return backend
 
 
 # ----------------------------------------------------------------------------
@@ -212,8 +176,12 @@ def puff_advantage(values, rewards, terminals, ratio, *, gamma, gae_lambda, rho_
     crash.
 
     Platforms: the C++ handler on CPU; the CUDA handler on NVIDIA GPUs if the
-    extension was built with CUDA. Elsewhere (or without the extension) it
-    falls back, with a one-time warning, to :func:`puff_advantage_reference`.
+    extension was built with CUDA; :func:`puff_advantage_reference` elsewhere.
+    Fallback policy (:mod:`puffjax.kernels`): without the extension
+    ``puffjax._ffi``, on CPU or an NVIDIA GPU, one ``RuntimeWarning`` naming it and
+    how to build it; on an NVIDIA GPU with a build made without nvcc, one
+    ``RuntimeWarning``; on TPU, ROCm or other platforms (no kernel by design),
+    silently. Each fallback gives the reference's result.
     """
     fn = "puff_advantage"
     arrays = (values, rewards, terminals, ratio)
@@ -223,25 +191,9 @@ def puff_advantage(values, rewards, terminals, ratio, *, gamma, gae_lambda, rho_
     arrays = tuple(lax.stop_gradient(jnp.asarray(x)) for x in arrays)
     reference = functools.partial(_reference_impl, **attrs)
 
-    platforms = _ffi_platforms()
+    platforms = kernels.kernel_platforms(fn, kernels.ADVANTAGE)
     if not platforms:
-        reason = (f"the extension {kernels.EXTENSION} could not be imported "
-                  f"({kernels.IMPORT_ERROR})")
-        _warn_once("no-extension",
-                   f"puff_advantage: {reason}; using the lax.scan reference (slower). "
-                   + _BUILD_HINT)
         return reference(*arrays)
-
-    backend = _default_platform()
-    if backend not in platforms:
-        if backend == "cuda":
-            how = f"{kernels.EXTENSION} was built without CUDA. " + _BUILD_HINT
-        else:
-            how = f"puffjax has handlers for {', '.join(platforms)} only."
-        _warn_once(f"no-handler-{backend}",
-                   f"puff_advantage: no FFI handler for platform '{backend}'; using the "
-                   f"lax.scan reference (slower): {how}")
-
     branches = {p: functools.partial(_ffi_impl, p, **attrs) for p in platforms}
     # Resolved when lowering: only the branch of the target platform is emitted.
     return lax.platform_dependent(*arrays, default=reference, **branches)

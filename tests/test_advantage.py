@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from puffjax import advantage as adv_mod
+from puffjax import kernels
 from puffjax.advantage import puff_advantage, puff_advantage_reference
 
 REL_TOL = 1e-5
@@ -114,7 +115,7 @@ CLIPS = {
 
 @pytest.fixture(autouse=True)
 def _fresh_warnings(monkeypatch):
-    monkeypatch.setattr(adv_mod, "_warned", set())
+    monkeypatch.setattr(kernels, "_warned", set())
 
 
 # ----------------------------------------------------------------------------
@@ -302,9 +303,12 @@ def test_traced_hyperparameter_is_type_error():
 
 
 def test_fallback_without_extension(monkeypatch):
-    monkeypatch.setattr(adv_mod, "_ffi_platforms", lambda: ())
+    # As puffjax.kernels finds it when `from puffjax import _ffi` fails.
+    monkeypatch.setattr(kernels, "_ext", None)
+    monkeypatch.setattr(kernels, "IMPORT_ERROR", ImportError("No module named 'puffjax._ffi'"))
+    monkeypatch.setattr(kernels, "_registered", {})
     x = make_inputs(np.random.default_rng(11), 7, 9)
-    with pytest.warns(RuntimeWarning, match="lax.scan reference"):
+    with pytest.warns(RuntimeWarning, match=r"puffjax\._ffi could not be imported.*pure-JAX"):
         got = jax.jit(lambda *a: puff_advantage(*a, **HP))(*x)
     assert rel_err(got, numpy_loop(*x, **HP)) < REL_TOL
     text = jax.jit(lambda *a: puff_advantage(*a, **HP)).lower(*x).as_text()
@@ -319,7 +323,7 @@ def test_fallback_when_platform_has_no_handler(monkeypatch):
     # lax.platform_dependent (the reference) must be lowered.
     if jax.default_backend() != "cpu":
         pytest.skip("needs the CPU backend")
-    monkeypatch.setattr(adv_mod, "_ffi_platforms", lambda: ("cuda",))
+    monkeypatch.setattr(kernels, "_registered", {kernels.ADVANTAGE: ("cuda",)})
     x = make_inputs(np.random.default_rng(12), 5, 7)
     with pytest.warns(RuntimeWarning, match="no FFI handler for platform 'cpu'"):
         f = jax.jit(lambda *a: puff_advantage(*a, **HP))
@@ -331,8 +335,8 @@ def test_fallback_when_platform_has_no_handler(monkeypatch):
 def test_cpu_handler_is_used():
     if jax.default_backend() != "cpu":
         pytest.skip("needs the CPU backend")
-    if "cpu" not in adv_mod._ffi_platforms():
-        pytest.fail(f"puffjax._ffi not importable: {adv_mod.kernels.IMPORT_ERROR}")
+    if "cpu" not in kernels.platforms(kernels.ADVANTAGE):
+        pytest.fail(f"puffjax._ffi not importable: {kernels.IMPORT_ERROR}")
     x = make_inputs(np.random.default_rng(13), 4, 6)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -436,7 +440,7 @@ needs_cuda = pytest.mark.skipif(not _cuda_available(), reason="no CUDA device")
 
 
 def _need_cuda_handler():
-    if "cuda" not in adv_mod._ffi_platforms():
+    if "cuda" not in kernels.platforms(kernels.ADVANTAGE):
         pytest.fail("a CUDA device is present but puffjax._ffi was built without CUDA")
 
 
