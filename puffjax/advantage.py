@@ -118,10 +118,10 @@ def _reference_impl(values, rewards, terminals, ratio, gamma, gae_lambda, rho_cl
     return jnp.concatenate([adv, jnp.zeros_like(values[..., :1])], axis=-1)
 
 
-def _ffi_impl(platform: str, values, rewards, terminals, ratio, *, gamma, gae_lambda,
-              rho_clip, c_clip, cuda_group: int = 0):
-    """One custom call. Attributes must be np.float32 (an F64 attribute fails at run time)."""
-    extra = {"cuda_group": np.int32(cuda_group)} if platform == "cuda" else {}
+def _ffi_impl(values, rewards, terminals, ratio, *, gamma, gae_lambda, rho_clip, c_clip):
+    """One custom call, the same on every platform with a handler (the CUDA handler picks its
+    lanes per row from H itself). Attributes must be np.float32 (an F64 attribute fails at
+    run time)."""
     call = jax.ffi.ffi_call(
         kernels.ADVANTAGE,
         jax.ShapeDtypeStruct(values.shape, jnp.float32),
@@ -130,7 +130,7 @@ def _ffi_impl(platform: str, values, rewards, terminals, ratio, *, gamma, gae_la
         vmap_method="broadcast_all",
     )
     return call(values, rewards, terminals, ratio, gamma=gamma, gae_lambda=gae_lambda,
-                rho_clip=rho_clip, c_clip=c_clip, **extra)
+                rho_clip=rho_clip, c_clip=c_clip)
 
 
 def puff_advantage_reference(values, rewards, terminals, ratio, *, gamma, gae_lambda,
@@ -194,6 +194,6 @@ def puff_advantage(values, rewards, terminals, ratio, *, gamma, gae_lambda, rho_
     platforms = kernels.kernel_platforms(fn, kernels.ADVANTAGE)
     if not platforms:
         return reference(*arrays)
-    branches = {p: functools.partial(_ffi_impl, p, **attrs) for p in platforms}
+    branches = {p: functools.partial(_ffi_impl, **attrs) for p in platforms}
     # Resolved when lowering: only the branch of the target platform is emitted.
     return lax.platform_dependent(*arrays, default=reference, **branches)

@@ -460,29 +460,49 @@ def test_cuda_matches_numpy_loop(S, H, clips):
     assert rel_err(got, numpy_loop(*x, **hp)) < REL_TOL
 
 
+def cuda_group(H):
+    """Lanes per row the CUDA handler picks for horizon H (GroupSize in advantage_cuda.cu)."""
+    g = 1
+    while g < 32 and g < H:
+        g *= 2
+    return g
+
+
+# Horizons selecting every group size of the CUDA handler, each with a full and (where there
+# is one) a partial last segment of G steps. G = 1 only for H = 1, which puff_advantage
+# rejects: test_handler_horizon_one calls the custom call directly for it.
+GROUP_HORIZONS = {1: [1], 2: [2], 4: [3, 4], 8: [5, 8], 16: [9, 16], 32: [17, 32, 33, 64, 127, 300]}
+assert all(cuda_group(H) == g for g, hs in GROUP_HORIZONS.items() for H in hs)
+
+
 @pytest.mark.gpu
 @needs_cuda
-@pytest.mark.parametrize("group", [1, 2, 4, 8, 16, 32])
-@pytest.mark.parametrize("H", [2, 5, 64, 127])
-def test_cuda_every_group_size(group, H):
+@pytest.mark.parametrize("H", [H for hs in GROUP_HORIZONS.values() for H in hs if H >= 2],
+                         ids=lambda H: f"H{H}-G{cuda_group(H)}")
+def test_cuda_every_group_size(H):
     _need_cuda_handler()
-    S = 77
-    x = make_inputs(np.random.default_rng(group * H), S, H)
-    hp = {k: np.float32(v) for k, v in HP.items()}
+    S = 77  # 77 * G threads: the last block of 256 is partly idle for every G
+    x = make_inputs(np.random.default_rng(cuda_group(H) * H), S, H)
     dev = jax.devices("cuda")[0]
     xs = [jax.device_put(a, dev) for a in x]
-    got = jax.jit(lambda *a: adv_mod._ffi_impl("cuda", *a, cuda_group=group, **hp))(*xs)
-    assert rel_err(got, numpy_loop(*x, **HP)) < REL_TOL
+    f = jax.jit(lambda *a: puff_advantage(*a, **HP))
+    assert "puffjax_puff_advantage" in f.lower(*xs).compile().as_text()
+    assert rel_err(f(*xs), numpy_loop(*x, **HP)) < REL_TOL
 
 
-@pytest.mark.gpu
-@needs_cuda
-def test_cuda_bad_group_is_error():
-    _need_cuda_handler()
-    x = [jax.device_put(a, jax.devices("cuda")[0]) for a in _good()]
+@pytest.mark.parametrize("platform", ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu,
+                                                                         needs_cuda])])
+def test_handler_horizon_one(platform):
+    # The handlers accept H = 1 (all advantages 0): the CPU kernel's own branch, and the only
+    # horizon for which the CUDA handler runs G = 1 (one thread per row).
+    if platform not in kernels.platforms(kernels.ADVANTAGE):
+        pytest.fail(f"puffjax._ffi has no {platform} handler for the advantage")
+    x = make_inputs(np.random.default_rng(17), 77, 1)
+    dev = jax.devices(platform)[0]
+    xs = [jax.device_put(a, dev) for a in x]
     hp = {k: np.float32(v) for k, v in HP.items()}
-    with pytest.raises(Exception, match="cuda_group"):
-        jax.jit(lambda *a: adv_mod._ffi_impl("cuda", *a, cuda_group=3, **hp))(*x).block_until_ready()
+    got = np.asarray(jax.jit(lambda *a: adv_mod._ffi_impl(*a, **hp))(*xs))
+    assert got.shape == (77, 1) and np.all(got == 0)
 
 
 @pytest.mark.gpu
