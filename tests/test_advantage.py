@@ -460,7 +460,7 @@ def test_cuda_matches_numpy_loop(S, H, clips):
     assert rel_err(got, numpy_loop(*x, **hp)) < REL_TOL
 
 
-def cuda_group(H):
+def cuda_group_size(H):
     """Lanes per row the CUDA handler picks for horizon H (GroupSize in advantage_cuda.cu)."""
     g = 1
     while g < 32 and g < H:
@@ -472,17 +472,17 @@ def cuda_group(H):
 # is one) a partial last segment of G steps. G = 1 only for H = 1, which puff_advantage
 # rejects: test_handler_horizon_one calls the custom call directly for it.
 GROUP_HORIZONS = {1: [1], 2: [2], 4: [3, 4], 8: [5, 8], 16: [9, 16], 32: [17, 32, 33, 64, 127, 300]}
-assert all(cuda_group(H) == g for g, hs in GROUP_HORIZONS.items() for H in hs)
+assert all(cuda_group_size(H) == g for g, hs in GROUP_HORIZONS.items() for H in hs)
 
 
 @pytest.mark.gpu
 @needs_cuda
 @pytest.mark.parametrize("H", [H for hs in GROUP_HORIZONS.values() for H in hs if H >= 2],
-                         ids=lambda H: f"H{H}-G{cuda_group(H)}")
+                         ids=lambda H: f"H{H}-G{cuda_group_size(H)}")
 def test_cuda_every_group_size(H):
     _need_cuda_handler()
     S = 77  # 77 * G threads: the last block of 256 is partly idle for every G
-    x = make_inputs(np.random.default_rng(cuda_group(H) * H), S, H)
+    x = make_inputs(np.random.default_rng(cuda_group_size(H) * H), S, H)
     dev = jax.devices("cuda")[0]
     xs = [jax.device_put(a, dev) for a in x]
     f = jax.jit(lambda *a: puff_advantage(*a, **HP))
