@@ -7,8 +7,8 @@ CPU (always): median wall time per call of the jitted FFI op (device-resident
 inputs, block_until_ready), of the jitted lax.scan reference, and of a NumPy
 implementation (vectorised over rows, Python loop over t).
 
-GPU (when JAX sees a CUDA device): the CUDA handler (default sub-warp group and
-group=1, i.e. PufferLib's one thread per row), the reference on the GPU, and the
+GPU (when JAX sees a CUDA device): the CUDA handler (min(32, next_pow2(H)) lanes
+per row, chosen by the handler), the reference on the GPU, and the
 memory-bandwidth floor: 5 float32 arrays of S*H elements (4 inputs, 1 output)
 moved once at the device's nominal bandwidth (--bandwidth in GB/s, else a table
 of known devices, else a measured device copy). GPU kernel times are measured
@@ -32,6 +32,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from puffjax import advantage as adv_mod  # noqa: E402
+from puffjax import kernels  # noqa: E402
 from puffjax.advantage import puff_advantage, puff_advantage_reference  # noqa: E402
 
 HP = dict(gamma=0.995, gae_lambda=0.90, rho_clip=1.0, c_clip=1.0)  # PufferLib defaults
@@ -146,8 +147,8 @@ def bench_gpu(sizes, H, repeats, override_gbps):
     except RuntimeError:
         print("\nGPU: no CUDA device visible to JAX; skipped.")
         return None
-    if "cuda" not in adv_mod._ffi_platforms():
-        print("\nGPU: puffjax._advantage_ffi was built without CUDA; skipped.")
+    if "cuda" not in kernels.platforms(kernels.ADVANTAGE):
+        print("\nGPU: puffjax._ffi was built without CUDA; skipped.")
         return None
     hp32 = {k: np.float32(v) for k, v in HP.items()}
     bw_copy = measured_copy_bandwidth(dev, repeats)
@@ -155,35 +156,33 @@ def bench_gpu(sizes, H, repeats, override_gbps):
     if bw is None:
         bw, bw_src = bw_copy, "measured copy"
 
-    def cuda_step(group):
-        return lambda v, r, d, q: adv_mod._ffi_impl("cuda", v, r, d, q, cuda_group=group, **hp32)
+    def cuda_step(v, r, d, q):
+        return adv_mod._ffi_impl(v, r, d, q, **hp32)
 
     rows = []
     for S in sizes:
         host = make_inputs(S, H)
         args = [jax.device_put(x, dev) for x in host]
         floor = 5 * S * H * 4 / bw
-        t_auto = chained_kernel_time(cuda_step(0), args, repeats)
-        t_row = chained_kernel_time(cuda_step(1), args, repeats)
+        t_cuda = chained_kernel_time(cuda_step, args, repeats)
         t_ref = chained_kernel_time(
             lambda v, r, d, q: puff_advantage_reference(v, r, d, q, **HP), args,
             max(5, repeats // 5), k=5)
         f = jax.jit(lambda *a: puff_advantage(*a, **HP))
         t_call = median_time(lambda: f(*args).block_until_ready(), repeats)
         err = float(np.max(np.abs(np.asarray(f(*args)) - numpy_advantage(*host, **HP))))
-        rows.append((S, floor, t_auto, t_row, t_ref, t_call, err))
+        rows.append((S, floor, t_cuda, t_ref, t_call, err))
     print(f"\nGPU {dev.device_kind} (jax {jax.__version__}): microseconds per call, H = {H}; "
           f"floor = 5 x S x H x 4 B at {bw / 1e12:.2f} TB/s ({bw_src}); "
           f"measured copy {bw_copy / 1e12:.2f} TB/s")
-    print(f"{'S x H':>12} | {'floor':>9} | {'CUDA':>9} | {'/floor':>6} | {'1 thr/row':>9} | "
-          f"{'/floor':>6} | {'lax.scan':>9} | {'jit call':>9} | max|CUDA-NumPy|")
-    print("-" * 110)
-    for S, floor, t_auto, t_row, t_ref, t_call, err in rows:
-        print(f"{f'{S} x {H}':>12} | {fmt_us(floor)} | {fmt_us(t_auto)} | {t_auto / floor:5.2f}x | "
-              f"{fmt_us(t_row)} | {t_row / floor:5.2f}x | {fmt_us(t_ref)} | {fmt_us(t_call)} | "
-              f"{err:.2e}")
-    print("CUDA = default sub-warp group (min(32, next_pow2(H)) lanes per row, warp-shuffle scan); "
-          "1 thr/row = PufferLib's layout; 'jit call' includes Python dispatch.")
+    print(f"{'S x H':>12} | {'floor':>9} | {'CUDA':>9} | {'/floor':>6} | "
+          f"{'lax.scan':>9} | {'jit call':>9} | max|CUDA-NumPy|")
+    print("-" * 90)
+    for S, floor, t_cuda, t_ref, t_call, err in rows:
+        print(f"{f'{S} x {H}':>12} | {fmt_us(floor)} | {fmt_us(t_cuda)} | {t_cuda / floor:5.2f}x | "
+              f"{fmt_us(t_ref)} | {fmt_us(t_call)} | {err:.2e}")
+    print("CUDA = the handler's sub-warp group (min(32, next_pow2(H)) lanes per row, warp-shuffle "
+          "scan); 'jit call' includes Python dispatch.")
     return rows
 
 

@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     args = parser.parse_args()
     if not L.has_kernel():
-        raise SystemExit("puffjax._lstm_ffi is not built: nothing to compare")
+        raise SystemExit("puffjax._ffi is not built: nothing to compare")
     H, rng = args.hidden, np.random.default_rng(0)
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}, H = {H}, median of {args.repeats}")
     print(f"{'shape':>12s} {'pass':>9s} {'kernel ms':>10s} {'scan ms':>9s} {'speed-up':>9s}")

@@ -18,70 +18,26 @@ With ``ratio == 1`` and both clips >= 1 this is GAE(gamma, lambda); with
 across rows.
 
 :func:`puff_advantage` runs as an XLA FFI custom call: a C++ handler on CPU and
-a CUDA handler on NVIDIA GPUs (when the extension was built with nvcc). On any
-other platform, or if the extension ``puffjax._advantage_ffi`` is missing, it
-falls back (with a one-time warning) to :func:`puff_advantage_reference`, the
-same computation as a reverse ``lax.scan``.
+a CUDA handler on NVIDIA GPUs (when the extension was built with nvcc). Elsewhere
+it runs :func:`puff_advantage_reference`, the same computation as a reverse
+``lax.scan``, under the fallback policy of :mod:`puffjax.kernels`.
 """
 
 from __future__ import annotations
 
 import functools
-import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from puffjax import kernels
+
 __all__ = ["puff_advantage", "puff_advantage_reference"]
 
-_TARGET = "puffjax_puff_advantage"
 _ARG_NAMES = ("values", "rewards", "terminals", "ratio")
 _ATTR_NAMES = ("gamma", "gae_lambda", "rho_clip", "c_clip")
-
-try:  # the compiled extension (xla_ext/); optional, the reference always works
-    from puffjax import _advantage_ffi as _ext
-
-    _EXT_IMPORT_ERROR: Exception | None = None
-except ImportError as _e:  # pragma: no cover - depends on the build
-    _ext = None
-    _EXT_IMPORT_ERROR = _e
-
-_BUILD_HINT = (
-    "Build it with `pip install --no-build-isolation -e .` (or `cmake -S . -B build && "
-    "cmake --build build && cmake --install build --prefix .`); for the CUDA handler "
-    "nvcc must be on PATH (force with -DPUFFJAX_CUDA=ON, e.g. "
-    "`pip install . -Ccmake.define.PUFFJAX_CUDA=ON`)."
-)
-
-_registered_platforms: tuple[str, ...] | None = None
-_warned: set[str] = set()
-
-
-def _ffi_platforms() -> tuple[str, ...]:
-    """Registers the FFI handlers once; returns the platforms that have one.
-
-    Platform names are lower case, as ``lax.platform_dependent`` spells them.
-    """
-    global _registered_platforms
-    if _registered_platforms is None:
-        platforms: list[str] = []
-        if _ext is not None:
-            jax.ffi.register_ffi_target(_TARGET, _ext.cpu_handler(), platform="cpu")
-            platforms.append("cpu")
-            if getattr(_ext, "has_cuda", False):
-                jax.ffi.register_ffi_target(_TARGET, _ext.cuda_handler(), platform="CUDA")
-                platforms.append("cuda")
-        _registered_platforms = tuple(platforms)
-    return _registered_platforms
-
-
-def _warn_once(key: str, message: str) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
-
 
 # ----------------------------------------------------------------------------
 # Argument checking
@@ -137,19 +93,6 @@ def _static_attr(fn: str, name: str, x) -> np.float32:
     )
 
 
-def _default_platform() -> str:
-    """The default backend's platform as lax.platform_dependent names it ('gpu' -> 'cuda')."""
-    backend = jax.default_backend()
-    if backend == "gpu":
-        for platform in ("cuda", "rocm"):
-            try:
-                jax.devices(platform)
-                return platform
-            except RuntimeError:
-                pass
-    return backend
-
-
 # ----------------------------------------------------------------------------
 # Implementations
 
@@ -175,19 +118,19 @@ def _reference_impl(values, rewards, terminals, ratio, gamma, gae_lambda, rho_cl
     return jnp.concatenate([adv, jnp.zeros_like(values[..., :1])], axis=-1)
 
 
-def _ffi_impl(platform: str, values, rewards, terminals, ratio, *, gamma, gae_lambda,
-              rho_clip, c_clip, cuda_group: int = 0):
-    """One custom call. Attributes must be np.float32 (an F64 attribute fails at run time)."""
-    extra = {"cuda_group": np.int32(cuda_group)} if platform == "cuda" else {}
+def _ffi_impl(values, rewards, terminals, ratio, *, gamma, gae_lambda, rho_clip, c_clip):
+    """One custom call, the same on every platform with a handler (the CUDA handler picks its
+    lanes per row from H itself). Attributes must be np.float32 (an F64 attribute fails at
+    run time)."""
     call = jax.ffi.ffi_call(
-        _TARGET,
+        kernels.ADVANTAGE,
         jax.ShapeDtypeStruct(values.shape, jnp.float32),
         # Under vmap all arguments are broadcast to the batched shape and the
         # handler treats the extra leading dims as more rows: still one call.
         vmap_method="broadcast_all",
     )
     return call(values, rewards, terminals, ratio, gamma=gamma, gae_lambda=gae_lambda,
-                rho_clip=rho_clip, c_clip=c_clip, **extra)
+                rho_clip=rho_clip, c_clip=c_clip)
 
 
 def puff_advantage_reference(values, rewards, terminals, ratio, *, gamma, gae_lambda,
@@ -233,8 +176,12 @@ def puff_advantage(values, rewards, terminals, ratio, *, gamma, gae_lambda, rho_
     crash.
 
     Platforms: the C++ handler on CPU; the CUDA handler on NVIDIA GPUs if the
-    extension was built with CUDA. Elsewhere (or without the extension) it
-    falls back, with a one-time warning, to :func:`puff_advantage_reference`.
+    extension was built with CUDA; :func:`puff_advantage_reference` elsewhere.
+    Fallback policy (:mod:`puffjax.kernels`): without the extension
+    ``puffjax._ffi``, on CPU or an NVIDIA GPU, one ``RuntimeWarning`` naming it and
+    how to build it; on an NVIDIA GPU with a build made without nvcc, one
+    ``RuntimeWarning``; on TPU, ROCm or other platforms (no kernel by design),
+    silently. Each fallback gives the reference's result.
     """
     fn = "puff_advantage"
     arrays = (values, rewards, terminals, ratio)
@@ -244,25 +191,9 @@ def puff_advantage(values, rewards, terminals, ratio, *, gamma, gae_lambda, rho_
     arrays = tuple(lax.stop_gradient(jnp.asarray(x)) for x in arrays)
     reference = functools.partial(_reference_impl, **attrs)
 
-    platforms = _ffi_platforms()
+    platforms = kernels.kernel_platforms(fn, kernels.ADVANTAGE)
     if not platforms:
-        reason = (f"the extension puffjax._advantage_ffi could not be imported "
-                  f"({_EXT_IMPORT_ERROR})")
-        _warn_once("no-extension",
-                   f"puff_advantage: {reason}; using the lax.scan reference (slower). "
-                   + _BUILD_HINT)
         return reference(*arrays)
-
-    backend = _default_platform()
-    if backend not in platforms:
-        if backend == "cuda":
-            how = "puffjax._advantage_ffi was built without CUDA. " + _BUILD_HINT
-        else:
-            how = f"puffjax has handlers for {', '.join(platforms)} only."
-        _warn_once(f"no-handler-{backend}",
-                   f"puff_advantage: no FFI handler for platform '{backend}'; using the "
-                   f"lax.scan reference (slower): {how}")
-
-    branches = {p: functools.partial(_ffi_impl, p, **attrs) for p in platforms}
+    branches = {p: functools.partial(_ffi_impl, **attrs) for p in platforms}
     # Resolved when lowering: only the branch of the target platform is emitted.
     return lax.platform_dependent(*arrays, default=reference, **branches)

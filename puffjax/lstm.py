@@ -12,7 +12,7 @@ XLA's CPU backend runs a ``lax.scan`` step as a chain of small thunks, and for B
 training minibatch that was most of the training time. Its gradient is a ``custom_vjp``:
 the kernel returns the gradient of the pre-activation gates, and the weight gradient is one
 large matmul. Elsewhere (GPU), for float64, or for H not a multiple of 16 the same function
-runs as :func:`lstm_reference`.
+runs as :func:`lstm_reference`, under the fallback policy of :mod:`puffjax.kernels`.
 """
 from __future__ import annotations
 
@@ -20,25 +20,16 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from puffjax import kernels
+
 __all__ = ["lstm", "lstm_reference", "has_kernel"]
 
-try:  # the compiled extension (xla_ext/); optional, the reference always works
-    from puffjax import _lstm_ffi as _ext
-except ImportError:  # pragma: no cover - depends on the build
-    _ext = None
-
-_FORWARD, _BACKWARD = "puffjax_lstm_forward", "puffjax_lstm_backward"
-_registered = False
+_FORWARD, _BACKWARD = kernels.LSTM_FORWARD, kernels.LSTM_BACKWARD
 
 
 def has_kernel() -> bool:
-    """True when the fused CPU kernel is built and registered."""
-    global _registered
-    if _ext is not None and not _registered:
-        jax.ffi.register_ffi_target(_FORWARD, _ext.forward_handler(), platform="cpu")
-        jax.ffi.register_ffi_target(_BACKWARD, _ext.backward_handler(), platform="cpu")
-        _registered = True
-    return _registered
+    """True when the fused CPU kernel is built and registered (by puffjax.kernels, at import)."""
+    return all("cpu" in kernels.platforms(t) for t in (_FORWARD, _BACKWARD))
 
 
 def _cell(w_h, carry, gx_t, reset_t):
@@ -115,6 +106,12 @@ def lstm(gates_x, reset, w_h, carry):
 
     Raises:
       ValueError naming the argument whose shape does not fit ``gates_x``.
+
+    Platforms: the fused kernel on CPU for float32 with H a multiple of 16;
+    :func:`lstm_reference` otherwise. Fallback policy (:mod:`puffjax.kernels`): without the
+    extension ``puffjax._ffi``, on CPU, one ``RuntimeWarning`` naming it and how to build it;
+    on GPUs, TPUs and other platforms, for float64 or other H (no kernel by design),
+    silently. Each fallback gives the reference's result.
     """
     gates_x, w_h = jnp.asarray(gates_x), jnp.asarray(w_h)
     reset = jnp.asarray(reset).astype(bool)
@@ -131,8 +128,12 @@ def lstm(gates_x, reset, w_h, carry):
     if t == 0:
         raise ValueError("lstm: gates_x has no time steps (T = 0)")
     dtypes = {x.dtype for x in (gates_x, w_h, c0, h0)}
-    if h % 16 or dtypes != {jnp.dtype(jnp.float32)} or not has_kernel():
+    if h % 16 or dtypes != {jnp.dtype(jnp.float32)}:  # no kernel for these: the scan, silently
+        return lstm_reference(gates_x, reset, w_h, (c0, h0))
+    platforms = kernels.kernel_platforms("lstm", _FORWARD, _BACKWARD)
+    if not platforms:
         return lstm_reference(gates_x, reset, w_h, (c0, h0))
     reference = lambda gx, r, w, c, hh: lstm_reference(gx, r, w, (c, hh))
     # Resolved when lowering: the kernel on CPU, the scan on any other platform.
-    return lax.platform_dependent(gates_x, reset, w_h, c0, h0, cpu=_lstm_kernel, default=reference)
+    return lax.platform_dependent(gates_x, reset, w_h, c0, h0, default=reference,
+                                  **{p: _lstm_kernel for p in platforms})

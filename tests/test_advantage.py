@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from puffjax import advantage as adv_mod
+from puffjax import kernels
 from puffjax.advantage import puff_advantage, puff_advantage_reference
 
 REL_TOL = 1e-5
@@ -114,7 +115,7 @@ CLIPS = {
 
 @pytest.fixture(autouse=True)
 def _fresh_warnings(monkeypatch):
-    monkeypatch.setattr(adv_mod, "_warned", set())
+    monkeypatch.setattr(kernels, "_warned", set())
 
 
 # ----------------------------------------------------------------------------
@@ -302,9 +303,12 @@ def test_traced_hyperparameter_is_type_error():
 
 
 def test_fallback_without_extension(monkeypatch):
-    monkeypatch.setattr(adv_mod, "_ffi_platforms", lambda: ())
+    # As puffjax.kernels finds it when `from puffjax import _ffi` fails.
+    monkeypatch.setattr(kernels, "_ext", None)
+    monkeypatch.setattr(kernels, "IMPORT_ERROR", ImportError("No module named 'puffjax._ffi'"))
+    monkeypatch.setattr(kernels, "_registered", {})
     x = make_inputs(np.random.default_rng(11), 7, 9)
-    with pytest.warns(RuntimeWarning, match="lax.scan reference"):
+    with pytest.warns(RuntimeWarning, match=r"puffjax\._ffi could not be imported.*pure-JAX"):
         got = jax.jit(lambda *a: puff_advantage(*a, **HP))(*x)
     assert rel_err(got, numpy_loop(*x, **HP)) < REL_TOL
     text = jax.jit(lambda *a: puff_advantage(*a, **HP)).lower(*x).as_text()
@@ -319,7 +323,7 @@ def test_fallback_when_platform_has_no_handler(monkeypatch):
     # lax.platform_dependent (the reference) must be lowered.
     if jax.default_backend() != "cpu":
         pytest.skip("needs the CPU backend")
-    monkeypatch.setattr(adv_mod, "_ffi_platforms", lambda: ("cuda",))
+    monkeypatch.setattr(kernels, "_registered", {kernels.ADVANTAGE: ("cuda",)})
     x = make_inputs(np.random.default_rng(12), 5, 7)
     with pytest.warns(RuntimeWarning, match="no FFI handler for platform 'cpu'"):
         f = jax.jit(lambda *a: puff_advantage(*a, **HP))
@@ -331,8 +335,8 @@ def test_fallback_when_platform_has_no_handler(monkeypatch):
 def test_cpu_handler_is_used():
     if jax.default_backend() != "cpu":
         pytest.skip("needs the CPU backend")
-    if "cpu" not in adv_mod._ffi_platforms():
-        pytest.fail(f"puffjax._advantage_ffi not importable: {adv_mod._EXT_IMPORT_ERROR}")
+    if "cpu" not in kernels.platforms(kernels.ADVANTAGE):
+        pytest.fail(f"puffjax._ffi not importable: {kernels.IMPORT_ERROR}")
     x = make_inputs(np.random.default_rng(13), 4, 6)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -436,8 +440,8 @@ needs_cuda = pytest.mark.skipif(not _cuda_available(), reason="no CUDA device")
 
 
 def _need_cuda_handler():
-    if "cuda" not in adv_mod._ffi_platforms():
-        pytest.fail("a CUDA device is present but puffjax._advantage_ffi was built without CUDA")
+    if "cuda" not in kernels.platforms(kernels.ADVANTAGE):
+        pytest.fail("a CUDA device is present but puffjax._ffi was built without CUDA")
 
 
 @pytest.mark.gpu
@@ -456,29 +460,49 @@ def test_cuda_matches_numpy_loop(S, H, clips):
     assert rel_err(got, numpy_loop(*x, **hp)) < REL_TOL
 
 
+def cuda_group_size(H):
+    """Lanes per row the CUDA handler picks for horizon H (GroupSize in advantage_cuda.cu)."""
+    g = 1
+    while g < 32 and g < H:
+        g *= 2
+    return g
+
+
+# Horizons selecting every group size of the CUDA handler, each with a full and (where there
+# is one) a partial last segment of G steps. G = 1 only for H = 1, which puff_advantage
+# rejects: test_handler_horizon_one calls the custom call directly for it.
+GROUP_HORIZONS = {1: [1], 2: [2], 4: [3, 4], 8: [5, 8], 16: [9, 16], 32: [17, 32, 33, 64, 127, 300]}
+assert all(cuda_group_size(H) == g for g, hs in GROUP_HORIZONS.items() for H in hs)
+
+
 @pytest.mark.gpu
 @needs_cuda
-@pytest.mark.parametrize("group", [1, 2, 4, 8, 16, 32])
-@pytest.mark.parametrize("H", [2, 5, 64, 127])
-def test_cuda_every_group_size(group, H):
+@pytest.mark.parametrize("H", [H for hs in GROUP_HORIZONS.values() for H in hs if H >= 2],
+                         ids=lambda H: f"H{H}-G{cuda_group_size(H)}")
+def test_cuda_every_group_size(H):
     _need_cuda_handler()
-    S = 77
-    x = make_inputs(np.random.default_rng(group * H), S, H)
-    hp = {k: np.float32(v) for k, v in HP.items()}
+    S = 77  # 77 * G threads: the last block of 256 is partly idle for every G
+    x = make_inputs(np.random.default_rng(cuda_group_size(H) * H), S, H)
     dev = jax.devices("cuda")[0]
     xs = [jax.device_put(a, dev) for a in x]
-    got = jax.jit(lambda *a: adv_mod._ffi_impl("cuda", *a, cuda_group=group, **hp))(*xs)
-    assert rel_err(got, numpy_loop(*x, **HP)) < REL_TOL
+    f = jax.jit(lambda *a: puff_advantage(*a, **HP))
+    assert "puffjax_puff_advantage" in f.lower(*xs).compile().as_text()
+    assert rel_err(f(*xs), numpy_loop(*x, **HP)) < REL_TOL
 
 
-@pytest.mark.gpu
-@needs_cuda
-def test_cuda_bad_group_is_error():
-    _need_cuda_handler()
-    x = [jax.device_put(a, jax.devices("cuda")[0]) for a in _good()]
+@pytest.mark.parametrize("platform", ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu,
+                                                                         needs_cuda])])
+def test_handler_horizon_one(platform):
+    # The handlers accept H = 1 (all advantages 0): the CPU kernel's own branch, and the only
+    # horizon for which the CUDA handler runs G = 1 (one thread per row).
+    if platform not in kernels.platforms(kernels.ADVANTAGE):
+        pytest.fail(f"puffjax._ffi has no {platform} handler for the advantage")
+    x = make_inputs(np.random.default_rng(17), 77, 1)
+    dev = jax.devices(platform)[0]
+    xs = [jax.device_put(a, dev) for a in x]
     hp = {k: np.float32(v) for k, v in HP.items()}
-    with pytest.raises(Exception, match="cuda_group"):
-        jax.jit(lambda *a: adv_mod._ffi_impl("cuda", *a, cuda_group=3, **hp))(*x).block_until_ready()
+    got = np.asarray(jax.jit(lambda *a: adv_mod._ffi_impl(*a, **hp))(*xs))
+    assert got.shape == (77, 1) and np.all(got == 0)
 
 
 @pytest.mark.gpu

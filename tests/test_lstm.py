@@ -12,7 +12,7 @@ import pytest
 from puffjax import lstm as lstm_mod
 from puffjax.lstm import has_kernel, lstm, lstm_reference
 
-needs_kernel = pytest.mark.skipif(not has_kernel(), reason="puffjax._lstm_ffi is not built")
+needs_kernel = pytest.mark.skipif(not has_kernel(), reason="puffjax._ffi is not built")
 
 
 def numpy_lstm(gx, reset, w_h, c0, h0):

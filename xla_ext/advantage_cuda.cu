@@ -12,7 +12,10 @@
 // associative: a reverse inclusive scan over the segment with warp shuffles
 // (log2 G steps) gives every lane F_l = f_l o ... o f_{G-1}, then
 // A[t] = F_l(carry) where carry is A at the first element right of the
-// segment. G = 1 is exactly the one-thread-per-row baseline.
+// segment. G is chosen from H (GroupSize: the smallest power of two >= H, at
+// most 32), not by the caller: H = 2 runs G = 2, H = 3..4 G = 4, 5..8 G = 8,
+// 9..16 G = 16, longer horizons G = 32. G = 1 (PufferLib's one thread per row)
+// is left only for H = 1, which puff_advantage rejects before the call.
 #include <cstdint>
 #include <string>
 
@@ -104,8 +107,8 @@ cudaError_t Launch(cudaStream_t stream, const float* v, const float* r,
   return cudaGetLastError();
 }
 
-// Default group size: the smallest power of two >= H, at most 32.
-int DefaultGroup(int64_t horizon) {
+// Lanes per row for horizon H: the smallest power of two >= H, at most 32.
+int GroupSize(int64_t horizon) {
   int g = 1;
   while (g < 32 && g < horizon) g <<= 1;
   return g;
@@ -117,13 +120,13 @@ ffi::Error PuffAdvantageCudaImpl(cudaStream_t stream,
                                  ffi::Buffer<ffi::F32> terminals,
                                  ffi::Buffer<ffi::F32> ratio, float gamma,
                                  float gae_lambda, float rho_clip,
-                                 float c_clip, int32_t group,
+                                 float c_clip,
                                  ffi::ResultBuffer<ffi::F32> advantages) {
   int64_t rows, horizon;
   ffi::Error shape = AdvantageShape(values, rewards, terminals, ratio, advantages, &rows, &horizon);
   if (shape.failure()) return shape;
   if (rows == 0 || horizon == 0) return ffi::Error::Success();
-  if (group == 0) group = DefaultGroup(horizon);
+  const int group = GroupSize(horizon);
 
   const float* v = values.typed_data();
   const float* r = rewards.typed_data();
@@ -139,10 +142,9 @@ ffi::Error PuffAdvantageCudaImpl(cudaStream_t stream,
     case 8: err = Launch<8>(stream, v, r, d, q, a, rows, horizon, gamma, gl, rho_clip, c_clip); break;
     case 16: err = Launch<16>(stream, v, r, d, q, a, rows, horizon, gamma, gl, rho_clip, c_clip); break;
     case 32: err = Launch<32>(stream, v, r, d, q, a, rows, horizon, gamma, gl, rho_clip, c_clip); break;
-    default:
-      return ffi::Error::InvalidArgument(
-          "puff_advantage: cuda_group must be 0 (auto) or one of 1, 2, 4, 8, 16, 32; got " +
-          std::to_string(group));
+    default:  // unreachable: GroupSize returns one of the above
+      return ffi::Error::Internal("puff_advantage: no CUDA kernel for group size " +
+                                  std::to_string(group));
   }
   if (err != cudaSuccess) {
     return ffi::Error::Internal(std::string("puff_advantage: CUDA kernel launch failed: ") +
@@ -166,6 +168,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(PuffjaxPuffAdvantageCuda,
                                   .Attr<float>("gae_lambda")
                                   .Attr<float>("rho_clip")
                                   .Attr<float>("c_clip")
-                                  .Attr<int32_t>("cuda_group")
                                   .Ret<ffi::Buffer<ffi::F32>>()  // advantages
 );

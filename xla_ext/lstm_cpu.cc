@@ -1,6 +1,6 @@
 // A fused LSTM recurrence for XLA's CPU backend: forward and backward as XLA FFI custom
 // calls (handler symbols PuffjaxLstmForwardCpu and PuffjaxLstmBackwardCpu, exported to
-// Python by lstm_module.cc); puffjax/lstm.py wraps them in a custom_vjp.
+// Python by ffi_module.cc); puffjax/lstm.py wraps them in a custom_vjp.
 //
 // Why: under lax.scan, XLA's CPU backend runs every time step as a chain of small thunks
 // (one matmul, several elementwise fusions). For Breakout's training minibatch (512 rows,
