@@ -6,7 +6,7 @@ distributions in :mod:`puffjax.actions`, the LSTM recurrence ``puffjax.lstm.lstm
 kernel on CPU), :func:`make_policy`, :func:`make_optimizer`, prioritized replay in
 :mod:`puffjax.prioritized`.
 """
-from . import actions, envs, losses, prioritized, value_head
+from . import actions, envs, losses, parallel, prioritized, value_head
 from .advantage import puff_advantage, puff_advantage_reference
 from .config import Config, load_config, parse_overrides, run_config
 from .evaluate import evaluate
@@ -18,7 +18,7 @@ from .trainer import Trainer
 
 __all__ = [
     "Config", "NonFiniteError", "Trainer", "actions", "envs", "evaluate", "keep_freed_memory", "load_config",
-    "losses", "make_optimizer", "make_policy", "parse_overrides", "prioritized", "puff_advantage",
+    "losses", "make_optimizer", "make_policy", "parallel", "parse_overrides", "prioritized", "puff_advantage",
     "puff_advantage_reference", "run_config", "value_head",
 ]
 __version__ = "0.1.0"

@@ -2,13 +2,16 @@
 
 A checkpoint holds the parameters, optimizer state, PRNG keys, counters, the environment
 state (for exact resume) and the resolved config, so ``puffjax eval`` can rebuild the policy
-from the file alone.
+from the file alone. In a multi-process run, process 0 writes that file (its own environments'
+state inside) and every other process p writes its environments' state next to it,
+``epoch_XXXXXX.process<p>.msgpack``; ``latest`` moves once all of them are on disk.
 """
 from __future__ import annotations
 
 import glob
 import json
 import os
+import re
 import tempfile
 
 import jax
@@ -16,43 +19,67 @@ import numpy as np
 from flax import serialization
 
 LATEST = "latest"
-
-
+_MAIN = re.compile(r"^epoch_\d+\.msgpack$")
 _TMP_PREFIX = ".tmp-"
 
 
-def save(run_dir: str, epoch: int, payload: dict, config: dict, keep: int = 0) -> str:
-    """Write ``checkpoints/epoch_XXXXXX.msgpack`` atomically and point ``latest`` at it.
+def _tmp_prefix(process: int) -> str:
+    return f"{_TMP_PREFIX}{process}-"  # each process cleans only its own leftovers
 
-    ``keep`` > 0 then deletes all but the ``keep`` newest checkpoints (the one just written,
-    which ``latest`` names, is always among them). Temp files that a killed earlier write
-    left behind are removed first: a run directory has one writer, so any that exist are stale."""
-    ckpt_dir = os.path.join(run_dir, "checkpoints")
-    os.makedirs(ckpt_dir, exist_ok=True)
-    for stale in glob.glob(os.path.join(ckpt_dir, _TMP_PREFIX + "*")):
-        os.unlink(stale)
-    path = os.path.join(ckpt_dir, f"epoch_{epoch:06d}.msgpack")
-    state = serialization.to_state_dict(jax.device_get(payload))
-    state["config"] = json.dumps(config)
-    _atomic_write(path, serialization.msgpack_serialize(state))
-    _atomic_write(os.path.join(ckpt_dir, LATEST), os.path.basename(path).encode())
-    if keep > 0:
-        for old in sorted(set(checkpoints(run_dir)) - {path})[:-(keep - 1) or None]:
-            os.unlink(old)
+
+def save(run_dir: str, epoch: int, payload: dict, config: dict, keep: int = 0) -> str:
+    """Write ``checkpoints/epoch_XXXXXX.msgpack`` atomically and point ``latest`` at it
+    (:func:`write`, then :func:`commit`); returns its path."""
+    path = write(run_dir, epoch, payload, config)
+    commit(path, keep)
     return path
 
 
+def write(run_dir: str, epoch: int, payload: dict, config: dict | None = None, process: int = 0) -> str:
+    """Write one process's part of the checkpoint of ``epoch`` atomically; returns the path of the
+    checkpoint (process 0's file, whichever process writes). ``payload``: a tree of host arrays.
+    Temp files that a killed earlier write of this process left behind are removed first."""
+    ckpt_dir = os.path.join(run_dir, "checkpoints")
+    os.makedirs(ckpt_dir, exist_ok=True)
+    for stale in glob.glob(os.path.join(ckpt_dir, _tmp_prefix(process) + "*")):
+        os.unlink(stale)
+    path = os.path.join(ckpt_dir, f"epoch_{epoch:06d}.msgpack")
+    state = serialization.to_state_dict(jax.device_get(payload))
+    if process == 0:
+        state["config"] = json.dumps(config)
+    _atomic_write(process_part(path, process), serialization.msgpack_serialize(state), process)
+    return path
+
+
+def commit(path: str, keep: int = 0) -> None:
+    """Point ``latest`` at the checkpoint ``path``; with ``keep`` > 0 delete all but the ``keep``
+    newest checkpoints (with their process parts), ``path`` always among those kept."""
+    ckpt_dir = os.path.dirname(path)
+    _atomic_write(os.path.join(ckpt_dir, LATEST), os.path.basename(path).encode())
+    if keep > 0:
+        run_dir = os.path.dirname(ckpt_dir)
+        for old in sorted(set(checkpoints(run_dir)) - {path})[:-(keep - 1) or None]:
+            for part in glob.glob(old[: -len(".msgpack")] + ".process*.msgpack") + [old]:
+                os.unlink(part)
+
+
+def process_part(path: str, process: int) -> str:
+    """The file holding process ``process``'s part of the checkpoint ``path`` (0: ``path`` itself)."""
+    return path if process == 0 else f"{path[: -len('.msgpack')]}.process{process}.msgpack"
+
+
 def checkpoints(run_dir: str) -> list[str]:
-    """The checkpoint files of a run, oldest first."""
-    return sorted(glob.glob(os.path.join(run_dir, "checkpoints", "epoch_*.msgpack")))
+    """The checkpoint files of a run (process 0's), oldest first."""
+    d = os.path.join(run_dir, "checkpoints")
+    return sorted(os.path.join(d, f) for f in os.listdir(d) if _MAIN.match(f)) if os.path.isdir(d) else []
 
 
-def _atomic_write(path: str, data: bytes) -> None:
+def _atomic_write(path: str, data: bytes, process: int = 0) -> None:
     # Write a sibling temp file, flush it to disk, rename it over the target, then flush the
     # directory so the rename itself survives a power cut: a crash at any point leaves either
     # the old file or the new one, never a torn one.
     directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_TMP_PREFIX)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=_tmp_prefix(process))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -96,6 +123,18 @@ def load_raw(path: str) -> dict:
     state["config"] = config
     state["path"] = path
     return state
+
+
+def load_part(path: str, process: int) -> dict:
+    """Process ``process``'s part of the checkpoint file ``path`` (its environment state)."""
+    part = process_part(path, process)
+    try:
+        with open(part, "rb") as f:
+            return serialization.msgpack_restore(f.read())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{part}: process {process}'s part of checkpoint {path} is missing") from None
+    except Exception as e:  # msgpack or a truncated file
+        raise ValueError(f"{part}: not a readable puffjax checkpoint part ({type(e).__name__}: {e})") from None
 
 
 def load_config_dict(path: str) -> tuple[dict, str]:

@@ -11,11 +11,21 @@ import sys
 
 
 def _train(args, extra: list[str]) -> int:
+    from . import parallel
     from .config import load_config, parse_overrides, run_config
     from .finite import NonFiniteError
     from .heap import keep_freed_memory
-    from .trainer import Trainer
     keep_freed_memory()  # a process-wide malloc setting: fine for the CLI's own process
+    try:
+        if args.distributed or args.coordinator is not None:
+            parallel.initialize(args.coordinator, args.num_processes, args.process_id,
+                                heartbeat_timeout=args.heartbeat_timeout)
+    except (ValueError, RuntimeError) as e:
+        print(f"puffjax: {e}", file=sys.stderr)
+        return 2
+    import jax
+
+    from .trainer import Trainer
     try:
         overrides = parse_overrides(extra)
         if args.resume:  # continue with the run's own config; the command line's overrides on top
@@ -38,6 +48,8 @@ def _train(args, extra: list[str]) -> int:
         print(f"puffjax: checkpoint {trainer.last_checkpoint}")
         return 0
     start = f" from epoch {trainer.epoch}" if trainer.resumed_from else ""
+    if jax.process_count() > 1:
+        start += f", process {jax.process_index()} of {jax.process_count()}"
     print(f"puffjax: training {cfg.env.name} ({trainer.num_params:,} parameters, "
           f"{g.total_epochs} epochs of {g.batch_size:,} steps{start}) -> {trainer.run_dir}")
     try:
@@ -46,7 +58,7 @@ def _train(args, extra: list[str]) -> int:
     except KeyboardInterrupt:
         print("\npuffjax: interrupted; saving a checkpoint", file=sys.stderr)
         trainer.last_checkpoint = trainer.save()
-    except NonFiniteError as e:
+    except (NonFiniteError, parallel.PeerLostError) as e:
         print(f"puffjax: {e}", file=sys.stderr)
         last = trainer.last_checkpoint
         print(f"puffjax: last good checkpoint {last}" if last else "puffjax: no checkpoint was written",
@@ -95,6 +107,16 @@ def main(argv: list[str] | None = None) -> int:
                        "stored in it (--section.field overrides apply on top)")
     train.add_argument("--run-dir", help="where metrics and checkpoints go (default: a new dir under train.data_dir)")
     train.add_argument("--dashboard", default="auto", choices=["auto", "rich", "lines", "none"])
+    dist = train.add_argument_group("several processes (jax.distributed)")
+    dist.add_argument("--distributed", action="store_true",
+                      help="join a multi-process run, the cluster detected by JAX (SLURM, Open MPI)")
+    dist.add_argument("--distributed.coordinator", dest="coordinator", metavar="HOST:PORT",
+                      help="or explicitly: process 0's address (with --distributed.num-processes and "
+                           "--distributed.process-id)")
+    dist.add_argument("--distributed.num-processes", dest="num_processes", type=int, metavar="N")
+    dist.add_argument("--distributed.process-id", dest="process_id", type=int, metavar="I")
+    dist.add_argument("--distributed.heartbeat-timeout", dest="heartbeat_timeout", type=int, default=30,
+                      metavar="S", help="seconds without a heartbeat before a process counts as lost (30)")
     ev = sub.add_parser("eval", help="play a checkpoint: per-episode and mean stats, optionally a video")
     ev.add_argument("env", help="environment name (must match the checkpoint's)")
     ev.add_argument("--checkpoint", required=True, help="checkpoint file, checkpoints/ dir or run dir (its latest)")

@@ -53,6 +53,7 @@ class TrainConfig:
     minibatch_size: int = 8192
     max_minibatch_size: int = 32768  # larger minibatches accumulate gradients in chunks of this
     update_epochs: int = 1
+    devices: int = 0  # devices per process the batch is sharded over (0: every local device)
     optimizer: str = "muon"  # muon | adam
     muon_non_matrix: str = "nesterov"  # Muon's rule for biases and other non-matrix parameters: nesterov | adam
     learning_rate: float = 0.015
@@ -265,7 +266,7 @@ def validate(cfg: Config) -> None:
     for name in ("num_envs", "threads"):
         if getattr(e, name) <= 0:
             raise ValueError(f"env.{name} must be positive, got {getattr(e, name)}")
-    for name in ("video_frames", "video_interval", "keep_checkpoints"):
+    for name in ("video_frames", "video_interval", "keep_checkpoints", "devices"):
         if getattr(t, name) < 0:
             raise ValueError(f"train.{name} must be >= 0, got {getattr(t, name)}")
     for name in ("bptt_horizon", "minibatch_size", "max_minibatch_size", "update_epochs",

@@ -34,18 +34,29 @@ def _first_bad_row(x) -> jax.Array:
     return jnp.where(bad.any(), jnp.argmax(bad), -1).astype(jnp.int32)
 
 
-def record(seen: jax.Array, step, observations, rewards) -> jax.Array:
-    """Note the first step (and row) at which each input was non-finite; later ones are ignored."""
+def record(seen: jax.Array, step, observations, rewards, first_row=0) -> jax.Array:
+    """Note the first step (and row) at which each input was non-finite; later ones are ignored.
+    ``first_row``: the agent index of row 0 of these inputs (a device's block of agents)."""
     rows = jnp.stack([_first_bad_row(observations), _first_bad_row(rewards)])
     new = (seen[:, 0] < 0) & (rows >= 0)
-    return jnp.where(new[:, None], jnp.stack([jnp.full_like(rows, step), rows], axis=1), seen)
+    return jnp.where(new[:, None], jnp.stack([jnp.full_like(rows, step), rows + first_row], axis=1), seen)
 
 
-def check_record(seen, epoch: int) -> None:
-    """Raise :class:`NonFiniteError` if the rollout of ``epoch`` (1-based) saw a non-finite input."""
-    seen = np.asarray(seen)
-    problems = [f"{name}[{row}] (environment {row}) at rollout step {step} of the epoch"
-                for name, (step, row) in zip(INPUTS, seen) if step >= 0]
+def check_record(seen, epoch: int, envs_per_process: int | None = None) -> None:
+    """Raise :class:`NonFiniteError` if the rollout of ``epoch`` (1-based) saw a non-finite input.
+    ``seen``: one record, or a stack of them (one per device, agent indices global); with
+    ``envs_per_process`` an agent index is named as an environment row of its process."""
+    seen = np.asarray(seen).reshape(-1, len(INPUTS), 2)
+    problems = []
+    for i, name in enumerate(INPUTS):
+        hits = seen[:, i][seen[:, i, 0] >= 0]
+        if len(hits):
+            step, row = hits[np.lexsort((hits[:, 1], hits[:, 0]))[0]]  # the earliest step, then row
+            where = f"environment {row}"
+            if envs_per_process:
+                where = f"environment {row % envs_per_process} of process {row // envs_per_process}"
+                row = row % envs_per_process
+            problems.append(f"{name}[{row}] ({where}) at rollout step {step} of the epoch")
     if problems:
         raise NonFiniteError(f"epoch {epoch}: the environment returned non-finite values (NaN or inf): "
                              f"{'; '.join(problems)}. Training stopped before this epoch's update; nothing "

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Geometry:
-    total_agents: int
+    total_agents: int  # over every process
+    devices: int  # of the mesh, over every process; each holds segments / devices rows
     horizon: int  # bptt_horizon: columns of a segment
     batch_size: int  # agent steps per epoch
     segments: int  # rows of the rollout buffer (batch_size / horizon)
     rows_per_agent: int  # segments / total_agents: horizons each agent plays per epoch
-    minibatch_segments: int  # rows drawn per minibatch
+    minibatch_segments: int  # rows drawn per minibatch (minibatch_segments / devices on each device)
     minibatches_per_epoch: int  # update_epochs * batch_size / minibatch_size
     accumulation_steps: int  # minibatch_size / max_minibatch_size when larger, else 1
     total_epochs: int
@@ -24,11 +25,15 @@ class Geometry:
         return self.total_epochs * self.minibatches_per_epoch
 
 
-def geometry(train_cfg, total_agents: int) -> Geometry:
+def geometry(train_cfg, total_agents: int, devices: int = 1) -> Geometry:
+    """The geometry for ``total_agents`` agents (every process's) on a mesh of ``devices``."""
     t = train_cfg
     horizon = t.bptt_horizon
     if total_agents <= 0:
         raise ValueError(f"need at least one agent, got {total_agents}")
+    if devices < 1 or total_agents % devices:
+        raise ValueError(f"{total_agents} agents do not split evenly over {devices} devices: make env.num_envs "
+                         f"a multiple of the devices per process")
     batch = total_agents * horizon if t.batch_size == "auto" else int(t.batch_size)
     if batch <= 0:
         raise ValueError(f"train.batch_size must be positive or 'auto', got {t.batch_size!r}")
@@ -50,6 +55,9 @@ def geometry(train_cfg, total_agents: int) -> Geometry:
         raise ValueError(f"train.minibatch_size {mb} is larger than the batch ({batch} steps)")
     if batch % mb:
         raise ValueError(f"train.batch_size {batch} is not divisible by train.minibatch_size {mb}")
+    if (mb // horizon) % devices:
+        raise ValueError(f"a minibatch of {mb // horizon} rows (minibatch_size {mb} / bptt_horizon {horizon}) "
+                         f"does not split evenly over {devices} devices")
     accum = 1
     if mb > t.max_minibatch_size:
         if mb % t.max_minibatch_size or t.max_minibatch_size % horizon:
@@ -57,13 +65,16 @@ def geometry(train_cfg, total_agents: int) -> Geometry:
                 f"gradient accumulation needs minibatch_size ({mb}) to be a multiple of "
                 f"max_minibatch_size ({t.max_minibatch_size}), itself a multiple of bptt_horizon ({horizon})")
         accum = mb // t.max_minibatch_size
+        if (mb // horizon // devices) % accum:
+            raise ValueError(f"gradient accumulation: each device's {mb // horizon // devices} minibatch rows do not "
+                             f"split into {accum} chunks of max_minibatch_size {t.max_minibatch_size}")
     epochs = t.total_timesteps // batch
     if epochs < 1:
         raise ValueError(
             f"train.total_timesteps {t.total_timesteps} is less than one batch ({batch} steps): "
             f"no epoch would run")
     return Geometry(
-        total_agents=total_agents, horizon=horizon, batch_size=batch, segments=segments,
+        total_agents=total_agents, devices=devices, horizon=horizon, batch_size=batch, segments=segments,
         rows_per_agent=segments // total_agents, minibatch_segments=mb // horizon,
         minibatches_per_epoch=t.update_epochs * (batch // mb), accumulation_steps=accum,
         total_epochs=epochs)

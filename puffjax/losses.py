@@ -5,12 +5,27 @@ training code without the trainer.
 """
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 
 
-def normalize(advantages, eps: float = 1e-8):
-    """(A - mean) / (std + eps) over all elements (the minibatch)."""
-    return (advantages - advantages.mean()) / (advantages.std() + eps)
+def _means(axis_name, *xs):
+    """The means of all elements of each of ``xs``; with ``axis_name`` (inside ``shard_map`` or
+    ``pmap``) over every device's elements too (the devices hold equally many), in ONE
+    all-reduce: the collective's latency, not its bytes, is what costs here."""
+    m = jnp.stack([jnp.mean(x) for x in xs])
+    return m if axis_name is None else jax.lax.pmean(m, axis_name)
+
+
+def _variance(mean, mean_square):
+    return jnp.maximum(mean_square - jnp.square(mean), 0.0)
+
+
+def normalize(advantages, eps: float = 1e-8, axis_name=None):
+    """(A - mean) / (std + eps) over all elements (the minibatch); ``axis_name``: the minibatch is
+    split over that mesh axis and the statistics are those of the whole of it."""
+    mean, mean_square = _means(axis_name, advantages, jnp.square(advantages))
+    return (advantages - mean) / (jnp.sqrt(_variance(mean, mean_square)) + eps)
 
 
 def clipped_policy_loss(advantages, ratio, clip_coef: float):
@@ -36,8 +51,12 @@ def kl_stats(logratio, ratio, clip_coef: float):
     return old_approx_kl, approx_kl, clipfrac
 
 
-def explained_variance(predicted, target):
-    """Standard 1 - Var(target - predicted) / Var(target); NaN when Var(target) is 0."""
+def explained_variance(predicted, target, axis_name=None):
+    """Standard 1 - Var(target - predicted) / Var(target); NaN when Var(target) is 0 (or below
+    what float32 moments resolve: 1e-5 of the target's mean square). ``axis_name``: as in
+    :func:`normalize`."""
     target, predicted = jnp.asarray(target), jnp.asarray(predicted)
-    var_target = target.var()
-    return jnp.where(var_target > 0, 1.0 - (target - predicted).var() / var_target, jnp.nan)
+    residual = target - predicted
+    m_t, m_t2, m_r, m_r2 = _means(axis_name, target, jnp.square(target), residual, jnp.square(residual))
+    var_target = _variance(m_t, m_t2)
+    return jnp.where(var_target > 1e-5 * m_t2, 1.0 - _variance(m_r, m_r2) / var_target, jnp.nan)

@@ -2,7 +2,8 @@
 
 A row's priority is the alpha-th power of its summed absolute advantage; rows are drawn
 without replacement in proportion to it and corrected with importance weights
-(S * p_i)^-beta, beta annealed towards 1 over training. All functions are pure JAX.
+(S * p_i)^-beta, beta annealed towards 1 over training. All functions are pure JAX. With the
+buffer sharded over devices, each device calls :func:`draw` on its own rows (S = its rows).
 """
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ def sample_rows(key, probs, num_rows: int):
 def importance_weights(probs, idx, beta):
     """(S * p_i)^-beta for the drawn rows (not max-normalised, as in PufferLib)."""
     return (probs.shape[0] * probs[idx]) ** (-beta)
+
+
+def draw(key, advantages, num_rows: int, alpha: float, beta):
+    """One minibatch: ``num_rows`` distinct rows of ``advantages [S, H]`` drawn by priority, and
+    their importance weights. Returns ``(rows, weights)``."""
+    probs = row_probabilities(advantages, alpha)
+    idx = sample_rows(key, probs, num_rows)
+    return idx, importance_weights(probs, idx, beta)
 
 
 def beta_schedule(beta0: float, alpha: float, epoch, total_epochs: int):

@@ -18,8 +18,9 @@ from typing import Iterator
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from . import buffer, checkpoint, envs, finite
+from . import buffer, checkpoint, envs, finite, parallel
 from .config import Config, resume_conflicts, stored_config, validate
 from .dashboard import make_dashboard
 from .evaluate import record_video
@@ -51,6 +52,12 @@ class Trainer:
     or the update goes non-finite; the parameters and checkpoints stay those of the last good
     epoch.
 
+    Devices: the batch is sharded over ``train.devices`` devices per process (0: all local
+    devices; see :mod:`puffjax.parallel`). After :func:`puffjax.parallel.initialize`, every
+    process runs this same trainer with its own ``env.num_envs`` environments; process 0
+    writes the metrics, dashboard, videos and checkpoints (every process adds its environments'
+    state to them). A process that dies stops the others with :class:`puffjax.parallel.PeerLostError`.
+
     On CPUs, call :func:`puffjax.keep_freed_memory` once first for speed (the CLI and the
     examples do): XLA's CPU buffers otherwise page-fault on every call. It changes glibc's
     malloc settings for the whole process, so the trainer does not do it on its own.
@@ -71,34 +78,50 @@ class Trainer:
             raise TypeError("Trainer needs a config (puffjax.load_config(...)) or resume= a run to continue")
         validate(cfg)
         self.cfg, t = cfg, cfg.train
+        self.mesh = parallel.make_mesh(t.devices)
+        self.main = parallel.is_main()
+        env_seed = parallel.process_seed(t.seed)
         self.env = env if env is not None else envs.make(
-            cfg.env.name, num_envs=cfg.env.num_envs, threads=cfg.env.threads, seed=t.seed, **cfg.env.options)
-        self.geom = geometry(t, self.env.num_envs)
+            cfg.env.name, num_envs=cfg.env.num_envs, threads=cfg.env.threads, seed=env_seed, **cfg.env.options)
+        n_local = self.env.num_envs
+        if n_local % parallel.local_devices(self.mesh):
+            raise ValueError(f"{n_local} environments do not split evenly over this process's "
+                             f"{parallel.local_devices(self.mesh)} devices: make env.num_envs a multiple of it")
+        self.geom = geometry(t, n_local * jax.process_count(), self.mesh.size)
         self.policy = policy_from_config(cfg.policy, self.env.observation_space, self.env.action_space)
-        init_key, self.rollout_key, self.train_key = jax.random.split(jax.random.PRNGKey(t.seed), 3)
+        init_key, rollout_key, train_key = jax.random.split(jax.random.PRNGKey(t.seed), 3)
         params = self.policy.init(init_key)
         self.tx = make_optimizer(t, self.geom.total_updates)
-        self.state = TrainState(params, self.tx.init(params))
         self.num_params = count_params(params)
-        self.buf = buffer.allocate(self.geom.segments, self.geom.horizon, self.env.observation_space, self.policy.dist)
-        self.prev_value = jnp.zeros(self.env.num_envs, jnp.float32)
-        self.act = make_act(self.policy, t.gamma)
-        self.train_epoch = make_train_epoch(self.policy, self.tx, self.geom, t)
+        self.state = parallel.replicate(self.mesh, TrainState(params, self.tx.init(params)))
+        self.rollout_key, self.train_key = parallel.replicate(self.mesh, (rollout_key, train_key))
+        rows = parallel.rows(self.mesh)
+        g = self.geom
+        self.buf = jax.jit(lambda: buffer.allocate(g.segments, g.horizon, self.env.observation_space, self.policy.dist),
+                           out_shardings=rows)()
+        self._initial_carry = jax.jit(lambda: self.policy.initial_carry(g.total_agents), out_shardings=rows)
+        self.prev_value = jax.jit(lambda: jnp.zeros(g.total_agents, jnp.float32), out_shardings=rows)()
+        self.act = make_act(self.policy, t.gamma, self.mesh)
+        self.train_epoch = make_train_epoch(self.policy, self.tx, self.geom, t, self.mesh)
         self.epoch, self.global_step, self.uptime = 0, 0, 0.0
         self.resumed_from: str | None = None
         self.last_checkpoint: str | None = None
-        self.env.reset(seed=t.seed)
+        self.env.reset(seed=env_seed)
         if saved is not None:
             self._restore(saved)
         if run_dir is None and resume is not None:  # continue the checkpoint's own run directory
             run_dir = os.path.dirname(os.path.dirname(self.resumed_from))
-        self.run_dir = run_dir or make_run_dir(t.data_dir, cfg.env.name)
+        if run_dir is None:
+            run_dir = parallel.broadcast_text(make_run_dir(t.data_dir, cfg.env.name) if self.main else "")
+        self.run_dir = run_dir
         os.makedirs(self.run_dir, exist_ok=True)
-        if resume is not None:
-            truncate_metrics(self.run_dir, self.epoch)
-        cfg.save(os.path.join(self.run_dir, "config.json"))
-        self.logger = MetricsLogger(self.run_dir, t.logger, cfg.to_dict())
-        self.dashboard_mode = dashboard
+        self.logger = None
+        if self.main:
+            if resume is not None:
+                truncate_metrics(self.run_dir, self.epoch)
+            cfg.save(os.path.join(self.run_dir, "config.json"))
+            self.logger = MetricsLogger(self.run_dir, t.logger, cfg.to_dict())
+        self.dashboard_mode = dashboard if self.main else "none"
         self.last_env_log: dict = {}
         self.last_video: str | None = None
         self._video_warned = False
@@ -112,36 +135,51 @@ class Trainer:
     def train_iter(self) -> Iterator[dict]:
         """Train until ``total_timesteps``, yielding one log dict per epoch."""
         dash = make_dashboard(self, self.dashboard_mode)
-        timer, clock = Timer(), time.perf_counter
         try:
             while not self.finished:
-                start = clock()
-                carry = self.policy.initial_carry(self.env.num_envs)
-                self.buf, self.rollout_key, self.prev_value = collect(
-                    self.env, self.act, self.state.params, self.buf, carry, self.rollout_key,
-                    self.prev_value, self.geom, timer, epoch=self.epoch + 1)
-                env_log = self.env.log()
-                t_learn = clock()
-                key = jax.random.fold_in(self.train_key, self.epoch)
-                state, losses, health = self.train_epoch(self.state, self.buf, key, self.epoch)
-                losses, health = jax.device_get((losses, health))  # waits for the update
-                finite.check_update(health, self.epoch + 1)  # before the new state is kept
-                self.state = state
-                end = clock()
-                timer.add("learn", end - t_learn)
-                self.epoch += 1
-                self.global_step += self.geom.batch_size
-                self.uptime += end - start
-                log = self._log(env_log, losses, timer.pop(), end - start)
-                self.logger.log(log)
-                final = self.finished
-                if final or self.epoch % self.cfg.train.checkpoint_interval == 0:
-                    self.last_checkpoint = self.save()
-                    self.last_video = self._video(final) or self.last_video
+                log = self._epoch()
                 dash.update(log)
                 yield log
+        except Exception as e:
+            if jax.process_count() > 1 and not isinstance(e, finite.NonFiniteError):
+                lost = parallel.lost_processes()
+                if lost:
+                    raise parallel.PeerLostError(
+                        f"process{'es' if len(lost) > 1 else ''} {', '.join(map(str, lost))} of "
+                        f"{jax.process_count()} stopped during epoch {self.epoch + 1} (this is process "
+                        f"{jax.process_index()}); the last checkpoint is {self.last_checkpoint}") from e
+            raise
         finally:
             dash.close()
+
+    def _epoch(self) -> dict:
+        """One epoch: rollout, update, log, checkpoint; returns the epoch's log."""
+        timer, clock = Timer(), time.perf_counter
+        start = clock()
+        self.buf, self.rollout_key, self.prev_value = collect(
+            self.env, self.act, self.state.params, self.buf, self._initial_carry(), self.rollout_key,
+            self.prev_value, self.geom, timer, epoch=self.epoch + 1, mesh=self.mesh)
+        env_log = parallel.merge_env_logs(self.env.log(), self.env.log_names)
+        t_learn = clock()
+        key = jax.random.fold_in(self.train_key, self.epoch)
+        state, losses, health = self.train_epoch(self.state, self.buf, key, self.epoch)
+        losses, health = jax.tree.map(parallel.to_local, (losses, health))  # waits for the update
+        finite.check_update(health, self.epoch + 1)  # before the new state is kept
+        self.state = state
+        end = clock()
+        timer.add("learn", end - t_learn)
+        self.epoch += 1
+        self.global_step += self.geom.batch_size
+        self.uptime += end - start
+        log = self._log(env_log, losses, timer.pop(), end - start)
+        if self.logger is not None:
+            self.logger.log(log)
+        final = self.finished
+        if final or self.epoch % self.cfg.train.checkpoint_interval == 0:
+            self.last_checkpoint = self.save()
+            if self.main:
+                self.last_video = self._video(final) or self.last_video
+        return log
 
     def train(self) -> list[dict]:
         """Train to the end; returns the history (one log dict per epoch)."""
@@ -160,17 +198,27 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _payload(self) -> dict:
-        return {
+        """This process's part of a checkpoint, as host arrays: the replicated state and counters
+        on process 0, and on every process its environments' state and its rows of prev_value."""
+        local = {"prev_value": parallel.to_local(self.prev_value), "env": self.env.get_state()}
+        if not self.main:
+            return local
+        replicated = jax.tree.map(parallel.to_local, {
             "params": self.state.params, "opt_state": self.state.opt_state,
-            "rollout_key": self.rollout_key, "train_key": self.train_key, "prev_value": self.prev_value,
-            "counters": {"epoch": self.epoch, "global_step": self.global_step, "uptime": self.uptime},
-            "env": self.env.get_state(),
-        }
+            "rollout_key": self.rollout_key, "train_key": self.train_key})
+        counters = {"epoch": self.epoch, "global_step": self.global_step, "uptime": self.uptime,
+                    "processes": jax.process_count()}
+        return {**replicated, **local, "counters": counters}
 
     def save(self) -> str:
-        """Write a checkpoint of the current state (keeping ``train.keep_checkpoints``); its path."""
-        return checkpoint.save(self.run_dir, self.epoch, self._payload(), self.cfg.to_dict(),
-                               keep=self.cfg.train.keep_checkpoints)
+        """Write a checkpoint of the current state (keeping ``train.keep_checkpoints``); its path.
+        Every process of a multi-process run must call it together."""
+        path = checkpoint.write(self.run_dir, self.epoch, self._payload(), self.cfg.to_dict(),
+                                process=jax.process_index())
+        parallel.barrier(f"checkpoint {self.epoch}")  # every part on disk before `latest` moves
+        if self.main:
+            checkpoint.commit(path, keep=self.cfg.train.keep_checkpoints)
+        return path
 
     def _restore(self, state: dict) -> None:
         """Restore parameters, optimizer, keys, counters and environment state from a loaded
@@ -179,16 +227,23 @@ class Trainer:
         missing = [k for k in ("params", "opt_state", "counters") if k not in state]
         if missing:
             raise ValueError(f"{path}: checkpoint lacks {', '.join(missing)}")
-        target = self._payload()
+        target = jax.tree.map(parallel.to_local, {"params": self.state.params, "opt_state": self.state.opt_state})
         params = checkpoint.restore_into(target["params"], state["params"], "params", path)
         opt_state = checkpoint.restore_into(target["opt_state"], state["opt_state"], "opt_state", path)
-        self.state = TrainState(jax.tree.map(jnp.asarray, params), jax.tree.map(jnp.asarray, opt_state))
-        self.rollout_key = jnp.asarray(state["rollout_key"], jnp.uint32)
-        self.train_key = jnp.asarray(state["train_key"], jnp.uint32)
-        self.prev_value = jnp.asarray(state["prev_value"], jnp.float32)
+        self.state = parallel.replicate(self.mesh, TrainState(params, opt_state))
+        self.rollout_key, self.train_key = parallel.replicate(
+            self.mesh, (np.asarray(state["rollout_key"], np.uint32), np.asarray(state["train_key"], np.uint32)))
         c = state["counters"]
         self.epoch, self.global_step, self.uptime = int(c["epoch"]), int(c["global_step"]), float(c["uptime"])
-        self.env.set_state(state["env"])
+        processes, p = int(c.get("processes", 1)), jax.process_index()
+        if processes == jax.process_count():  # each process continues its own environments exactly
+            local = state if p == 0 else checkpoint.load_part(path, p)
+            self.prev_value = parallel.from_local(self.mesh, np.asarray(local["prev_value"], np.float32))
+            self.env.set_state(local["env"])
+        elif self.main:  # the environments keep the fresh, process-seeded episodes they started
+            warnings.warn(f"{path}: saved by {processes} process(es), resumed by {jax.process_count()}: the "
+                          f"parameters, optimizer and counters continue, the environments are re-seeded",
+                          stacklevel=3)
         self.resumed_from = self.last_checkpoint = path
 
     # ------------------------------------------------------------------ videos
@@ -217,5 +272,6 @@ class Trainer:
             return None
 
     def close(self) -> None:
-        self.logger.close()
+        if self.logger is not None:
+            self.logger.close()
         self.env.close()

@@ -3,9 +3,18 @@
 Per minibatch, all inside ``lax.scan``: recompute the puff advantage over the whole buffer
 from the current values and ratios, draw prioritized rows, forward them, take the clipped
 PPO step, and write the new ratios and values back into the buffer so that later minibatches
-see the V-trace correction. Everything is array code over the row axis, so the batch can be
-sharded over devices with ``jax.sharding`` without touching this file. The epoch also reports
-whether any loss, gradient or the new parameters were non-finite (:mod:`puffjax.finite`).
+see the V-trace correction. The epoch also reports whether any loss, gradient or the new
+parameters were non-finite (:mod:`puffjax.finite`).
+
+Data parallel over the mesh (:mod:`puffjax.parallel`), under ``shard_map``: each device holds
+its block of buffer rows and runs the custom calls (advantage, LSTM) on those rows only.
+Prioritized replay samples per shard: device d draws its share of the minibatch,
+``minibatch_segments / devices`` rows, from its own S_d rows in proportion to its own
+priorities, p_i = (w_i + 1e-6) / (sum_{j in d} w_j + 1e-6), with importance weight
+(S_d * p_i)^(-beta); on one device that is exactly PufferLib's global formula. Advantage
+normalisation, the loss statistics and the gradients are averaged over the devices (equal
+shares), so a step on N devices is the step one device takes on the same rows; parameters and
+optimizer state stay replicated.
 """
 from __future__ import annotations
 
@@ -15,7 +24,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from . import finite, losses, prioritized, value_head
+from jax.sharding import PartitionSpec as P
+
+from . import finite, losses, parallel, prioritized, value_head
 from .advantage import puff_advantage
 
 
@@ -57,15 +68,17 @@ def make_loss_fn(policy, train_cfg):
     return loss_fn
 
 
-def make_train_epoch(policy, tx, geom, train_cfg):
-    """Returns ``train_epoch(state, batch, key, epoch) -> (state, metrics, health)``, jitted.
+def make_train_epoch(policy, tx, geom, train_cfg, mesh):
+    """Returns ``train_epoch(state, batch, key, epoch) -> (state, metrics, health)``, jitted, with
+    ``batch`` sharded by rows over ``mesh`` and everything else replicated.
 
     ``metrics``: the epoch means of :data:`LOSS_KEYS`. ``health``: ``bad_minibatch`` (the first
     minibatch whose loss or gradients were non-finite, -1 if none), that minibatch's loss terms
     and ``params_finite``, for :func:`puffjax.finite.check_update`."""
     t = train_cfg
     grad_fn = jax.value_and_grad(make_loss_fn(policy, t), has_aux=True)
-    mb_rows, accum = geom.minibatch_segments, geom.accumulation_steps
+    mb_rows, accum = geom.minibatch_segments // geom.devices, geom.accumulation_steps  # per device
+    mean = lambda x: jax.lax.pmean(x, parallel.AXIS)  # over the devices' equal shares
     adv_kw = dict(gamma=t.gamma, gae_lambda=t.gae_lambda, rho_clip=t.vtrace_rho_clip, c_clip=t.vtrace_c_clip)
 
     def gradients(params, mb):
@@ -87,24 +100,24 @@ def make_train_epoch(policy, tx, geom, train_cfg):
     def minibatch(carry, key, batch, beta):
         state, values, ratio = carry
         adv = puff_advantage(values, batch.rewards, batch.episode_starts, ratio, **adv_kw)
-        probs = prioritized.row_probabilities(adv, t.prio_alpha)
-        idx = prioritized.sample_rows(key, probs, mb_rows)
-        weights = prioritized.importance_weights(probs, idx, beta)
+        idx, weights = prioritized.draw(parallel.device_key(key), adv, mb_rows, t.prio_alpha, beta)
         mb_adv, mb_values = adv[idx], values[idx]
         returns = mb_adv + mb_values
+        advantages = losses.normalize(mb_adv, axis_name=parallel.AXIS) * weights[:, None]
         mb = dict(obs=batch.obs[idx], actions=batch.actions[idx], logprobs=batch.logprobs[idx],
                   episode_starts=batch.episode_starts[idx], values=mb_values, returns=returns,
-                  advantages=losses.normalize(mb_adv) * weights[:, None])
+                  advantages=advantages)
         grads, aux = gradients(state.params, mb)
+        grads = mean(grads)  # the gradient of the whole minibatch's mean loss
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         ratio = ratio.at[idx].set(aux.pop("new_ratio"))
         values = values.at[idx].set(aux.pop("new_values"))
-        metrics = dict(aux, importance=weights.mean(), finite=jnp.isfinite(aux["loss"]) & finite.all_finite(grads),
-                       explained_variance=losses.explained_variance(mb_values, returns))
+        metrics = dict(mean(aux), importance=mean(weights.mean()),
+                       explained_variance=losses.explained_variance(mb_values, returns, axis_name=parallel.AXIS))
+        metrics["finite"] = jnp.isfinite(metrics["loss"]) & finite.all_finite(grads)
         return (TrainState(params, opt_state), values, ratio), metrics
 
-    @jax.jit
     def train_epoch(state, batch, key, epoch):
         beta = prioritized.beta_schedule(t.prio_beta0, t.prio_alpha, epoch, geom.total_epochs)
         ratio = jnp.ones_like(batch.values)
@@ -117,4 +130,6 @@ def make_train_epoch(policy, tx, geom, train_cfg):
                       params_finite=finite.all_finite(state.params))
         return state, {k: jnp.nanmean(metrics[k]) for k in LOSS_KEYS}, health
 
-    return train_epoch
+    rows = P(parallel.AXIS)
+    return jax.jit(jax.shard_map(train_epoch, mesh=mesh, check_vma=False, in_specs=(P(), rows, P(), P()),
+                                 out_specs=(P(), P(), P())))

@@ -19,7 +19,7 @@ def names(run_dir):
 def test_stale_temp_files_are_removed_at_the_next_save(tmp_path):
     run_dir = str(tmp_path)
     checkpoint.save(run_dir, 1, payload(1), {})
-    stale = tmp_path / "checkpoints" / ".tmp-killed-write"
+    stale = tmp_path / "checkpoints" / ".tmp-0-killed-write"  # process 0's temp file naming
     stale.write_bytes(b"half a checkpoint")
     checkpoint.save(run_dir, 2, payload(2), {})
     assert not stale.exists()
@@ -48,3 +48,17 @@ def test_directory_is_fsynced_after_each_rename(tmp_path, monkeypatch):
     checkpoint.save(str(tmp_path), 1, payload(1), {})
     # Two atomic writes (the checkpoint and `latest`): each flushes its file, then the directory.
     assert synced == [False, True, False, True]
+
+
+def test_process_parts_are_kept_and_pruned_with_their_checkpoint(tmp_path):
+    run_dir = str(tmp_path)
+    for epoch in (1, 2, 3):
+        path = checkpoint.write(run_dir, epoch, payload(epoch), {"env": {}}, process=0)
+        assert checkpoint.write(run_dir, epoch, {"env": np.full(2, epoch)}, process=1) == path
+        checkpoint.commit(path, keep=2)
+    assert names(run_dir) == ["epoch_000002.msgpack", "epoch_000002.process1.msgpack",
+                              "epoch_000003.msgpack", "epoch_000003.process1.msgpack", "latest"]
+    assert checkpoint.checkpoints(run_dir)[-1] == checkpoint.resolve(run_dir)
+    np.testing.assert_array_equal(checkpoint.load_part(checkpoint.resolve(run_dir), 1)["env"], 3)
+    with pytest.raises(FileNotFoundError, match="process 2's part"):
+        checkpoint.load_part(checkpoint.resolve(run_dir), 2)

@@ -63,6 +63,17 @@ def test_geometry_errors(agents, fields, message):
         geometry(cfg.train, agents)
 
 
+@pytest.mark.parametrize("agents, devices, fields, message", [
+    (12, 8, dict(bptt_horizon=8), "12 agents do not split evenly over 8 devices"),
+    (16, 4, dict(bptt_horizon=8, minibatch_size=8 * 6, batch_size=8 * 48), "does not split evenly over 4 devices"),
+    (16, 2, dict(bptt_horizon=8, minibatch_size=64, max_minibatch_size=8), "do not split into 8 chunks"),
+])
+def test_geometry_errors_with_devices(agents, devices, fields, message):
+    cfg = load_config("squared", **{f"train.{k}": v for k, v in fields.items()})
+    with pytest.raises(ValueError, match=message):
+        geometry(cfg.train, agents, devices)
+
+
 def test_geometry_accumulation_and_multiple_rows():
     cfg = load_config("squared", **{"train.bptt_horizon": 8, "train.batch_size": 512,
                                     "train.minibatch_size": 256, "train.max_minibatch_size": 64,

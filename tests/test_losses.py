@@ -47,3 +47,4 @@ def test_explained_variance_standard_definition():
     assert ev == pytest.approx(1 - np.var(target - pred) / np.var(target), rel=1e-4)
     assert float(losses.explained_variance(target, target)) == pytest.approx(1.0)
     assert np.isnan(float(losses.explained_variance(pred[:4], np.ones(4, np.float32))))
+    assert np.isnan(float(losses.explained_variance(pred[:4], np.full(4, 0.1, np.float32))))

@@ -121,13 +121,13 @@ def test_gradient_accumulation_averages(tmp_path):
     from puffjax.rollout import Timer, collect
     buf, *_ = collect(trainer.env, trainer.act, trainer.state.params, trainer.buf,
                       trainer.policy.initial_carry(64), trainer.rollout_key, trainer.prev_value,
-                      trainer.geom, Timer(), epoch=1)
+                      trainer.geom, Timer(), epoch=1, mesh=trainer.mesh)
     key = jax.random.PRNGKey(7)
     state_a, m_a, _ = trainer.train_epoch(trainer.state, buf, key, 0)
     cfg.train.max_minibatch_size = 128
     geom = geometry(cfg.train, 64)
     assert geom.accumulation_steps == 4
-    epoch_b = make_train_epoch(trainer.policy, trainer.tx, geom, cfg.train)
+    epoch_b = make_train_epoch(trainer.policy, trainer.tx, geom, cfg.train, trainer.mesh)
     state_b, m_b, _ = epoch_b(trainer.state, buf, key, 0)
     for a, b in zip(jax.tree.leaves(state_a.params), jax.tree.leaves(state_b.params)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)

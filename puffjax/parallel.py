@@ -1,0 +1,164 @@
+"""Devices and processes: one 1-D mesh over every device of every process, and the few host-side
+steps that cross processes (JAX's own engine: ``jax.distributed`` + ``jax.sharding``).
+
+The trainer is data parallel over the mesh axis ``"data"``: each process steps its own vector
+env, each device owns a contiguous block of that process's agents and their rows of the rollout
+buffer, and parameters and optimizer state are replicated. One device is the mesh of size 1:
+the same code, no special case.
+
+    puffjax.parallel.initialize()           # several processes: before anything else touches JAX
+    mesh = puffjax.parallel.make_mesh()     # every local device of every process
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+AXIS = "data"
+
+
+class PeerLostError(RuntimeError):
+    """Another process of a multi-process run stopped (crashed, killed or unreachable)."""
+
+
+def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None,
+               heartbeat_timeout: int = 30) -> None:
+    """Join a multi-process run (``jax.distributed.initialize``). Without arguments JAX detects the
+    cluster (SLURM, Open MPI); otherwise give all three: ``coordinator`` ("host:port" of process 0),
+    ``num_processes`` and this ``process_id``. A process that stops sending heartbeats for
+    ``heartbeat_timeout`` seconds is declared dead and the others stop with an error. On CPUs the
+    collectives go over gloo (TCP)."""
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices only; GPUs use NCCL
+    given = [coordinator is not None, num_processes is not None, process_id is not None]
+    if any(given) and not all(given):
+        raise ValueError("distributed: give coordinator, num_processes and process_id together, or none of "
+                         "them to let JAX detect the cluster (SLURM, Open MPI)")
+    if num_processes is not None and not 0 <= process_id < num_processes:
+        raise ValueError(f"distributed: process_id must be in [0, {num_processes}), got {process_id}")
+    jax.distributed.initialize(coordinator, num_processes, process_id, heartbeat_timeout_seconds=heartbeat_timeout)
+
+
+def make_mesh(devices_per_process: int = 0) -> Mesh:
+    """A 1-D mesh (axis ``"data"``) over the first ``devices_per_process`` local devices of every
+    process (0: all of them), ordered by process, so each process's devices hold one contiguous
+    block of the rows."""
+    local = jax.local_device_count()
+    n = devices_per_process or local
+    if not 1 <= n <= local:
+        raise ValueError(f"train.devices = {devices_per_process}, but this process has {local} device(s) "
+                         f"({jax.default_backend()}); use 0 for all of them")
+    by_process: dict[int, list] = {}
+    for d in jax.devices():
+        by_process.setdefault(d.process_index, []).append(d)
+    devices = [d for p in sorted(by_process) for d in sorted(by_process[p], key=lambda d: d.id)[:n]]
+    return Mesh(np.array(devices), (AXIS,))
+
+
+def rows(mesh: Mesh) -> NamedSharding:
+    """The sharding of arrays split on their first axis (rows, agents) over the mesh."""
+    return NamedSharding(mesh, P(AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, P())
+
+
+def local_devices(mesh: Mesh) -> int:
+    """How many of the mesh's devices belong to this process."""
+    return sum(d.process_index == jax.process_index() for d in mesh.devices.flat)
+
+
+def from_local(mesh: Mesh, local, spec=P(AXIS)):
+    """A global array from this process's part: its rows (``spec = P("data")``) or, replicated
+    (``spec = P()``), the whole value, which every process must hold identically."""
+    return jax.make_array_from_process_local_data(NamedSharding(mesh, spec), np.asarray(local))
+
+
+def replicate(mesh: Mesh, tree):
+    """Every leaf of ``tree`` replicated over the mesh (the same value on every process)."""
+    return jax.tree.map(lambda x: from_local(mesh, x, P()), tree)
+
+
+def to_local(x) -> np.ndarray:
+    """This process's part of a global array as NumPy: the whole array when this process sees all
+    of it, else its rows in order (for a replicated array, one copy)."""
+    if x.is_fully_addressable:
+        return np.asarray(x)
+    if x.sharding.is_fully_replicated:
+        return np.asarray(x.addressable_data(0))
+    shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
+    return np.concatenate([np.asarray(s.data) for s in shards])
+
+
+def device_key(key):
+    """Inside ``shard_map``: this device's random key. Device 0 uses ``key`` itself, so a mesh of
+    one device draws exactly what an unsharded program (e.g. evaluation) draws; device d > 0
+    folds d in, so no two devices share noise."""
+    d = jax.lax.axis_index(AXIS)
+    return jnp.where(d == 0, key, jax.random.fold_in(key, d))
+
+
+def process_seed(seed: int) -> int:
+    """The environment seed of this process: the run's seed on process 0 (so one process plays
+    exactly as a single-process run), a distinct stream derived from it on every other."""
+    p = jax.process_index()
+    if p == 0:
+        return seed
+    return int(np.random.SeedSequence([seed & ((1 << 63) - 1), p]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def is_main() -> bool:
+    """The process that writes metrics, checkpoints of the replicated state and videos."""
+    return jax.process_index() == 0
+
+
+def merge_env_logs(log: dict, names) -> dict:
+    """Environment logs of all processes, averaged with each process's episode count as weight.
+    ``log``: this process's ``env.log()`` (``{}`` when no episode ended); ``names``: its fields."""
+    if jax.process_count() == 1:
+        return log
+    n = float(log.get("n", 0))
+    mine = np.array([n] + [n * float(log.get(k, 0.0)) for k in names], np.float64)
+    total = np.asarray(multihost_utils.process_allgather(mine)).reshape(jax.process_count(), -1).sum(axis=0)
+    if total[0] <= 0:
+        return {}
+    return {**{k: float(v / total[0]) for k, v in zip(names, total[1:])}, "n": int(total[0])}
+
+
+def gather(local: np.ndarray) -> np.ndarray:
+    """Every process's ``local`` array stacked along the first axis, on every process."""
+    if jax.process_count() == 1:
+        return local
+    return np.asarray(multihost_utils.process_allgather(local, tiled=True))
+
+
+def broadcast_text(text: str) -> str:
+    """Process 0's ``text`` on every process (e.g. the run directory it chose)."""
+    if jax.process_count() == 1:
+        return text
+    data = np.zeros(1024, np.uint8)
+    raw = text.encode()[:1024]
+    data[:len(raw)] = np.frombuffer(raw, np.uint8)
+    out = np.asarray(multihost_utils.broadcast_one_to_all(data))
+    return bytes(out[out > 0].astype(np.uint8)).decode()
+
+
+def barrier(name: str) -> None:
+    """Wait until every process reaches this point (no-op for one process)."""
+    if jax.process_count() > 1:
+        multihost_utils.sync_global_devices(name)
+
+
+def lost_processes() -> list[int]:
+    """The processes the coordination service no longer sees (empty if it cannot tell)."""
+    try:
+        from jax._src import distributed as _distributed  # the client has no public accessor
+        client = _distributed.global_state.client
+        everyone = list(range(jax.process_count()))
+        live = client.get_live_nodes(everyone) if client is not None else {p: 0 for p in everyone}
+        return [p for p in everyone if p not in live]
+    except Exception:  # noqa: BLE001 - best effort, only used to word an error
+        return []

@@ -1,0 +1,217 @@
+"""Data parallel training: two host devices in one process (XLA's forced host devices) and two
+processes on localhost (jax.distributed over gloo). Every run is a subprocess with a timeout,
+killed with its whole process group if anything goes wrong."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import puffjax
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKER = os.path.join(ROOT, "tests", "parallel_worker.py")
+
+
+def python(code: str, devices: int = 2, timeout: int = 300) -> str:
+    """Run ``code`` in a fresh interpreter with ``devices`` forced host devices; its stdout."""
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    p = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                       env=env, timeout=timeout)
+    assert p.returncode == 0, p.stderr[-4000:]
+    return p.stdout
+
+
+def test_two_devices_update_equals_one_device_and_never_gathers_the_buffer(tmp_path):
+    """The same rollout, with every row in every minibatch (so both draw the same rows), through
+    the one-device and the two-device update: the same parameters. The compiled two-device
+    update moves data between devices only by all-reduce (no all-gather of the [S, H] buffers)."""
+    out = python(f"""
+        import re, jax, numpy as np, puffjax
+        from puffjax import parallel
+        from puffjax.rollout import Timer, collect
+        base = {{"env.num_envs": 16, "train.bptt_horizon": 16, "train.minibatch_size": 512,
+                "train.batch_size": 512, "train.total_timesteps": 4096, "train.update_epochs": 2,
+                "train.optimizer": "adam", "train.learning_rate": 1e-3, "train.prio_alpha": 0.0,
+                "train.video_frames": 0, "train.data_dir": {str(tmp_path)!r}}}
+        one = puffjax.Trainer(puffjax.load_config("cartpole", **base, **{{"train.devices": 1}}), dashboard="none")
+        two = puffjax.Trainer(puffjax.load_config("cartpole", **base, **{{"train.devices": 2}}), dashboard="none")
+        assert one.mesh.size == 1 and two.mesh.size == 2 and two.geom.rows_per_agent == 2
+        buf, *_ = collect(one.env, one.act, one.state.params, one.buf, one._initial_carry(), one.rollout_key,
+                          one.prev_value, one.geom, Timer(), 1, one.mesh)
+        host = jax.tree.map(np.asarray, buf)
+        key = jax.random.PRNGKey(3)
+        a, ma, _ = one.train_epoch(one.state, buf, key, 0)
+        args = (two.state, jax.device_put(host, parallel.rows(two.mesh)), parallel.replicate(two.mesh, key), 0)
+        b, mb, _ = two.train_epoch(*args)
+        for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-7)
+        for k in ma:
+            np.testing.assert_allclose(float(ma[k]), float(mb[k]), rtol=1e-4, atol=1e-6, err_msg=k)
+        hlo = two.train_epoch.lower(*args).compile().as_text()
+        ops = set(re.findall(r"(all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter)", hlo))
+        print("collectives", sorted(ops), "custom calls", sorted(set(re.findall(r'custom_call_target="(\\w+)"', hlo))))
+    """)
+    assert "collectives ['all-reduce']" in out
+    assert "puffjax_puff_advantage" in out  # the custom call runs per shard, inside the sharded program
+
+
+def test_per_shard_prioritized_sampling():
+    """Each device draws its share from its own rows with its own probabilities, weights
+    (S_d p_i)^-beta; device 0's draw (and a one-device draw) is exactly the unsharded formula."""
+    out = python("""
+        import jax, jax.numpy as jnp, numpy as np
+        from jax.sharding import PartitionSpec as P
+        from puffjax import parallel, prioritized
+        mesh = parallel.make_mesh()
+        adv = jax.random.normal(jax.random.PRNGKey(0), (12, 5)) * jnp.arange(1, 13)[:, None]
+        key, alpha, beta = jax.random.PRNGKey(1), 0.7, 0.4
+        local = lambda a, k: prioritized.draw(parallel.device_key(k), a, 3, alpha, beta)
+        idx, w = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P("data"), P()), out_specs=P("data"),
+                                       check_vma=False))(adv, key)
+        idx, w = np.asarray(idx).reshape(2, 3), np.asarray(w).reshape(2, 3)
+        a = np.asarray(adv)
+        for d in range(2):
+            rows = a[6 * d: 6 * d + 6]
+            wd = np.abs(rows).sum(1) ** alpha
+            p = (wd + 1e-6) / (wd.sum() + 1e-6)
+            assert len(set(idx[d])) == 3 and idx[d].max() < 6
+            np.testing.assert_allclose(w[d], (6 * p[idx[d]]) ** -beta, rtol=1e-5)
+        i0, w0 = prioritized.draw(key, adv[:6], 3, alpha, beta)  # the unsharded call on device 0's rows
+        np.testing.assert_array_equal(idx[0], np.asarray(i0)); np.testing.assert_allclose(w[0], np.asarray(w0))
+        one = parallel.make_mesh(1)
+        i1, w1 = jax.jit(jax.shard_map(lambda a, k: prioritized.draw(parallel.device_key(k), a, 4, alpha, beta),
+                                       mesh=one, in_specs=(P("data"), P()), out_specs=P("data"),
+                                       check_vma=False))(adv, key)
+        ig, wg = prioritized.draw(key, adv, 4, alpha, beta)  # PufferLib's global formula
+        np.testing.assert_array_equal(np.asarray(i1), np.asarray(ig)); np.testing.assert_allclose(w1, wg)
+        print("ok")
+    """)
+    assert out.strip().endswith("ok")
+
+
+def test_cartpole_learns_on_two_devices(tmp_path):
+    out = python(f"""
+        import numpy as np, puffjax
+        cfg = puffjax.load_config("cartpole", **{{"train.data_dir": {str(tmp_path)!r}, "train.video_frames": 0}})
+        trainer = puffjax.Trainer(cfg, dashboard="none")
+        assert trainer.mesh.size == 2
+        history = trainer.train()
+        print("return", np.mean([h["environment/episode_return"] for h in history[-3:]]))
+    """, timeout=600)
+    assert float(out.split()[-1]) > 150  # as the one-device learning test; random play: ~22
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(tmp_path, name, run_dir, overrides, processes=2, resume=False):
+    """Start the worker processes; returns (popens, out files)."""
+    port = _free_port()
+    procs, outs = [], []
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    for i in range(processes):
+        out = str(tmp_path / f"{name}-{i}.json")
+        args = [sys.executable, WORKER, "--run-dir", run_dir, "--out", out, "--overrides", json.dumps(overrides)]
+        if processes > 1:
+            args += ["--coordinator", f"127.0.0.1:{port}", "--process-id", str(i), "--num-processes", str(processes)]
+        if resume:
+            args.append("--resume")
+        log = open(tmp_path / f"{name}-{i}.log", "w")
+        procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True))
+        outs.append(out)
+    return procs, outs
+
+
+def wait_all(procs, timeout):
+    """Exit codes of every process; kills them all (whole process groups) past ``timeout``."""
+    deadline = time.monotonic() + timeout
+    try:
+        return [p.wait(timeout=max(1.0, deadline - time.monotonic())) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+SMALL = {"env.num_envs": 32, "train.bptt_horizon": 16, "train.minibatch_size": 256, "train.update_epochs": 1,
+         "train.total_timesteps": 4 * 1024, "train.checkpoint_interval": 2, "train.video_frames": 0}
+
+
+def _strip(history):
+    return [{k: v for k, v in h.items() if not k.startswith("performance/") and k not in ("SPS", "uptime")}
+            for h in history]
+
+
+def test_two_processes_one_run_identical_parameters_exact_resume(tmp_path):
+    run_dir = str(tmp_path / "run")
+    procs, outs = launch(tmp_path, "full", run_dir, SMALL)
+    assert wait_all(procs, 240) == [0, 0], open(tmp_path / "full-0.log").read()[-3000:]
+    a, b = (json.load(open(o)) for o in outs)
+    assert a["params"] == b["params"] and a["epoch"] == 4  # bitwise-identical replicated parameters
+    rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+    assert [r["agent_steps"] for r in rows] == [1024, 2048, 3072, 4096]  # 2 processes x 32 envs x 16 steps
+    assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == [
+        "epoch_000002.msgpack", "epoch_000002.process1.msgpack", "epoch_000004.msgpack",
+        "epoch_000004.process1.msgpack", "latest"]
+    # The logs count both processes' episodes.
+    assert [r.get("environment/n", 0) for r in rows] == [x + y for x, y in zip(a["local_n"], b["local_n"])]
+    assert all(b["local_n"][1:]) and all(a["local_n"][1:])
+    # Resuming both processes from epoch 2 replays epochs 3-4 exactly.
+    os.remove(os.path.join(run_dir, "checkpoints", "epoch_000004.msgpack"))
+    with open(os.path.join(run_dir, "checkpoints", "latest"), "w") as f:
+        f.write("epoch_000002.msgpack")
+    procs, outs = launch(tmp_path, "resumed", run_dir, {}, resume=True)
+    assert wait_all(procs, 240) == [0, 0], open(tmp_path / "resumed-0.log").read()[-3000:]
+    c = json.load(open(outs[0]))
+    assert c["params"] == a["params"] and _strip(c["history"]) == _strip(a["history"][2:])
+    # One process resumes the two-process run too: same parameters and counters, new episodes.
+    procs, outs = launch(tmp_path, "single", run_dir, {"train.total_timesteps": 6 * 1024, "env.num_envs": 32},
+                         processes=1, resume=True)
+    assert wait_all(procs, 240) == [0], open(tmp_path / "single-0.log").read()[-3000:]
+    assert "environments are re-seeded" in open(tmp_path / "single-0.log").read()
+
+
+@pytest.mark.slow
+def test_cartpole_learns_on_two_processes(tmp_path):
+    procs, outs = launch(tmp_path, "learn", str(tmp_path / "run"), {"env.num_envs": 128, "train.video_frames": 0})
+    assert wait_all(procs, 900) == [0, 0], open(tmp_path / "learn-0.log").read()[-3000:]
+    a, b = (json.load(open(o)) for o in outs)
+    assert a["params"] == b["params"]
+    returns = [h["environment/episode_return"] for h in a["history"][-3:]]
+    assert sum(returns) / 3 > 150
+
+
+def test_a_killed_process_stops_the_other_with_a_clear_error(tmp_path):
+    run_dir = str(tmp_path / "run")
+    long = {**SMALL, "train.total_timesteps": 10_000_000, "train.checkpoint_interval": 1}
+    procs, _ = launch(tmp_path, "kill", run_dir, long)
+    try:
+        first = os.path.join(run_dir, "checkpoints", "latest")
+        deadline = time.monotonic() + 180
+        while not os.path.exists(first):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), \
+                open(tmp_path / "kill-0.log").read()[-3000:]
+            time.sleep(0.2)
+        os.killpg(procs[1].pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        code = procs[0].wait(timeout=120)
+        elapsed = time.monotonic() - killed_at
+    finally:
+        wait_all(procs, 1)
+    log = open(tmp_path / "kill-0.log").read()
+    assert code != 0 and elapsed < 60, log[-3000:]
+    assert "PeerLostError: process 1 of 2 stopped" in log, log[-3000:]
+    # The run's last checkpoint loads and trains in a single process.
+    trainer = puffjax.Trainer(puffjax.run_config(run_dir), resume=run_dir, dashboard="none")
+    assert trainer.epoch >= 1
+    trainer.close()
