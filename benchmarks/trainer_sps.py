@@ -1,14 +1,18 @@
 """Trainer throughput on the shipped Breakout config: steps/s of a few epochs (the first compiles).
 
     python benchmarks/trainer_sps.py                     # 6 epochs, mean steps/s of epochs 2+
-    python benchmarks/trainer_sps.py --compare-guard     # the non-finite guard's cost, side by side
+    python benchmarks/trainer_sps.py --compare guard     # the non-finite guard's cost, side by side
+    python benchmarks/trainer_sps.py --compare groups    # the overlapped rollout against one group
+    python benchmarks/trainer_sps.py --env.num-envs 16384 --train.minibatch-size 65536   # any override
 
-``--compare-guard`` builds two trainers in this process, one with the guard's checks replaced by
-no-ops (only here, by patching puffjax.finite while each trainer compiles), and alternates their
-epochs so both see the same machine load. It prints both means and the median of the per-pair
-differences.
+``--compare X`` builds a second trainer in this process with one piece swapped, only here and
+only while that trainer is built and compiled: ``guard`` replaces the non-finite guard's checks
+with no-ops, ``groups`` makes the rollout step all agents as one group (no overlap of the
+environments with the policy). The two trainers' epochs alternate so both see the same machine
+load; the script prints both means and the median of the per-pair differences.
 """
 import argparse
+import contextlib
 import statistics
 import tempfile
 import time
@@ -17,6 +21,27 @@ import jax.numpy as jnp
 
 import puffjax
 from puffjax import finite
+from puffjax import trainer as trainer_module
+
+
+@contextlib.contextmanager
+def swapped(what: str):
+    """The library with one piece swapped for the comparison (restored on exit)."""
+    if what == "guard":
+        saved = finite.record, finite.all_finite
+        finite.record = lambda seen, *args: seen
+        finite.all_finite = lambda tree: jnp.bool_(True)
+        try:
+            yield "unguarded"
+        finally:
+            finite.record, finite.all_finite = saved
+    else:
+        saved = trainer_module.groups_for
+        trainer_module.groups_for = lambda env, agents_per_device: 1
+        try:
+            yield "one group"
+        finally:
+            trainer_module.groups_for = saved
 
 
 def make_trainer(data_dir: str, overrides: dict):
@@ -26,45 +51,36 @@ def make_trainer(data_dir: str, overrides: dict):
     return trainer, trainer.train_iter()
 
 
-def unguarded():
-    """Swap the guard's jitted checks for no-ops; returns a function that restores them."""
-    saved = finite.record, finite.all_finite
-    finite.record = lambda seen, *args: seen
-    finite.all_finite = lambda tree: jnp.bool_(True)
-
-    def restore():
-        finite.record, finite.all_finite = saved
-    return restore
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--compare-guard", action="store_true")
+    parser.add_argument("--compare", choices=["guard", "groups"])
     args, extra = parser.parse_known_args()
     puffjax.keep_freed_memory()
     overrides = puffjax.parse_overrides(extra)
     data_dir = tempfile.mkdtemp(prefix="puffjax-bench-")
-    runs = {"guarded": make_trainer(data_dir, overrides)}
-    if args.compare_guard:
-        restore = unguarded()
-        runs["unguarded"] = make_trainer(data_dir, overrides)
-        next(runs["unguarded"][1])  # compiles (and plays epoch 1) without the checks
-        restore()
+    runs = {"as shipped": make_trainer(data_dir, overrides)}
+    next(runs["as shipped"][1])  # compiles and plays epoch 1
+    if args.compare:
+        with swapped(args.compare) as name:
+            runs[name] = make_trainer(data_dir, overrides)
+            next(runs[name][1])
     sps = {name: [] for name in runs}
-    next(runs["guarded"][1])
     for epoch in range(2, args.epochs + 1):
         for name, (trainer, it) in runs.items():
             log = next(it)
             sps[name].append(log["SPS"])
-            print(f"epoch {epoch} {name:9s} {log['SPS']:10,.0f} steps/s", flush=True)
+            phases = ", ".join(f"{k.split('/')[1]} {v:.2f}s" for k, v in log.items() if k.startswith("performance/"))
+            print(f"epoch {epoch} {name:11s} {log['SPS']:10,.0f} steps/s ({phases})", flush=True)
     for name, values in sps.items():
         print(f"{name}: mean {statistics.mean(values):,.0f} steps/s, median {statistics.median(values):,.0f} "
-              f"(epochs 2-{args.epochs}, {runs[name][0].geom.batch_size:,} steps each)")
-    if args.compare_guard:  # epochs played back to back form pairs: their ratio cancels slow drifts in load
-        pairs = [100 * (u - g) / u for g, u in zip(sps["guarded"], sps["unguarded"])]
-        print(f"guard cost: median {statistics.median(pairs):+.2f}% of steps/s over {len(pairs)} epoch pairs "
-              f"(pairs from {min(pairs):+.1f}% to {max(pairs):+.1f}%)")
+              f"(epochs 2-{args.epochs}, {runs[name][0].geom.batch_size:,} steps each, "
+              f"{runs[name][0].groups} rollout group(s))")
+    if args.compare:  # epochs played back to back form pairs: their ratio cancels slow drifts in load
+        other = [n for n in sps if n != "as shipped"][0]
+        pairs = [100 * (o - s) / o for s, o in zip(sps["as shipped"], sps[other])]
+        print(f"as shipped vs {other}: median {-statistics.median(pairs):+.2f}% steps/s over {len(pairs)} epoch "
+              f"pairs (pairs from {-max(pairs):+.1f}% to {-min(pairs):+.1f}%)")
     for trainer, _ in runs.values():
         trainer.close()
 

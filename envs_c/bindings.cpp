@@ -226,14 +226,19 @@ void vecenv_init(PyVecEnv* self, const std::string& name, nb::dict options, Arra
     self->truncations = truncations;
 }
 
-void vecenv_step(PyVecEnv* self) {
+void vecenv_step(PyVecEnv* self, int start, int end) {
     PyVecEnv::Guard guard(self);
+    if (end < 0) end = self->num_envs;
+    if (start < 0 || start > end || end > self->num_envs)
+        throw nb::index_error(("step range [" + std::to_string(start) + ", " + std::to_string(end) +
+                               ") is not within [0, " + std::to_string(self->num_envs) + "]")
+                                  .c_str());
     double bad = 0.0;
     int index;
     {
         nb::gil_scoped_release release;
-        index = vec_find_bad_action(self->vec, &bad);
-        if (index < 0) vec_step(self->vec);
+        index = vec_find_bad_action(self->vec, start, end, &bad);
+        if (index < 0) vec_step_range(self->vec, start, end);
     }
     if (index >= 0) {
         std::string where = std::string(self->type->name) + ": actions[" + std::to_string(index) + "] = ";
@@ -360,7 +365,8 @@ NB_MODULE(_envs, m) {
         .def("__init__", &vecenv_init, nb::arg("name"), nb::arg("options"), nb::arg("observations").noconvert(),
              nb::arg("actions").noconvert(), nb::arg("rewards").noconvert(), nb::arg("terminals").noconvert(),
              nb::arg("truncations").noconvert(), nb::arg("seed") = 0, nb::arg("threads") = 1)
-        .def("step", &vecenv_step, "Check the actions buffer, then step every environment (GIL released).")
+        .def("step", &vecenv_step, nb::arg("start") = 0, nb::arg("end") = -1,
+             "Check the actions of environments [start, end) (default: all), then step them (GIL released).")
         .def("reset", &vecenv_reset, nb::arg("seed") = nb::none(),
              "Start new episodes; with a seed, environment i's RNG restarts from (seed, i).")
         .def("log", &vecenv_log, "Means of the log fields over episodes finished since the last call, plus n.")

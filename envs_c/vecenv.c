@@ -77,12 +77,14 @@ struct VecEnv {
     unsigned long generation;
     int pending;
     int stopping;
+    int range_start, range_end; /* the environments this step steps (set before waking the workers) */
 };
 
-/* Environments [start, end) of block k out of T blocks. */
+/* Environments [start, end) of block k out of T blocks of the stepped range. */
 static void block_range(const VecEnv* vec, int k, int* start, int* end) {
-    *start = (int)((long long)vec->num_envs * k / vec->num_threads);
-    *end = (int)((long long)vec->num_envs * (k + 1) / vec->num_threads);
+    long long n = vec->range_end - vec->range_start;
+    *start = vec->range_start + (int)(n * k / vec->num_threads);
+    *end = vec->range_start + (int)(n * (k + 1) / vec->num_threads);
 }
 
 static void step_block(VecEnv* vec, int k) {
@@ -252,17 +254,16 @@ void vec_reset(VecEnv* vec, int reseed, uint64_t seed) {
     memset(vec->truncations, 0, (size_t)vec->num_envs);
 }
 
-int vec_find_bad_action(const VecEnv* vec, double* bad_value) {
-    int n = vec->num_envs;
+int vec_find_bad_action(const VecEnv* vec, int start, int end, double* bad_value) {
     if (vec->shape.action_n > 0) {
         const int32_t* a = (const int32_t*)vec->actions;
         uint32_t limit = (uint32_t)vec->shape.action_n;
         /* One unsigned compare catches negatives too. First a cheap scan
          * without early exit (vectorizes), then locate the culprit. */
         int any_bad = 0;
-        for (int i = 0; i < n; i++) any_bad |= (uint32_t)a[i] >= limit;
+        for (int i = start; i < end; i++) any_bad |= (uint32_t)a[i] >= limit;
         if (!any_bad) return -1;
-        for (int i = 0; i < n; i++) {
+        for (int i = start; i < end; i++) {
             if ((uint32_t)a[i] >= limit) {
                 *bad_value = (double)a[i];
                 return i;
@@ -271,8 +272,8 @@ int vec_find_bad_action(const VecEnv* vec, double* bad_value) {
         return -1;
     }
     const float* a = (const float*)vec->actions;
-    long count = (long)n * vec->shape.action_dim;
-    for (long j = 0; j < count; j++) {
+    long count = (long)end * vec->shape.action_dim;
+    for (long j = (long)start * vec->shape.action_dim; j < count; j++) {
         if (!isfinite(a[j])) {
             *bad_value = (double)a[j];
             return (int)(j / vec->shape.action_dim);
@@ -281,12 +282,16 @@ int vec_find_bad_action(const VecEnv* vec, double* bad_value) {
     return -1;
 }
 
-void vec_step(VecEnv* vec) {
+void vec_step(VecEnv* vec) { vec_step_range(vec, 0, vec->num_envs); }
+
+void vec_step_range(VecEnv* vec, int start, int end) {
     if (vec->num_threads == 1) {
-        vec->type->step_range(vec->envs, 0, vec->num_envs);
+        vec->type->step_range(vec->envs, start, end);
         return;
     }
     pthread_mutex_lock(&vec->mutex);
+    vec->range_start = start; /* the workers read these after the wake-up below */
+    vec->range_end = end;
     STORE(vec->pending, vec->num_threads - 1);
     STORE(vec->generation, vec->generation + 1);
     pthread_cond_broadcast(&vec->wake);

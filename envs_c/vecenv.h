@@ -58,12 +58,17 @@ const EnvShape* vec_shape(const VecEnv* vec);
  * from (seed, i). Rewards, terminals and truncations are zeroed. */
 void vec_reset(VecEnv* vec, int reseed, uint64_t seed);
 
-/* Index of the first invalid action (discrete: outside [0, n); continuous:
- * NaN or infinite), or -1 if all are valid; its value goes to *bad_value. */
-int vec_find_bad_action(const VecEnv* vec, double* bad_value);
+/* Index of the first invalid action among environments [start, end)
+ * (discrete: outside [0, n); continuous: NaN or infinite), or -1 if all are
+ * valid; its value goes to *bad_value. */
+int vec_find_bad_action(const VecEnv* vec, int start, int end, double* bad_value);
 
 /* Step every environment once (the actions must have been checked). */
 void vec_step(VecEnv* vec);
+
+/* Step environments [start, end) once, on all threads: the rollout steps one
+ * group of environments while the policy runs on another. */
+void vec_step_range(VecEnv* vec, int start, int end);
 
 /* Sum the logs of episodes finished since the last call into sums
  * (EPISODE_LOG_FIELDS values, then the episode count), and clear them. */

@@ -11,6 +11,7 @@ import sys
 import puffjax
 
 puffjax.keep_freed_memory()  # reuse freed memory (glibc): XLA's CPU buffers stop page-faulting
+puffjax.enable_compile_cache()  # a second run loads the compiled programs from ~/.cache/puffjax
 cfg = puffjax.load_config("breakout", **puffjax.parse_overrides(sys.argv[1:]))
 trainer = puffjax.Trainer(cfg)
 print(f"Training Breakout: {trainer.num_params:,} parameters, {trainer.geom.total_epochs} epochs "

@@ -8,6 +8,7 @@ kernel on CPU), :func:`make_policy`, :func:`make_optimizer`, prioritized replay 
 """
 from . import actions, envs, losses, parallel, prioritized, value_head
 from .advantage import puff_advantage, puff_advantage_reference
+from .compile_cache import enable_compile_cache
 from .config import Config, load_config, parse_overrides, run_config
 from .evaluate import evaluate
 from .finite import NonFiniteError
@@ -17,7 +18,8 @@ from .optim import make_optimizer
 from .trainer import Trainer
 
 __all__ = [
-    "Config", "NonFiniteError", "Trainer", "actions", "envs", "evaluate", "keep_freed_memory", "load_config",
+    "Config", "NonFiniteError", "Trainer", "actions", "enable_compile_cache", "envs", "evaluate", "keep_freed_memory",
+    "load_config",
     "losses", "make_optimizer", "make_policy", "parallel", "parse_overrides", "prioritized", "puff_advantage",
     "puff_advantage_reference", "run_config", "value_head",
 ]

@@ -14,8 +14,11 @@ def _train(args, extra: list[str]) -> int:
     from . import parallel
     from .config import load_config, parse_overrides, run_config
     from .finite import NonFiniteError
+    from .compile_cache import enable_compile_cache
     from .heap import keep_freed_memory
-    keep_freed_memory()  # a process-wide malloc setting: fine for the CLI's own process
+    keep_freed_memory()  # process-wide settings: fine for the CLI's own process
+    if args.compile_cache != "none":
+        enable_compile_cache(args.compile_cache)
     try:
         if args.distributed or args.coordinator is not None:
             parallel.initialize(args.coordinator, args.num_processes, args.process_id,
@@ -107,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
                        "stored in it (--section.field overrides apply on top)")
     train.add_argument("--run-dir", help="where metrics and checkpoints go (default: a new dir under train.data_dir)")
     train.add_argument("--dashboard", default="auto", choices=["auto", "rich", "lines", "none"])
+    train.add_argument("--compile-cache", default=None, metavar="DIR",
+                       help="JAX's persistent compilation cache (default ~/.cache/puffjax/jax or "
+                            "$PUFFJAX_CACHE_DIR; 'none' turns it off)")
     dist = train.add_argument_group("several processes (jax.distributed)")
     dist.add_argument("--distributed", action="store_true",
                       help="join a multi-process run, the cluster detected by JAX (SLURM, Open MPI)")

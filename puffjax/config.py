@@ -29,7 +29,7 @@ LOGGERS = ("none", "tensorboard", "wandb")
 class EnvConfig:
     name: str = "breakout"
     num_envs: int = 4096
-    threads: int = 1  # C env stepping threads (results do not depend on it)
+    threads: int = 0  # C env stepping threads, 0: every core this process may use (results do not depend on it)
     options: dict = field(default_factory=dict)  # passed to puffjax.envs.make (e.g. frameskip)
 
 
@@ -263,9 +263,10 @@ def validate(cfg: Config) -> None:
     _one_of("train.logger", t.logger, LOGGERS)
     if t.batch_size != "auto" and (not isinstance(t.batch_size, int) or t.batch_size <= 0):
         raise ValueError(f"train.batch_size must be a positive integer or 'auto', got {t.batch_size!r}")
-    for name in ("num_envs", "threads"):
-        if getattr(e, name) <= 0:
-            raise ValueError(f"env.{name} must be positive, got {getattr(e, name)}")
+    if e.num_envs <= 0:
+        raise ValueError(f"env.num_envs must be positive, got {e.num_envs}")
+    if e.threads < 0:
+        raise ValueError(f"env.threads must be >= 0 (0: every available core), got {e.threads}")
     for name in ("video_frames", "video_interval", "keep_checkpoints", "devices"):
         if getattr(t, name) < 0:
             raise ValueError(f"train.{name} must be >= 0, got {getattr(t, name)}")

@@ -240,14 +240,23 @@ class Policy:
         out, carry = self.apply(params, jnp.asarray(obs)[:, None], carry, reset)
         return jax.tree.map(lambda x: x[:, 0], out), carry
 
-    def act(self, params, obs, carry, reset, key, deterministic: bool = False):
-        """One acting step: :meth:`step`, then an action drawn with a sub-key of ``key`` (or the
-        distribution's mode when ``deterministic``). Returns ``(out, action, carry, key)``;
-        ``self.dist.to_env_action(action)`` is what the environment takes."""
+    def act(self, params, obs, carry, reset, key, deterministic: bool = False, agent_ids=None):
+        """One acting step: :meth:`step`, then an action per row (or the distribution's mode
+        when ``deterministic``). Returns ``(out, action, carry, next_key)``;
+        ``self.dist.to_env_action(action)`` is what the environment takes.
+
+        Row r samples with ``fold_in(sub, agent_ids[r])`` where ``next_key, sub = split(key)``
+        (``agent_ids`` default ``0 .. B-1``): an agent's action depends on its own id, not on
+        which rows share the call, so the rollout may step its agents in groups, on any number
+        of devices, and draw exactly what one call over all of them draws."""
         out, carry = self.step(params, obs, carry, reset)
-        key, sub = jax.random.split(key)
-        action = self.dist.mode(out.action_params) if deterministic else self.dist.sample(sub, out.action_params)
-        return out, action, carry, key
+        next_key, sub = jax.random.split(key)
+        if deterministic:
+            return out, self.dist.mode(out.action_params), carry, next_key
+        ids = jnp.arange(jnp.shape(obs)[0]) if agent_ids is None else agent_ids
+        keys = jax.vmap(jax.random.fold_in, (None, 0))(sub, ids)
+        action = jax.vmap(self.dist.sample)(keys, out.action_params)
+        return out, action, carry, next_key
 
     def unroll(self, params, obs, reset=None, carry=None):
         """Training forward: ``obs [B, T, *obs_shape]``, ``reset [B, T]``.

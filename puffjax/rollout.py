@@ -4,10 +4,22 @@ The policy step writes straight into the device-side rollout buffer (:mod:`puffj
 donated, so updated in place) and keeps the non-finite guard's record (:mod:`puffjax.finite`).
 It runs under ``shard_map`` over the mesh (:mod:`puffjax.parallel`): each device steps the policy
 for its own block of agents and writes its own rows, so nothing crosses devices.
+
+The agents of a process are split into groups that take turns: while the environments of one
+group step in C (GIL released, on all env threads), the policy already runs, asynchronously, on
+the next group's observations. The only host waits are for a group's actions, which its
+environments need. Each agent samples with its own key (:meth:`puffjax.models.Policy.act`), so
+the groups change the timing, not the result: the rollout is the same for any number of groups.
+
+Layout of a process's N environments with G groups on D local devices (n = N / D agents per
+device): environment e is in group g = e // (N / G); within the group, devices take consecutive
+blocks of n / G environments. On its device, agent i of group g is row j * n + g * n / G + i of
+the j-th horizon.
 """
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,35 +30,53 @@ from . import finite, parallel
 from .buffer import Batch, write_step
 
 
-def make_act(policy, gamma: float, mesh):
-    """act(params, buf, carry, key, obs, rew, term, trunc, prev_value, seen, row0, t) ->
-    (buf, carry, key, env_action, value, seen). Jitted; ``buf`` is donated (updated in place).
+def groups_for(env, agents_per_device: int) -> int:
+    """How many groups the rollout splits a process's agents into: two, so one group's
+    environments step while the policy runs on the other, when each device's agents split
+    evenly and the environment can step part of its environments (``step_range``); else one."""
+    return 2 if agents_per_device % 2 == 0 and hasattr(env, "step_range") else 1
 
-    Arrays of agents and buffer rows are sharded over ``mesh`` (each device: n agents, its rows);
-    ``row0`` is the first row of this block of n agents within a device's rows and ``t`` the
-    column; ``seen`` stacks one non-finite record (:func:`puffjax.finite.record`) per device."""
+
+class Slot(NamedTuple):
+    """Where one group's step goes: the first buffer row of the group's block on each device,
+    the column (time step), the global id of the group's first agent, and the rollout step."""
+    row0: int
+    t: int
+    id0: int
+    step: int
+
+
+def make_act(policy, gamma: float, mesh):
+    """act(params, buf, carry, key, obs, rew, term, trunc, prev_value, seen, slot) ->
+    (buf, carry, next_key, env_action, value, seen). Jitted; ``buf`` is donated (updated in place).
+
+    One group's agents (:class:`Slot` says where they go): arrays of agents are sharded over
+    ``mesh`` (each device: its block of the group's agents), buffer rows as
+    :mod:`puffjax.buffer` lays them out; agents' global ids give their sampling keys; ``seen``
+    stacks one non-finite record (:func:`puffjax.finite.record`) per device."""
     dist = policy.dist
     rows = P(parallel.AXIS)
+    local_devices = parallel.local_devices(mesh)
 
-    def act(params, buf, carry, key, obs, rew, term, trunc, prev_value, seen, row0, t):
-        n = obs.shape[0]
-        first_agent = jax.lax.axis_index(parallel.AXIS) * n
-        record = finite.record(seen[0], (row0 // n) * buf.obs.shape[1] + t, obs, rew, first_agent)[None]
+    def act(params, buf, carry, key, obs, rew, term, trunc, prev_value, seen, slot):
+        n = obs.shape[0]  # this group's agents on this device
+        first = slot.id0 + (jax.lax.axis_index(parallel.AXIS) % local_devices) * n
+        record = finite.record(seen[0], slot.step, obs, rew, first)[None]
         done = term | trunc
         # Zero the recurrent state where an episode began and at every segment start,
         # exactly as training replays each segment from a zero carry.
-        out, action, carry, _ = policy.act(params, obs, carry, done | (t == 0), parallel.device_key(key))
+        out, action, carry, next_key = policy.act(params, obs, carry, done | (slot.t == 0), key,
+                                                  agent_ids=first + jnp.arange(n))
         logp = dist.log_prob(out.action_params, action)
         # A truncated episode still had a future: bootstrap it with the value of the last
         # state seen (its final observation was replaced by the auto-reset).
         reward = jnp.clip(rew, -1.0, 1.0) + jnp.where(trunc & ~term, gamma * prev_value, 0.0)
         step = Batch(obs, action, logp, out.value, reward, done.astype(jnp.float32))
-        buf = write_step(buf, step, row0, t)
-        next_key = jax.random.split(key)[0]  # as Policy.act advances it: the same on every device
+        buf = write_step(buf, step, slot.row0, slot.t)
         return buf, carry, next_key, dist.to_env_action(action), out.value, record
 
     sharded = jax.shard_map(act, mesh=mesh, check_vma=False,
-                            in_specs=(P(), rows, rows, P(), rows, rows, rows, rows, rows, rows, P(), P()),
+                            in_specs=(P(), rows, rows, P(), rows, rows, rows, rows, rows, rows, P()),
                             out_specs=(rows, rows, P(), rows, rows, rows))
     return jax.jit(sharded, donate_argnums=(1,))
 
@@ -65,38 +95,62 @@ class Timer:
         return out
 
 
-def collect(env, act, params, buf, carry, key, prev_value, geom, timer: Timer, epoch: int, mesh):
+def collect(env, act, params, buf, carries, key, prev_values, geom, timer: Timer, epoch: int, mesh):
     """Play one epoch: ``geom.rows_per_agent`` horizons of every agent, into ``buf``.
 
-    Returns ``(buf, key, prev_value)``. Raises :class:`puffjax.finite.NonFiniteError` naming the
-    input, row and step when the environment returned NaN or inf (``epoch``: 1-based, for it)."""
+    ``carries`` and ``prev_values`` hold one entry per group (see the module's docstring).
+    Returns ``(buf, key, prev_values)``. Raises :class:`puffjax.finite.NonFiniteError` naming
+    the input, environment and step when the environment returned NaN or inf (``epoch``:
+    1-based, for the message)."""
     clock = time.perf_counter
-    n = env.num_envs // parallel.local_devices(mesh)  # agents per device
+    groups, N, H = len(carries), env.num_envs, geom.horizon
+    size = N // groups  # environments per group
+    n = N // parallel.local_devices(mesh)  # agents per device
+    process_first = jax.process_index() * N
+    carries, prev_values = list(carries), list(prev_values)
     seen = parallel.from_local(mesh, np.full((parallel.local_devices(mesh), len(finite.INPUTS), 2), -1, np.int32))
     multi = jax.process_count() > 1
+    steps = geom.rows_per_agent * H
+    actions = [None] * groups
 
     def check():
         record = parallel.to_local(seen)
-        finite.check_record(parallel.gather(record) if multi else record, epoch, env.num_envs if multi else None)
+        finite.check_record(parallel.gather(record) if multi else record, epoch, N if multi else None)
 
-    for j in range(geom.rows_per_agent):
-        for t in range(geom.horizon):
+    def dispatch(g, s, step_key):
+        """Start the policy on group g's observations for rollout step s (returns at once)."""
+        nonlocal buf, seen
+        t0 = clock()
+        rows = slice(g * size, (g + 1) * size)
+        inputs = [parallel.from_local(mesh, x[rows]) for x in (env.observations, env.rewards, env.terminals,
+                                                                 env.truncations)]
+        timer.add("copy", clock() - t0)
+        j, t = divmod(s, H)
+        slot = Slot(j * n + g * (n // groups), t, process_first + g * size, s)
+        buf, carries[g], next_key, actions[g], prev_values[g], seen = act(
+            params, buf, carries[g], step_key, *inputs, prev_values[g], seen, slot)
+        return next_key
+
+    # Step s draws with key k_s for every group; its acts return k_{s+1}.
+    for g in range(groups):
+        next_key = dispatch(g, 0, key)
+    for s in range(steps):
+        step_key = next_key  # k_{s+1}, for the dispatches of step s + 1
+        for g in range(groups):
             t0 = clock()
-            inputs = [parallel.from_local(mesh, x) for x in (env.observations, env.rewards, env.terminals,
-                                                              env.truncations)]
+            action = parallel.to_local(actions[g])  # waits for group g's policy
             t1 = clock()
-            buf, carry, key, action, prev_value, seen = act(params, buf, carry, key, *inputs, prev_value, seen,
-                                                            j * n, t)
-            action = parallel.to_local(action)  # waits for the policy
-            t2 = clock()
             try:
-                env.step(action)
+                if groups == 1:
+                    env.step(action)
+                else:  # meanwhile the policy runs on the next group
+                    env.step_range(g * size, (g + 1) * size, action)
             except Exception:  # e.g. NaN actions computed from NaN observations
                 check()
                 raise
-            t3 = clock()
-            timer.add("copy", t1 - t0)
-            timer.add("rollout", t2 - t1)
-            timer.add("env", t3 - t2)
+            timer.add("rollout", t1 - t0)
+            timer.add("env", clock() - t1)
+            if s + 1 < steps:
+                next_key = dispatch(g, s + 1, step_key)
     check()
-    return buf, key, prev_value
+    return buf, next_key, prev_values

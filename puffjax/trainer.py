@@ -28,7 +28,7 @@ from .geometry import geometry
 from .logger import MetricsLogger, make_run_dir, truncate_metrics
 from .models import count_params, policy_from_config
 from .optim import make_optimizer
-from .rollout import Timer, collect, make_act
+from .rollout import Timer, collect, groups_for, make_act
 from .update import LOSS_KEYS, TrainState, make_train_epoch
 
 
@@ -82,7 +82,8 @@ class Trainer:
         self.main = parallel.is_main()
         env_seed = parallel.process_seed(t.seed)
         self.env = env if env is not None else envs.make(
-            cfg.env.name, num_envs=cfg.env.num_envs, threads=cfg.env.threads, seed=env_seed, **cfg.env.options)
+            cfg.env.name, num_envs=cfg.env.num_envs, threads=cfg.env.threads or envs.available_cores(),
+            seed=env_seed, **cfg.env.options)
         n_local = self.env.num_envs
         if n_local % parallel.local_devices(self.mesh):
             raise ValueError(f"{n_local} environments do not split evenly over this process's "
@@ -99,8 +100,13 @@ class Trainer:
         g = self.geom
         self.buf = jax.jit(lambda: buffer.allocate(g.segments, g.horizon, self.env.observation_space, self.policy.dist),
                            out_shardings=rows)()
-        self._initial_carry = jax.jit(lambda: self.policy.initial_carry(g.total_agents), out_shardings=rows)
-        self.prev_value = jax.jit(lambda: jnp.zeros(g.total_agents, jnp.float32), out_shardings=rows)()
+        # The rollout's groups of agents (see puffjax.rollout): per group, a recurrent carry and
+        # the value of each agent's last state (for bootstrapping truncations).
+        self.groups = groups_for(self.env, n_local // parallel.local_devices(self.mesh))
+        group_agents = g.total_agents // self.groups
+        self._initial_carry = jax.jit(lambda: self.policy.initial_carry(group_agents), out_shardings=rows)
+        zeros = jax.jit(lambda: jnp.zeros(group_agents, jnp.float32), out_shardings=rows)
+        self.prev_values = [zeros() for _ in range(self.groups)]
         self.act = make_act(self.policy, t.gamma, self.mesh)
         self.train_epoch = make_train_epoch(self.policy, self.tx, self.geom, t, self.mesh)
         self.epoch, self.global_step, self.uptime = 0, 0, 0.0
@@ -156,9 +162,10 @@ class Trainer:
         """One epoch: rollout, update, log, checkpoint; returns the epoch's log."""
         timer, clock = Timer(), time.perf_counter
         start = clock()
-        self.buf, self.rollout_key, self.prev_value = collect(
-            self.env, self.act, self.state.params, self.buf, self._initial_carry(), self.rollout_key,
-            self.prev_value, self.geom, timer, epoch=self.epoch + 1, mesh=self.mesh)
+        carries = [self._initial_carry() for _ in range(self.groups)]
+        self.buf, self.rollout_key, self.prev_values = collect(
+            self.env, self.act, self.state.params, self.buf, carries, self.rollout_key,
+            self.prev_values, self.geom, timer, epoch=self.epoch + 1, mesh=self.mesh)
         env_log = parallel.merge_env_logs(self.env.log(), self.env.log_names)
         t_learn = clock()
         key = jax.random.fold_in(self.train_key, self.epoch)
@@ -199,8 +206,10 @@ class Trainer:
     # ------------------------------------------------------------------ checkpoints
     def _payload(self) -> dict:
         """This process's part of a checkpoint, as host arrays: the replicated state and counters
-        on process 0, and on every process its environments' state and its rows of prev_value."""
-        local = {"prev_value": parallel.to_local(self.prev_value), "env": self.env.get_state()}
+        on process 0, and on every process its environments' state and its agents' prev_value
+        (in environment order)."""
+        prev_value = np.concatenate([parallel.to_local(v) for v in self.prev_values])
+        local = {"prev_value": prev_value, "env": self.env.get_state()}
         if not self.main:
             return local
         replicated = jax.tree.map(parallel.to_local, {
@@ -238,7 +247,8 @@ class Trainer:
         processes, p = int(c.get("processes", 1)), jax.process_index()
         if processes == jax.process_count():  # each process continues its own environments exactly
             local = state if p == 0 else checkpoint.load_part(path, p)
-            self.prev_value = parallel.from_local(self.mesh, np.asarray(local["prev_value"], np.float32))
+            prev_value = np.asarray(local["prev_value"], np.float32).reshape(self.groups, -1)
+            self.prev_values = [parallel.from_local(self.mesh, v) for v in prev_value]
             self.env.set_state(local["env"])
         elif self.main:  # the environments keep the fresh, process-seeded episodes they started
             warnings.warn(f"{path}: saved by {processes} process(es), resumed by {jax.process_count()}: the "

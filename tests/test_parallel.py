@@ -42,8 +42,9 @@ def test_two_devices_update_equals_one_device_and_never_gathers_the_buffer(tmp_p
         one = puffjax.Trainer(puffjax.load_config("cartpole", **base, **{{"train.devices": 1}}), dashboard="none")
         two = puffjax.Trainer(puffjax.load_config("cartpole", **base, **{{"train.devices": 2}}), dashboard="none")
         assert one.mesh.size == 1 and two.mesh.size == 2 and two.geom.rows_per_agent == 2
-        buf, *_ = collect(one.env, one.act, one.state.params, one.buf, one._initial_carry(), one.rollout_key,
-                          one.prev_value, one.geom, Timer(), 1, one.mesh)
+        carries = [one._initial_carry() for _ in range(one.groups)]
+        buf, *_ = collect(one.env, one.act, one.state.params, one.buf, carries, one.rollout_key,
+                          one.prev_values, one.geom, Timer(), 1, one.mesh)
         host = jax.tree.map(np.asarray, buf)
         key = jax.random.PRNGKey(3)
         a, ma, _ = one.train_epoch(one.state, buf, key, 0)
@@ -52,7 +53,7 @@ def test_two_devices_update_equals_one_device_and_never_gathers_the_buffer(tmp_p
         for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
             np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-7)
         for k in ma:
-            np.testing.assert_allclose(float(ma[k]), float(mb[k]), rtol=1e-4, atol=1e-6, err_msg=k)
+            np.testing.assert_allclose(float(ma[k]), float(mb[k]), rtol=1e-4, atol=1e-5, err_msg=k)
         hlo = two.train_epoch.lower(*args).compile().as_text()
         ops = set(re.findall(r"(all-gather|all-reduce|all-to-all|collective-permute|reduce-scatter)", hlo))
         print("collectives", sorted(ops), "custom calls", sorted(set(re.findall(r'custom_call_target="(\\w+)"', hlo))))

@@ -119,9 +119,9 @@ def test_gradient_accumulation_averages(tmp_path):
                                         "train.learning_rate": 1e-3})
     trainer = puffjax.Trainer(cfg, dashboard="none")
     from puffjax.rollout import Timer, collect
-    buf, *_ = collect(trainer.env, trainer.act, trainer.state.params, trainer.buf,
-                      trainer.policy.initial_carry(64), trainer.rollout_key, trainer.prev_value,
-                      trainer.geom, Timer(), epoch=1, mesh=trainer.mesh)
+    carries = [trainer._initial_carry() for _ in range(trainer.groups)]
+    buf, *_ = collect(trainer.env, trainer.act, trainer.state.params, trainer.buf, carries, trainer.rollout_key,
+                      trainer.prev_values, trainer.geom, Timer(), epoch=1, mesh=trainer.mesh)
     key = jax.random.PRNGKey(7)
     state_a, m_a, _ = trainer.train_epoch(trainer.state, buf, key, 0)
     cfg.train.max_minibatch_size = 128

@@ -20,10 +20,20 @@ Environments and options (see envs_c/envs/<name>.h for the rules):
 """
 from __future__ import annotations
 
+import os
+
 from .gym_adapter import GymVecEnv
 from .vector import CVecEnv, _envs
 
-__all__ = ["make", "from_gymnasium", "names", "CVecEnv", "GymVecEnv"]
+__all__ = ["make", "from_gymnasium", "names", "available_cores", "CVecEnv", "GymVecEnv"]
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask; the machine's count elsewhere)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def names() -> list[str]:

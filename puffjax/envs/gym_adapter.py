@@ -69,20 +69,35 @@ class GymVecEnv:
     def step(self, actions=None):
         if actions is not None and actions is not self.actions:
             write_actions(self.name, self.actions, actions, self._discrete_n, self._discrete_start)
+        self._step(0, self.num_envs)
+        return self.observations, self.rewards, self.terminals, self.truncations
+
+    def step_range(self, start: int, end: int, actions=None) -> None:
+        """Step environments ``[start, end)`` only, with ``actions`` for those rows (or what
+        ``self.actions[start:end]`` holds)."""
+        if not 0 <= start <= end <= self.num_envs:
+            raise IndexError(f"step range [{start}, {end}) is not within [0, {self.num_envs}]")
+        if actions is not None:
+            write_actions(self.name, self.actions[start:end], actions, self._discrete_n, self._discrete_start)
+        self._step(start, end)
+
+    def _step(self, start: int, end: int) -> None:
         # Check the buffer itself (it may have been written in place).
+        rows = self.actions[start:end]
         if self._discrete_n:
             lo, hi = self._discrete_start, self._discrete_start + self._discrete_n
-            bad = np.flatnonzero((self.actions < lo) | (self.actions >= hi))
+            bad = np.flatnonzero((rows < lo) | (rows >= hi))
             if bad.size:
-                i = int(bad[0])
+                i = start + int(bad[0])
                 raise ValueError(f"{self.name}: actions[{i}] = {self.actions[i]} is out of range; "
                                  f"expected an integer in [{lo}, {hi}) for Discrete({self._discrete_n})")
         else:
-            bad = np.flatnonzero(~np.isfinite(self.actions).reshape(self.num_envs, -1).all(axis=1))
+            bad = np.flatnonzero(~np.isfinite(rows).reshape(end - start, -1).all(axis=1))
             if bad.size:
-                i = int(bad[0])
+                i = start + int(bad[0])
                 raise ValueError(f"{self.name}: actions[{i}] = {self.actions[i]} is not finite; expected finite floats")
-        for i, env in enumerate(self.envs):
+        for i in range(start, end):
+            env = self.envs[i]
             a = int(self.actions[i]) if self._discrete_n else self.actions[i]
             obs, reward, terminated, truncated, _ = env.step(a)
             self._returns[i] += reward
@@ -97,7 +112,6 @@ class GymVecEnv:
             self.rewards[i] = reward
             self.terminals[i] = terminated
             self.truncations[i] = truncated and not terminated
-        return self.observations, self.rewards, self.terminals, self.truncations
 
     def log(self) -> dict:
         return self._log.take()

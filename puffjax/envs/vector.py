@@ -86,6 +86,15 @@ class CVecEnv:
         self._c.step()
         return self.observations, self.rewards, self.terminals, self.truncations
 
+    def step_range(self, start: int, end: int, actions=None) -> None:
+        """Step environments ``[start, end)`` only (on all threads), with ``actions`` for those
+        rows (or what ``self.actions[start:end]`` holds); their rows of the buffers change, the
+        others' do not. The rollout steps one group of environments while the policy runs on
+        another."""
+        if actions is not None:
+            write_actions(self.name, self.actions[start:end], actions, self._discrete_n)
+        self._c.step(start, end)
+
     def log(self) -> dict:
         """Means of the log fields over episodes finished since the last call,
         plus ``n`` (their count); ``{}`` when none finished."""

@@ -2,8 +2,9 @@
  *
  * Built with -fsanitize=address,undefined by tests/test_envs_sanitize.py
  * (or by hand: see that file). For every env type and a few option sets it
- *   - steps the same seed with 1 and 3 threads and checks that every buffer
- *     matches bit for bit after every step (determinism across threads),
+ *   - steps the same seed with 1 and 3 threads (the latter in two ranges split
+ *     at a random point) and checks that every buffer matches bit for bit
+ *     after every step (determinism across threads and ranges),
  *   - feeds out-of-range / NaN / infinite actions and checks that
  *     vec_find_bad_action catches them, then steps with huge finite values,
  *   - moves Breakout's and Pong's balls to awkward places (corners, inside
@@ -143,10 +144,10 @@ static void run_case(const EnvType* type, const double* options, int n, int step
     for (int t = 0; t < steps; t++) {
         int expected_bad = fill_actions(&shape, b1.actions, n, &rng, t % 3 == 0);
         double bad_value = 0.0;
-        int found = vec_find_bad_action(v1, &bad_value);
+        int found = vec_find_bad_action(v1, 0, n, &bad_value);
         CHECK(found == expected_bad, "%s: bad action at %d not found (got %d)", type->name, expected_bad, found);
         fix_actions(&shape, b1.actions, n);
-        CHECK(vec_find_bad_action(v1, &bad_value) == -1, "%s: fixed actions still flagged", type->name);
+        CHECK(vec_find_bad_action(v1, 0, n, &bad_value) == -1, "%s: fixed actions still flagged", type->name);
         memcpy(b3.actions, b1.actions, b1.action_bytes);
         if (t % 97 == 13) {
             int i = rng_int(&rng, n);
@@ -155,7 +156,10 @@ static void run_case(const EnvType* type, const double* options, int n, int step
             poke_state(v3, type->name, i, &r2);
         }
         vec_step(v1);
-        vec_step(v3);
+        /* The 3-thread copy steps in two ranges split at a random point: the same as one step. */
+        int split = rng_int(&rng, n + 1);
+        vec_step_range(v3, 0, split);
+        vec_step_range(v3, split, n);
         if (!buffers_equal(&b1, &b3, n)) {
             CHECK(0, "%s: step %d differs between 1 and 3 threads", type->name, t);
             break;
