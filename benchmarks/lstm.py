@@ -37,7 +37,9 @@ def main() -> None:
     if not L.has_kernel():
         raise SystemExit("puffjax._ffi is not built: nothing to compare")
     H, rng = args.hidden, np.random.default_rng(0)
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}, H = {H}, median of {args.repeats}")
+    platform = jax.devices()[0].platform
+    print(f"jax {jax.__version__} on {platform}, H = {H}, median of {args.repeats}"
+          + ("" if platform == "cpu" else " (no fused kernel on this platform: both columns run lax.scan)"))
     print(f"{'shape':>12s} {'pass':>9s} {'kernel ms':>10s} {'scan ms':>9s} {'speed-up':>9s}")
     for B, T in ((args.rows, args.horizon), (args.rollout_rows, 1)):
         gx = jnp.asarray(rng.normal(size=(B, T, 4 * H)), jnp.float32)

@@ -17,6 +17,7 @@ def summarise(rows: list[dict]) -> None:
     sps = [r["SPS"] for r in rows[1:]] or [rows[0]["SPS"]]  # epoch 1 includes compilation
     total = rows[-1]
     print(f"epochs {total['epoch']}, steps {total['agent_steps']:,}, wall {total['uptime'] / 60:.1f} min")
+    print(f"first epoch {rows[0]['uptime']:.1f} s (compilation included)")
     print(f"SPS: mean {statistics.mean(sps):,.0f}, median {statistics.median(sps):,.0f} (epochs 2+)")
     phases = sorted({k for r in rows for k in r if k.startswith("performance/")})
     spent = {k.split("/")[1]: sum(r.get(k, 0.0) for r in rows) for k in phases}
