@@ -18,7 +18,7 @@ from typing import Any
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
 
-POLICY_KINDS = ("default", "recurrent", "cnn", "cnn_recurrent")
+POLICY_KINDS = ("default", "recurrent", "mingru", "cnn", "cnn_recurrent", "cnn_mingru")
 VALUE_HEADS = ("scalar", "hl_gauss", "two_hot")
 OPTIMIZERS = ("muon", "adam")
 MUON_NON_MATRIX = ("nesterov", "adam")
@@ -35,8 +35,9 @@ class EnvConfig:
 
 @dataclass
 class PolicyConfig:
-    kind: str = "default"  # default | recurrent | cnn | cnn_recurrent (see puffjax.models)
+    kind: str = "default"  # default | recurrent (LSTM) | mingru | cnn | cnn_recurrent | cnn_mingru (puffjax.models)
     hidden_size: int = 128
+    layers: int = 1  # recurrent layers of the recurrent kinds
     value_head: str = "scalar"  # scalar | hl_gauss | two_hot (categorical heads: see puffjax.value_head)
     num_bins: int = 101  # categorical value heads: bins over [v_min, v_max]
     v_min: float = -10.0

@@ -20,6 +20,10 @@ Architectures (``kind``):
   convolutions (32, 64 filters). ReLU after each conv, then flatten,
   ``Dense(hidden)`` + ReLU.
 * ``"cnn_recurrent"``: the CNN encoder followed by the LSTM.
+* ``"mingru"`` / ``"cnn_mingru"``: the MLP or CNN encoder, then a minimal GRU
+  (:func:`puffjax.mingru.mingru`: gates from the input only, a parallel scan over time).
+
+Recurrent kinds stack ``layers`` recurrent layers of ``hidden`` units.
 
 Heads, on the ``hidden`` features:
 
@@ -68,6 +72,7 @@ from puffjax import value_head as _vh
 from puffjax.config import POLICY_KINDS as KINDS
 from puffjax.config import VALUE_HEADS
 from puffjax.lstm import lstm
+from puffjax.mingru import mingru
 
 __all__ = ["PolicyOutput", "Policy", "make_policy", "policy_from_config", "count_params", "KINDS",
            "VALUE_HEADS"]
@@ -114,12 +119,33 @@ class _LSTM(nn.Module):
         return carry, hs
 
 
+class _MinGRU(nn.Module):
+    """A minimal GRU over ``[B, T, in]``: one (in, 2H) kernel gives the gate and candidate
+    pre-activations of all T steps in one matmul; the recurrence is :func:`puffjax.mingru.mingru`.
+    The carry is ``h [B, H]``, zeroed on the rows whose reset flag is set before each step."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, carry, x, reset):
+        b, t, _ = x.shape
+        proj = nn.Dense(2 * self.features, kernel_init=_orth(1.0), bias_init=_zeros, name="proj")(
+            x.reshape(b * t, -1)).reshape(b, t, 2 * self.features)
+        z, candidate = jnp.split(proj, 2, axis=-1)
+        hs, h = mingru(z, candidate, reset, carry)
+        return h, hs
+
+
+_RECURRENT_LAYERS = {"lstm": _LSTM, "mingru": _MinGRU}
+
+
 class _Net(nn.Module):
     """The network on preprocessed float32 inputs ``[B, T, *obs_shape]``."""
 
     obs_shape: tuple[int, ...]
     encoder: str  # "mlp" | "cnn"
-    recurrent: bool
+    recurrent: str  # "" | "lstm" | "mingru"
+    layers: int  # recurrent layers
     hidden_size: int
     action_kind: str  # "categorical" | "multi" | "gaussian"
     num_action_params: int
@@ -151,8 +177,14 @@ class _Net(nn.Module):
             x = nn.relu(x)
         x = x.reshape(b, t, self.hidden_size)
 
-        if self.recurrent:
-            carry, x = _LSTM(self.hidden_size, name="lstm")(carry, x, reset)
+        if self.recurrent:  # the carry holds one state per layer
+            layer = _RECURRENT_LAYERS[self.recurrent]
+            states = []
+            for i, state in enumerate(carry):
+                name = self.recurrent if i == 0 else f"{self.recurrent}_{i}"  # layer 0 keeps its old name
+                state, x = layer(self.hidden_size, name=name)(state, x, reset)
+                states.append(state)
+            carry = tuple(states)
 
         head = nn.Dense(self.num_action_params, kernel_init=_orth(0.01), bias_init=_zeros, name="actor")(x)
         if self.action_kind == "categorical":
@@ -188,6 +220,8 @@ class Policy:
     dist: Any
     support: Any
     is_recurrent: bool
+    recurrence: str  # "" | "lstm" | "mingru"
+    layers: int
     kind: str
     value_head: str
     hidden_size: int
@@ -204,11 +238,10 @@ class Policy:
         return x * self.obs_scale if self.obs_scale != 1.0 else x
 
     def initial_carry(self, batch_size: int):
-        """Zero carry for ``batch_size`` rows: ``(c, h)`` each ``[B, hidden]``, or ``()``."""
-        if not self.is_recurrent:
-            return ()
+        """Zero carry for ``batch_size`` rows: one state per recurrent layer, ``(c, h)`` (LSTM)
+        or ``h`` (minGRU), each ``[B, hidden]``; ``()`` for a feed-forward policy."""
         z = jnp.zeros((batch_size, self.hidden_size), jnp.float32)
-        return (z, z)
+        return tuple((z, z) if self.recurrence == "lstm" else z for _ in range(self.layers if self.is_recurrent else 0))
 
     def init(self, key):
         """Fresh parameters (a plain nested dict pytree)."""
@@ -306,6 +339,7 @@ def make_policy(
     *,
     kind: str = "default",
     hidden_size: int = 128,
+    layers: int = 1,
     value_head: str = "scalar",
     num_bins: int = 101,
     v_min: float = -10.0,
@@ -319,7 +353,8 @@ def make_policy(
         or ``[H, W]`` for cnn kinds) or ``MultiBinary``.
       action_space: ``Discrete``, ``MultiDiscrete``, ``MultiBinary`` or float ``Box``.
       kind: one of ``"default"``, ``"recurrent"``, ``"cnn"``, ``"cnn_recurrent"``.
-      hidden_size: encoder width (and LSTM size).
+      hidden_size: encoder width (and recurrent state size).
+      layers: recurrent layers (recurrent kinds only).
       value_head: ``"scalar"``, ``"hl_gauss"`` or ``"two_hot"``.
       num_bins, v_min, v_max, symlog: the categorical heads' support (ignored for scalar).
 
@@ -349,11 +384,15 @@ def make_policy(
     else:
         support, value_bins = None, 1
 
-    recurrent = kind in ("recurrent", "cnn_recurrent")
+    if isinstance(layers, bool) or int(layers) != layers or layers < 1:
+        raise ValueError(f"make_policy: layers must be a positive integer, got {layers!r}")
+    recurrence = {"recurrent": "lstm", "cnn_recurrent": "lstm", "mingru": "mingru", "cnn_mingru": "mingru"}.get(kind, "")
+    recurrent = bool(recurrence)
     net = _Net(
         obs_shape=obs_shape,
         encoder="cnn" if kind.startswith("cnn") else "mlp",
-        recurrent=recurrent,
+        recurrent=recurrence,
+        layers=int(layers),
         hidden_size=hidden_size,
         action_kind=action_kind,
         num_action_params=dist.num_params,
@@ -366,6 +405,8 @@ def make_policy(
         dist=dist,
         support=support,
         is_recurrent=recurrent,
+        recurrence=recurrence,
+        layers=int(layers) if recurrent else 0,
         kind=kind,
         value_head=value_head,
         hidden_size=hidden_size,
@@ -378,6 +419,6 @@ def make_policy(
 def policy_from_config(policy_cfg, observation_space, action_space) -> Policy:
     """:func:`make_policy` from a config's ``policy`` section (:class:`puffjax.config.PolicyConfig`)."""
     p = policy_cfg
-    return make_policy(observation_space, action_space, kind=p.kind, hidden_size=p.hidden_size,
+    return make_policy(observation_space, action_space, kind=p.kind, hidden_size=p.hidden_size, layers=p.layers,
                        value_head=p.value_head, num_bins=p.num_bins, v_min=p.v_min, v_max=p.v_max,
                        symlog=p.symlog)

@@ -60,7 +60,7 @@ def test_output_shapes(kind, obs_space, value_head):
         carry = policy.initial_carry(b)
         assert policy.is_recurrent == (kind in ("recurrent", "cnn_recurrent"))
         if policy.is_recurrent:
-            assert [c.shape for c in carry] == [(b, 16), (b, 16)]
+            assert [c.shape for c in jax.tree.leaves(carry)] == [(b, 16), (b, 16)]  # one layer: (c, h)
         else:
             assert carry == ()
         out, carry2 = jax.eval_shape(policy.step, params, _sds((b,) + obs_space.shape, obs_space.dtype),
@@ -214,7 +214,7 @@ def test_step_reset_zeroes_carry_rows(breakout):
     rng = np.random.default_rng()
     policy, params = breakout
     obs = _obs(BREAKOUT_OBS, (3,), rng)
-    carry = tuple(jnp.asarray(rng.normal(size=(3, 128)), jnp.float32) for _ in range(2))
+    carry = (tuple(jnp.asarray(rng.normal(size=(3, 128)), jnp.float32) for _ in range(2)),)  # layer 0: (c, h)
     reset = np.array([True, False, True])
 
     @jax.jit
@@ -225,8 +225,8 @@ def test_step_reset_zeroes_carry_rows(breakout):
     (out, new), (out0, new0) = jax.tree.map(np.asarray, f(params, obs, carry))
     for r in (0, 2):
         np.testing.assert_allclose(out.value[r], out0.value[r], atol=1e-6)
-        np.testing.assert_allclose(new[1][r], new0[1][r], atol=1e-6)
-    assert not np.allclose(new[1][1], new0[1][1])
+        np.testing.assert_allclose(new[0][1][r], new0[0][1][r], atol=1e-6)  # layer 0's h
+    assert not np.allclose(new[0][1][1], new0[0][1][1])
 
 
 def test_closes_over_inside_jit_and_grads_flow():

@@ -261,3 +261,8 @@ def test_two_hot_value_head_with_symlog_support_trains(tmp_path):
     trainer, history = run(cfg)
     assert trainer.policy.value_head == "two_hot" and trainer.policy.support.symlog
     assert all(np.isfinite(h["losses/value_loss"]) for h in history)
+
+
+def test_memory_learns_with_mingru_policy(tmp_path):
+    _, history = run(small("memory", tmp_path, **{"policy.kind": "mingru"}))
+    assert last_mean(history, "environment/episode_return") > 0.8  # a memoryless policy: 0
