@@ -521,7 +521,8 @@ def _plot(res: SweepResult, path: str) -> str:
     ax.set_ylabel(f"score ({res.settings.metric})")
     ax.set_title(f"sweep {res.study}: {len(res.rows)} trials")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -658,7 +659,7 @@ def _run_workers(s, store, storage, study, directory, target, workers, say) -> N
     restarts, errors = 0, []
     try:
         while procs:
-            time.sleep(1.0)
+            time.sleep(0.5)
             for i, p in list(procs.items()):
                 if p.poll() is None:
                     continue
