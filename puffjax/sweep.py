@@ -396,7 +396,8 @@ class SweepResult:
             row = matches[0]
         header = [f"puffjax sweep: study {self.study!r}, trial {row['trial']} ({row['state'].lower()})",
                   f"{self.settings.metric} {_fmt(row.get('score'))} (mean of the last {FINAL_EPOCHS} epochs), "
-                  f"{_fmt(row.get('seconds'))} s of training, {row.get('steps')} agent steps"]
+                  f"{_fmt(row.get('seconds'))} s of training, {row.get('steps')} agent steps",
+                  "fields not listed keep the defaults of puffjax/config.py (not a shipped config's values)"]
         write_config(Config.from_dict(row["config"]), path, header)
         return path
 
@@ -438,10 +439,14 @@ def _rows(study, settings: Settings) -> list[dict]:
         if t.state.name == "WAITING":
             continue
         seconds, steps = a.get("seconds"), a.get("steps")
+        params = dict(t.params)
+        if "config" in a:  # the values trained with (the batch geometry may have been repaired)
+            cfg = Config.from_dict(a["config"])
+            params = {name: _get(cfg, name) for name in params}
         row = {"trial": t.number, "state": t.state.name, "score": a.get("score"),
                "cost": seconds if settings.cost == "time" else steps, "seconds": seconds, "steps": steps,
                "reason": a.get("fail_reason"), "repaired": a.get("repaired"), "run_dir": a.get("run_dir"),
-               "params": dict(t.params)}
+               "params": params}
         if "config" in a:
             row["config"] = a["config"]
         rows.append(row)
@@ -489,7 +494,8 @@ def write_reports(res: SweepResult) -> list[str]:
             for r in rows:
                 w.writerow([r["trial"], r["state"], r["score"], r["cost"], r["seconds"], r["steps"],
                             r["trial"] in front, r["reason"] or "", "; ".join(r["repaired"] or []),
-                            r["run_dir"] or "", *[r["params"].get(n, "") for n in names]])
+                            os.path.relpath(r["run_dir"], res.directory) if r["run_dir"] else "",
+                            *[r["params"].get(n, "") for n in names]])
         paths.append(path)
     try:
         paths.append(_plot(res, os.path.join(res.directory, "pareto.png")))
@@ -680,7 +686,7 @@ def _run_workers(s, store, storage, study, directory, target, workers, say) -> N
             for t in s.get_trials(deepcopy=False):
                 if t.state.is_finished() and t.number not in seen:
                     seen.add(t.number)
-                    say(_trial_line(t, _counted(s), target))
+                    say(_trial_line(t, len(seen), target))
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         say("puffjax sweep: interrupted; stopping the workers and recording their trials as interrupted")
@@ -704,11 +710,11 @@ def _run_workers(s, store, storage, study, directory, target, workers, say) -> N
         raise RuntimeError("; ".join(errors))
 
 
-def _trial_line(t, done: int, target: int) -> str:
+def _trial_line(t, finished: int, target: int) -> str:
     a = t.user_attrs
     head = f"puffjax sweep: trial {t.number} {t.state.name.lower()}"
     if t.state.name in ("COMPLETE", "PRUNED"):
         body = f"score {_fmt(a.get('score'))} after {a.get('steps'):,} steps, {_fmt(a.get('seconds'))} s"
     else:
         body = str(a.get("fail_reason"))
-    return f"{head}: {body} ({done}/{target})"
+    return f"{head}: {body} ({finished} of {target} finished)"
