@@ -245,9 +245,11 @@ def test_pruned_trial_is_recorded_as_pruned(tmp_path, jax_cache):
     assert "trial 0 pruned" in out
 
 
-def _wait_for_running(directory, timeout=60):
+def _wait_for_running(directory, p, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
+        if p.poll() is not None:
+            pytest.fail(f"the sweep ended before a trial was seen running:\n{p.communicate()[0]}")
         if os.path.exists(directory / "study.db"):
             try:
                 for t in trials_of(directory):
@@ -262,9 +264,10 @@ def _wait_for_running(directory, timeout=60):
 @pytest.mark.slow  # ~17 s: two worker starts; the Ctrl-C test below covers the same recording path
 def test_killed_worker_fails_its_trial_and_the_sweep_goes_on(tmp_path, jax_cache):
     path = space_file(tmp_path, FIXED)
-    p = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "2", "--dir", "kill", wait=False)
+    p = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "2", "--dir", "kill", "--budget", "65536",
+                  wait=False)  # trials long enough to be caught running
     try:
-        running = _wait_for_running(tmp_path / "kill")
+        running = _wait_for_running(tmp_path / "kill", p)
         os.kill(int(running.user_attrs["worker"].rpartition(":")[2]), signal.SIGKILL)
         rc, out = finish(p, 120)
     finally:
@@ -278,9 +281,10 @@ def test_killed_worker_fails_its_trial_and_the_sweep_goes_on(tmp_path, jax_cache
 
 def test_ctrl_c_leaves_the_study_consistent(tmp_path, jax_cache):
     path = space_file(tmp_path, FIXED)
-    p = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "2", "--dir", "intr", wait=False)
+    p = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "2", "--dir", "intr", "--budget", "65536",
+                  wait=False)  # a trial long enough to be caught running
     try:
-        _wait_for_running(tmp_path / "intr")
+        _wait_for_running(tmp_path / "intr", p)
         os.killpg(p.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
         rc, out = finish(p, 90)
     finally:
