@@ -154,6 +154,20 @@ def test_config_file_round_trip(tmp_path):
         load_config_file(str(tmp_path / "typo.toml"))
 
 
+def test_train_config_flag_errors(tmp_path, capsys):
+    from puffjax.cli import main
+    path = str(tmp_path / "c.toml")
+    write_config(load_config("cartpole"), path)
+    assert main(["train", "pong", "--config", path]) == 2
+    assert "is a cartpole config, not pong" in capsys.readouterr().err
+    assert main(["train", "--config", path, "--resume", str(tmp_path)]) == 2
+    assert "takes no --config" in capsys.readouterr().err
+    assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["train", "--config", path, "--train.gamma", "2"]) == 2
+    assert "train.gamma" in capsys.readouterr().err
+
+
 def test_bad_sweep_arguments(tmp_path):
     with pytest.raises(ValueError, match="cost must be one of"):
         sweep("cartpole", 1, cost="money", directory=str(tmp_path))
@@ -217,11 +231,16 @@ def test_failing_trials_are_recorded_and_the_sweep_goes_on(tmp_path, jax_cache):
 
 def test_two_workers_share_one_study(tmp_path, jax_cache):
     path = space_file(tmp_path, FIXED)
-    rc, out = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "4", "--workers", "2", "--dir", "w2")
+    rc, out = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "4", "--workers", "2", "--dir", "w2",
+                        "--objective", "score", "--cost", "steps")  # the scalar mode, too
     assert rc == 0, out
     trials = trials_of(tmp_path / "w2")
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert all(t.state.name == "COMPLETE" for t in trials)
+    assert all(t.values == [t.user_attrs["score"]] for t in trials)  # one objective: the score
+    res = result(f"sqlite:///{tmp_path}/w2/study.db", "tiny")
+    assert all(r["cost"] == r["steps"] == 1024 for r in res.rows) and res.best["score"] == max(
+        r["score"] for r in res.rows)
     assert len({t.user_attrs["worker"] for t in trials}) == 2
     assert len({t.user_attrs["run_dir"] for t in trials}) == 4
 
