@@ -76,14 +76,15 @@ def _nearest_divisor(n: int, target: float) -> int:
     return min(divisors, key=lambda d: (abs(math.log(d / max(target, 1e-9))), d))
 
 
-def fit_geometry(train_cfg, total_agents: int) -> list[str]:
+def fit_geometry(train_cfg, total_agents: int, budget: int | None = None) -> list[str]:
     """Change ``train_cfg`` in place to the nearest batch geometry :func:`geometry` accepts, for
     configs whose sizes were set independently (a hyperparameter sweep samples them so):
     ``batch_size`` to a multiple of ``total_agents * bptt_horizon``, ``minibatch_size`` to a
     multiple of the horizon that divides the batch, ``max_minibatch_size`` to a chunk that
-    divides the minibatch. Returns the changes as ``"train.field: old -> new"`` lines; raises
-    ValueError (from :func:`geometry`) when no change of those fields can help, e.g. a
-    ``total_timesteps`` below one batch."""
+    divides the minibatch, and a ``total_timesteps`` below one batch up to one batch if that is
+    within ``budget`` (agent steps). Returns the changes as ``"train.field: old -> new"`` lines;
+    raises ValueError (from :func:`geometry`) when no change of those fields can help, e.g. a
+    batch larger than the budget."""
     t, changes = train_cfg, []
 
     def change(name, value):
@@ -104,5 +105,7 @@ def fit_geometry(train_cfg, total_agents: int) -> list[str]:
             chunk = max([d for d in range(1, mb_segments + 1)
                          if mb_segments % d == 0 and d * horizon <= t.max_minibatch_size], default=1)
             change("max_minibatch_size", chunk * horizon)
+        if t.total_timesteps < batch and budget is not None and batch <= budget:
+            change("total_timesteps", batch)
     geometry(t, total_agents)
     return changes

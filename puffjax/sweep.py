@@ -34,13 +34,12 @@ import json
 import math
 import os
 import signal
-import subprocess
 import socket
+import subprocess
 import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
 
 from .config import SECTIONS, SWEEP_SECTION, Config, load_config, read_toml_file, validate
 from .geometry import fit_geometry
@@ -125,10 +124,19 @@ def base_config(env: str | None = None, config_file: str | None = None, budget: 
 
 # ---------------------------------------------------------------------------- storage and study
 def _storage(url: str):
-    """The RDB storage at ``url``; SQLite waits for its lock instead of failing at once."""
+    """The RDB storage at ``url``; SQLite waits for its lock instead of failing at once. Processes
+    creating the same new database at once collide on its tables ("already exists", a unique
+    constraint): the losers try again and find the schema there."""
     optuna = _optuna()
+    import sqlalchemy.exc
     kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            if attempt == 2:
+                raise
+            time.sleep(0.5)
 
 
 def _sampler(seed: int | None = None):
@@ -253,7 +261,7 @@ def _run_trial(study, store, trial, settings: Settings, directory: str, threads:
         cfg = apply(settings.base(), params)
         validate(cfg)
         try:
-            repaired = fit_geometry(cfg.train, cfg.env.num_envs)
+            repaired = fit_geometry(cfg.train, cfg.env.num_envs, settings.budget)
         except ValueError as e:
             raise ValueError(f"impossible batch geometry: {e}") from None
         if repaired:

@@ -4,10 +4,12 @@ Every sweep that starts worker processes runs as `python -m puffjax sweep` in it
 killed as a group if it outlives its timeout, so no test can hang or leave processes behind.
 Trials whose configs repeat share a persistent JAX compilation cache (one per test session).
 """
+import contextlib
 import csv
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -131,7 +133,11 @@ def test_fit_geometry_repairs_or_rejects():
     assert geometry(big.train, 256).accumulation_steps == 16
     short = load_config("cartpole", **{"train.total_timesteps": 100})
     with pytest.raises(ValueError, match="no epoch would run"):
-        fit_geometry(short.train, 256)
+        fit_geometry(short.train, 256)  # no budget given: nothing to raise it to
+    assert fit_geometry(short.train, 256, budget=8192) == ["train.total_timesteps: 100 -> 8192"]
+    short.train.total_timesteps = 100
+    with pytest.raises(ValueError, match="no epoch would run"):
+        fit_geometry(short.train, 256, budget=8000)  # one batch (8192 steps) is over the budget
 
 
 def test_config_file_round_trip(tmp_path):
@@ -180,18 +186,21 @@ def test_bad_sweep_arguments(tmp_path):
 # ---------------------------------------------------------------------------- sweeps
 def test_tiny_sweep_exports_a_config_that_trains_and_resumes(tmp_path, jax_cache):
     out_dir = tmp_path / "sweeps" / "cartpole"
-    rc, out = cli_sweep(tmp_path, jax_cache, "cartpole", "--trials", "1", "--budget", "1024", *TINY)
+    # budget 2048: the default space's largest batch (4 x 16 envs, 2 x 16 steps) fits in it
+    rc, out = cli_sweep(tmp_path, jax_cache, "cartpole", "--trials", "1", "--budget", "2048", *TINY)
     assert rc == 0, out
     assert "trial 0 complete" in out and "Pareto front" in out
     rc, out = cli_sweep(tmp_path, jax_cache, "cartpole", "--trials", "2", *TINY, "--export", "best.toml")
     assert rc == 0, out
     assert "1 of 2 trials done; running 1" in out  # the same study, with its stored budget
     res = result(f"sqlite:///{out_dir}/study.db", "cartpole", str(out_dir))
-    assert [r["trial"] for r in res.rows] == [0, 1] and {r["state"] for r in res.rows} == {"COMPLETE"}
+    assert [r["trial"] for r in res.rows] == [0, 1] and res.rows[0]["state"] == "COMPLETE"
+    # a sampled config may diverge (recorded, not a bug); nothing else may go wrong
+    assert res.rows[1]["state"] == "COMPLETE" or res.rows[1]["reason"].startswith("diverged"), res.rows[1]
     assert res.rows[0]["params"]["train.learning_rate"] == 0.003  # trial 0: the config's own values
     assert res.rows[0]["params"] != res.rows[1]["params"]
     assert res.best in res.pareto and all(0.0 <= r["score"] <= 1.0 for r in res.rows)
-    assert all(r["steps"] <= 1024 and r["seconds"] > 0 for r in res.rows)
+    assert all(r["steps"] <= 2048 and r["seconds"] > 0 for r in res.rows if r["state"] == "COMPLETE")
     rows = list(csv.DictReader(open(out_dir / "trials.csv")))
     assert [int(r["trial"]) for r in rows] == [0, 1] and "train.gamma" in rows[0]
     assert (out_dir / "pareto.png").stat().st_size > 0 and (out_dir / "pareto.csv").exists()
@@ -203,7 +212,9 @@ def test_tiny_sweep_exports_a_config_that_trains_and_resumes(tmp_path, jax_cache
                         "--train.video-frames", "0", "--run-dir", "run"], cwd=tmp_path, env=env, timeout=120,
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    assert len(open(tmp_path / "run" / "metrics.jsonl").readlines()) == res.best["steps"] // 256
+    best = load_config_file(str(tmp_path / "best.toml"))
+    epochs = res.best["steps"] // (best.env.num_envs * best.train.bptt_horizon)
+    assert len(open(tmp_path / "run" / "metrics.jsonl").readlines()) == epochs
     # continuing with other settings is refused, naming them
     with pytest.raises(ValueError, match="metric: 'environment/perf' in the study, 'environment/score' here"):
         sweep("cartpole", 3, directory=str(out_dir), metric="environment/score",
@@ -213,19 +224,19 @@ def test_tiny_sweep_exports_a_config_that_trains_and_resumes(tmp_path, jax_cache
 
 def test_failing_trials_are_recorded_and_the_sweep_goes_on(tmp_path, jax_cache):
     path = space_file(tmp_path, {"defaults": False, "policy.kind": {"values": ["default", "cnn"]},
-                                 "train.total_timesteps": {"values": [100, 1024]}})
+                                 "env.num_envs": {"values": [16, 128]}})
     directory = str(tmp_path / "fail")
     sweep(config_file=path, trials=0, directory=directory, progress=None)  # creates the study only
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{directory}/study.db")
-    study.enqueue_trial({"policy.kind": "cnn", "train.total_timesteps": 1024})  # raises in the Trainer
-    study.enqueue_trial({"policy.kind": "default", "train.total_timesteps": 100})  # less than one batch
+    study.enqueue_trial({"policy.kind": "cnn", "env.num_envs": 16})  # raises in the Trainer
+    study.enqueue_trial({"policy.kind": "default", "env.num_envs": 128})  # one batch: 2048 steps > the budget
     rc, out = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "3", "--dir", "fail")
     assert rc == 0, out
-    config, raising, short = trials_of(tmp_path / "fail")
+    config, raising, big = trials_of(tmp_path / "fail")
     assert config.state.name == "COMPLETE"  # the first queued trial: the config itself
-    assert raising.state.name == "FAIL" and short.state.name == "FAIL"
+    assert raising.state.name == "FAIL" and big.state.name == "FAIL"
     assert "kind='cnn' needs an image observation" in raising.user_attrs["fail_reason"]
-    assert "impossible batch geometry" in short.user_attrs["fail_reason"]
+    assert "impossible batch geometry" in big.user_attrs["fail_reason"]
     assert "failed trials" in out
 
 
@@ -265,16 +276,21 @@ def test_pruned_trial_is_recorded_as_pruned(tmp_path, jax_cache):
 
 
 def _wait_for_running(directory, p, timeout=60):
-    deadline = time.time() + timeout
+    """The worker ("host:pid") of the first trial seen running. Reads the SQLite file read-only:
+    opening it with Optuna would race the sweep's own first initialization of the database."""
+    db, deadline = directory / "study.db", time.time() + timeout
     while time.time() < deadline:
         if p.poll() is not None:
             pytest.fail(f"the sweep ended before a trial was seen running:\n{p.communicate()[0]}")
-        if os.path.exists(directory / "study.db"):
+        if db.exists():
             try:
-                for t in trials_of(directory):
-                    if t.state.name == "RUNNING" and "worker" in t.user_attrs:
-                        return t
-            except Exception:  # the study is not there yet
+                with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
+                    rows = con.execute("SELECT a.value_json FROM trials t JOIN trial_user_attributes a ON "
+                                       "a.trial_id = t.trial_id WHERE t.state = 'RUNNING' AND a.key = 'worker'"
+                                       ).fetchall()
+                if rows:
+                    return json.loads(rows[0][0])
+            except sqlite3.Error:  # the tables are not there yet
                 pass
         time.sleep(0.3)
     pytest.fail("no trial started")
@@ -286,8 +302,8 @@ def test_killed_worker_fails_its_trial_and_the_sweep_goes_on(tmp_path, jax_cache
     p = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "2", "--dir", "kill", "--budget", "65536",
                   wait=False)  # trials long enough to be caught running
     try:
-        running = _wait_for_running(tmp_path / "kill", p)
-        os.kill(int(running.user_attrs["worker"].rpartition(":")[2]), signal.SIGKILL)
+        worker = _wait_for_running(tmp_path / "kill", p)
+        os.kill(int(worker.rpartition(":")[2]), signal.SIGKILL)
         rc, out = finish(p, 120)
     finally:
         if p.poll() is None:
