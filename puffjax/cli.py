@@ -1,5 +1,6 @@
 """Command line: ``puffjax train breakout --train.learning-rate 0.02 --env.num-envs 1024``,
-``puffjax eval breakout --checkpoint RUN_DIR --video out.mp4``, ``puffjax plot RUN_DIR ... -o curves.png``.
+``puffjax train --config best.toml``, ``puffjax eval breakout --checkpoint RUN_DIR --video out.mp4``,
+``puffjax plot RUN_DIR ... -o curves.png``, ``puffjax sweep cartpole --trials 30 --export best.toml``.
 
 Any config field is ``--<section>.<field> VALUE`` (dashes or underscores); unknown env keys
 become environment options (``--env.frameskip 4``).
@@ -12,7 +13,7 @@ import sys
 
 def _train(args, extra: list[str]) -> int:
     from . import parallel
-    from .config import load_config, parse_overrides, run_config
+    from .config import load_config, load_config_file, parse_overrides, run_config
     from .finite import NonFiniteError
     from .compile_cache import enable_compile_cache
     from .heap import keep_freed_memory
@@ -31,12 +32,19 @@ def _train(args, extra: list[str]) -> int:
     from .trainer import Trainer
     try:
         overrides = parse_overrides(extra)
+        if args.resume and args.config:
+            raise ValueError("--resume continues a run with its own config; it takes no --config file")
         if args.resume:  # continue with the run's own config; the command line's overrides on top
             cfg = run_config(args.resume, **overrides)
             if args.env is not None and args.env != cfg.env.name:
                 raise ValueError(f"{args.resume} is a {cfg.env.name} run, not {args.env}")
+        elif args.config:
+            cfg = load_config_file(args.config, **overrides)
+            if args.env is not None and args.env != cfg.env.name:
+                raise ValueError(f"{args.config} is a {cfg.env.name} config, not {args.env}")
         elif args.env is None:
-            raise ValueError("name an environment to train (e.g. puffjax train breakout) or --resume a run")
+            raise ValueError("name an environment to train (e.g. puffjax train breakout), a --config file, "
+                             "or --resume a run")
         else:
             cfg = load_config(args.env, **overrides)
         trainer = Trainer(cfg, run_dir=args.run_dir, resume=args.resume, dashboard=args.dashboard)
@@ -97,15 +105,46 @@ def _plot(args) -> int:
     return 0
 
 
+def _sweep(args, extra: list[str]) -> int:
+    from .config import parse_overrides
+    from .sweep import sweep
+    try:
+        result = sweep(args.env, args.trials, config_file=args.config, storage=args.storage, study=args.study,
+                       directory=args.dir, workers=args.workers, metric=args.metric, cost=args.cost,
+                       objective=args.objective, budget=args.budget, overrides=parse_overrides(extra),
+                       export=args.export, export_trial=args.export_trial)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"puffjax: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("puffjax: sweep interrupted; the study is consistent: run the same command to continue it",
+              file=sys.stderr)
+        return 130
+    print(result.table())
+    print(f"puffjax: {len(result.rows)} trials in {result.storage}; this run took {result.seconds / 60:.1f} min; "
+          f"reports in {result.directory} (trials.csv, pareto.csv, pareto.png)")
+    if args.export:
+        print(f"puffjax: wrote {args.export} (puffjax train --config {args.export})")
+    return 0
+
+
+def _steps(text: str) -> int:
+    from .config import parse_value
+    return parse_value(text, int, "--budget")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="puffjax", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser(
         "train", help="train an agent; extra --section.field VALUE options override the config",
-        usage="puffjax train [ENV] [--resume RUN] [--run-dir DIR] [--dashboard MODE] [--section.field VALUE ...]",
+        usage="puffjax train [ENV] [--config FILE] [--resume RUN] [--run-dir DIR] [--dashboard MODE] "
+              "[--section.field VALUE ...]",
         description="ENV: an environment config name (breakout, pong, squared, cartpole, memory); optional "
-                    "with --resume. Any config field is --section.field VALUE.")
+                    "with --config or --resume. Any config field is --section.field VALUE.")
+    train.add_argument("--config", help="a config file (the format of puffjax/configs/*.toml, e.g. one "
+                       "exported by puffjax sweep); --section.field overrides apply on top")
     train.add_argument("--resume", help="checkpoint file or run directory to continue from, with the config "
                        "stored in it (--section.field overrides apply on top)")
     train.add_argument("--run-dir", help="where metrics and checkpoints go (default: a new dir under train.data_dir)")
@@ -139,16 +178,43 @@ def main(argv: list[str] | None = None) -> int:
     pl.add_argument("--x", default="both", choices=["steps", "time", "both"],
                     help="x axis: agent steps, wall time, or both (two rows)")
     pl.add_argument("--title")
+    sw = sub.add_parser(
+        "sweep", help="hyperparameter sweep on Optuna: score against cost, Pareto front, best config",
+        usage="puffjax sweep [ENV] [--config FILE] --trials N [--storage URL] [--study NAME] [--dir DIR] "
+              "[--workers W] [--metric KEY] [--cost time|steps] [--objective pareto|score] [--budget STEPS] "
+              "[--export FILE.toml [--export-trial N]] [--section.field VALUE ...]",
+        description="Runs trials until the study holds N of them (again: continues it). The search space is "
+                    "the config file's [sweep] section, or the default space. --section.field options change "
+                    "the base config. See puffjax/sweep.py.")
+    sw.add_argument("--config", help="a config file to sweep around (its [sweep] section is the search space)")
+    sw.add_argument("--trials", type=int, required=True, help="trials the study holds when done (interrupted "
+                    "ones excluded); 0: only report (and --export)")
+    sw.add_argument("--storage", help="SQLAlchemy URL of the study's database (default: sqlite in --dir); "
+                    "workers on several machines share a study through one PostgreSQL or MySQL URL")
+    sw.add_argument("--study", help="study name (default: the environment's name)")
+    sw.add_argument("--dir", help="the sweep's directory: database, trial runs, reports (default sweeps/STUDY)")
+    sw.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1), each "
+                    "on its own share of the CPU cores")
+    sw.add_argument("--metric", help="the logged value to maximize (default environment/perf)")
+    sw.add_argument("--cost", choices=["time", "steps"], help="a trial's cost: training seconds (default) or "
+                    "agent steps")
+    sw.add_argument("--objective", choices=["pareto", "score"], help="pareto (default): maximize the score and "
+                    "minimize the cost; score: the score alone")
+    sw.add_argument("--budget", type=_steps, help="agent steps per trial at most (default: the config's "
+                    "train.total_timesteps); trials train between a quarter of it and all of it")
+    sw.add_argument("--export", help="write the best trial's config to this .toml (puffjax train --config FILE)")
+    sw.add_argument("--export-trial", type=int, help="export this trial instead of the best (e.g. a cheaper "
+                    "point of the Pareto front)")
     argv = list(sys.argv[1:] if argv is None else argv)
-    # `train`'s environment is an optional first word: taken out by hand, since an optional
-    # positional would swallow the value of an unknown --section.field option.
+    # The environment of `train` and `sweep` is an optional first word: taken out by hand, since an
+    # optional positional would swallow the value of an unknown --section.field option.
     env = None
-    if argv[:1] == ["train"] and len(argv) > 1 and not argv[1].startswith("-"):
+    if argv[:1] in (["train"], ["sweep"]) and len(argv) > 1 and not argv[1].startswith("-"):
         env = argv.pop(1)
     args, extra = parser.parse_known_args(argv)
-    if args.command == "train":
+    if args.command in ("train", "sweep"):
         args.env = env
-        return _train(args, extra)
+        return (_train if args.command == "train" else _sweep)(args, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "eval":

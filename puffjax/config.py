@@ -5,6 +5,10 @@ files ``puffjax/configs/<env>.toml`` override some of them.
 ``load_config("breakout", learning_rate=0.02, env={"num_envs": 1024})`` returns an editable
 :class:`Config`; the CLI maps ``--train.learning-rate 0.02`` onto the same fields.
 ``run_config(RUN_DIR)`` gives back the config a run was trained with (for resuming it).
+``load_config_file("best.toml")`` reads a config file of the same format (the environment named
+in its ``[env]`` section), e.g. one exported by ``puffjax sweep``. A ``[sweep]`` section in a
+config file declares a hyperparameter search space (:mod:`puffjax.sweep_space`) and is not part
+of the config itself.
 """
 from __future__ import annotations
 
@@ -82,6 +86,7 @@ class TrainConfig:
 
 
 SECTIONS = {"env": EnvConfig, "policy": PolicyConfig, "train": TrainConfig}
+SWEEP_SECTION = "sweep"  # a config file's search space (puffjax.sweep_space), not a config section
 
 
 @dataclass
@@ -169,8 +174,27 @@ def _read_toml(name: str) -> dict:
     path = os.path.join(CONFIG_DIR, f"{name}.toml")
     if not os.path.exists(path):
         raise ValueError(f"no config for environment {name!r}; shipped configs: {', '.join(available())}")
-    with open(path, "rb") as f:
-        return tomllib.load(f)
+    return read_toml_file(path)
+
+
+def read_toml_file(path: str) -> dict:
+    """A config file's TOML tables (``env``, ``policy``, ``train`` and maybe ``sweep``)."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: not a valid TOML file ({e})") from None
+
+
+def _from_tables(name: str, tables: dict, overrides: dict) -> Config:
+    cfg = Config()
+    cfg.env.name = name
+    for section, values in tables.items():
+        if section != SWEEP_SECTION:
+            _apply_section(cfg, section, values)
+    apply_overrides(cfg, overrides)
+    validate(cfg)
+    return cfg
 
 
 def load_config(name: str = "breakout", **overrides: Any) -> Config:
@@ -180,13 +204,23 @@ def load_config(name: str = "breakout", **overrides: Any) -> Config:
     paths as a dict key (``**{"train.learning_rate": 0.02}``), or a bare field name that
     is unique across sections (``learning_rate=0.02``, ``num_envs=1024``).
     """
-    cfg = Config()
-    cfg.env.name = name
-    for section, values in _read_toml(name).items():
-        _apply_section(cfg, section, values)
-    apply_overrides(cfg, overrides)
-    validate(cfg)
-    return cfg
+    return _from_tables(name, _read_toml(name), overrides)
+
+
+def load_config_file(path: str, **overrides: Any) -> Config:
+    """The config in the TOML file ``path`` (the format of ``puffjax/configs/*.toml``; the
+    environment is its ``[env]`` section's ``name``), with ``overrides`` as in :func:`load_config`.
+    Fields the file leaves out keep the dataclass defaults (not a shipped config's values)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config file {path} does not exist")
+    tables = read_toml_file(path)
+    name = tables.get("env", {}).get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{path}: the [env] section must name the environment (name = \"cartpole\")")
+    try:
+        return _from_tables(name, tables, overrides)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 def run_config(run: str, **overrides: Any) -> Config:
@@ -277,6 +311,15 @@ def validate(cfg: Config) -> None:
             raise ValueError(f"train.{name} must be positive, got {getattr(t, name)}")
     if not 0.0 <= t.gamma <= 1.0 or not 0.0 <= t.gae_lambda <= 1.0:
         raise ValueError(f"train.gamma and train.gae_lambda must lie in [0, 1], got {t.gamma}, {t.gae_lambda}")
+    for name in ("learning_rate", "vtrace_rho_clip", "vtrace_c_clip"):
+        if not getattr(t, name) > 0:
+            raise ValueError(f"train.{name} must be positive, got {getattr(t, name)}")
+    for name in ("clip_coef", "vf_coef", "vf_clip_coef", "ent_coef", "max_grad_norm", "prio_alpha", "adam_eps"):
+        if not getattr(t, name) >= 0:
+            raise ValueError(f"train.{name} must be >= 0, got {getattr(t, name)}")
+    for name, low, high in (("prio_beta0", 0.0, 1.0), ("adam_beta1", 0.0, 1.0), ("adam_beta2", 0.0, 1.0)):
+        if not low <= getattr(t, name) <= high:
+            raise ValueError(f"train.{name} must lie in [{low:g}, {high:g}], got {getattr(t, name)}")
     if p.value_head != "scalar" and (p.num_bins < 2 or not p.v_min < p.v_max):
         raise ValueError(f"policy.value_head {p.value_head} needs num_bins >= 2 and v_min < v_max, "
                          f"got {p.num_bins}, {p.v_min}, {p.v_max}")

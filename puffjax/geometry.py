@@ -78,3 +78,45 @@ def geometry(train_cfg, total_agents: int, devices: int = 1) -> Geometry:
         rows_per_agent=segments // total_agents, minibatch_segments=mb // horizon,
         minibatches_per_epoch=t.update_epochs * (batch // mb), accumulation_steps=accum,
         total_epochs=epochs)
+
+
+def _nearest_divisor(n: int, target: float) -> int:
+    """The divisor of ``n`` closest to ``target`` on a log scale (the smaller one on a tie)."""
+    import math
+    divisors = [d for d in range(1, n + 1) if n % d == 0]
+    return min(divisors, key=lambda d: (abs(math.log(d / max(target, 1e-9))), d))
+
+
+def fit_geometry(train_cfg, total_agents: int, budget: int | None = None) -> list[str]:
+    """Change ``train_cfg`` in place to the nearest batch geometry :func:`geometry` accepts, for
+    configs whose sizes were set independently (a hyperparameter sweep samples them so):
+    ``batch_size`` to a multiple of ``total_agents * bptt_horizon``, ``minibatch_size`` to a
+    multiple of the horizon that divides the batch, ``max_minibatch_size`` to a chunk that
+    divides the minibatch, and a ``total_timesteps`` below one batch up to one batch if that is
+    within ``budget`` (agent steps). Returns the changes as ``"train.field: old -> new"`` lines;
+    raises ValueError (from :func:`geometry`) when no change of those fields can help, e.g. a
+    batch larger than the budget."""
+    t, changes = train_cfg, []
+
+    def change(name, value):
+        if getattr(t, name) != value:
+            changes.append(f"train.{name}: {getattr(t, name)} -> {value}")
+            setattr(t, name, value)
+
+    horizon = t.bptt_horizon
+    if total_agents > 0 and horizon > 0:
+        row = total_agents * horizon  # the smallest batch: every agent plays one segment
+        if t.batch_size != "auto":
+            change("batch_size", max(1, round(int(t.batch_size) / row)) * row)
+        batch = row if t.batch_size == "auto" else t.batch_size
+        segments = batch // horizon
+        mb_segments = _nearest_divisor(segments, t.minibatch_size / horizon)
+        change("minibatch_size", mb_segments * horizon)
+        if t.minibatch_size > t.max_minibatch_size:
+            chunk = max([d for d in range(1, mb_segments + 1)
+                         if mb_segments % d == 0 and d * horizon <= t.max_minibatch_size], default=1)
+            change("max_minibatch_size", chunk * horizon)
+        if t.total_timesteps < batch and budget is not None and batch <= budget:
+            change("total_timesteps", batch)
+    geometry(t, total_agents)
+    return changes

@@ -1,0 +1,332 @@
+"""puffjax sweep: the search space, config files, and tiny CartPole sweeps run through the CLI.
+
+Every sweep that starts worker processes runs as `python -m puffjax sweep` in its own session,
+killed as a group if it outlives its timeout, so no test can hang or leave processes behind.
+Trials whose configs repeat share a persistent JAX compilation cache (one per test session).
+"""
+import contextlib
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+import puffjax
+from puffjax.config import load_config, load_config_file
+from puffjax.geometry import fit_geometry, geometry
+from puffjax.sweep import FINAL_EPOCHS, REPORT_POINTS, result, sweep, write_config
+from puffjax.sweep_space import default_space, space_from_section, validate_space
+
+TINY = ["--env.num-envs", "16", "--train.bptt-horizon", "16", "--train.minibatch-size", "128",
+        "--policy.hidden-size", "16"]
+FIXED = {"defaults": False, "train.ent_coef": {"values": [0.0]}}  # every trial the same config: cache hits
+
+
+@pytest.fixture(scope="module")
+def jax_cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("jax_cache"))
+
+
+def cli_sweep(tmp_path, jax_cache, *args, timeout=150, wait=True):
+    """Start `puffjax sweep` in its own session (cwd tmp_path); with ``wait``, its (rc, output)."""
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": jax_cache, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    p = subprocess.Popen([sys.executable, "-m", "puffjax", "sweep", *args], cwd=tmp_path, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    if not wait:
+        return p
+    return finish(p, timeout)
+
+
+def finish(p, timeout):
+    try:
+        out, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, _ = p.communicate()
+        pytest.fail(f"the sweep did not finish within {timeout} s:\n{out}")
+    return p.returncode, out
+
+
+def space_file(tmp_path, section: dict, name="tiny.toml"):
+    """A config file: the tiny CartPole and a [sweep] section."""
+    cfg = load_config("cartpole", **{"env.num_envs": 16, "train.bptt_horizon": 16, "train.minibatch_size": 128,
+                                     "policy.hidden_size": 16, "train.total_timesteps": 1024})
+    path = tmp_path / name
+    write_config(cfg, str(path))
+    lines = ["", "[sweep]"] + [f"{json.dumps(k)} = {_inline(v)}" for k, v in section.items()]
+    path.write_text(path.read_text() + "\n".join(lines) + "\n")
+    return str(path)
+
+
+def _inline(v):
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_inline(x)}" for k, x in v.items()) + " }"
+    return json.dumps(v)
+
+
+def trials_of(directory, study="tiny"):
+    s = optuna.load_study(study_name=study, storage=f"sqlite:///{directory}/study.db")
+    return s.get_trials()
+
+
+# ---------------------------------------------------------------------------- no training
+def test_space_section_forms_and_defaults():
+    cfg = load_config("cartpole")
+    space = space_from_section({"train": {"gamma": {"low": 0.95, "high": 0.999}},
+                                "train.update_epochs": {"low": 1, "high": 3},
+                                "env.max_steps": {"values": [200, 500]},
+                                "train.prio_alpha": False}, cfg)
+    assert space["train.gamma"].low == 0.95 and not space["train.gamma"].int
+    assert space["train.update_epochs"].int and space["env.max_steps"].values == (200, 500)
+    assert "train.prio_alpha" not in space and "train.learning_rate" in space
+    validate_space(space, cfg)
+    only = space_from_section({"defaults": False, "train.learning_rate": {"low": 1e-4, "high": 1e-2, "log": True}}, cfg)
+    assert list(only) == ["train.learning_rate"] and only["train.learning_rate"].log
+
+
+@pytest.mark.parametrize("name", puffjax.config.available())
+def test_default_space_is_legal_for_every_shipped_config(name):
+    cfg = load_config(name)
+    space = default_space(cfg)
+    validate_space(space, cfg)
+    assert {"train.learning_rate", "train.gamma", "train.gae_lambda", "train.clip_coef", "train.vf_coef",
+            "train.ent_coef", "train.minibatch_size", "train.bptt_horizon", "env.num_envs", "train.update_epochs",
+            "train.prio_alpha", "train.prio_beta0", "train.vtrace_rho_clip", "train.vtrace_c_clip"} <= set(space)
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"train.gamma": {"low": 0.9, "high": 1.5}}, "train.gamma: high 1.5 is not a legal value"),
+    ({"train.learning_rate": {"low": 0.0, "high": 0.1}}, "train.learning_rate: low 0.0 is not a legal value"),
+    ({"train.prio_beta0": {"values": [0.5, 2.0]}}, "train.prio_beta0: value 2.0 is not a legal value"),
+    ({"env.max_steps": {"low": 0, "high": 500}}, "env.max_steps: low 0 is not a legal value"),
+    ({"train.ent_coef": {"low": 0.0, "high": 0.1, "log": True}}, "log range needs low > 0"),
+    ({"train.nope": {"low": 1, "high": 2}}, "train.nope.*no such field"),
+    ({"policy.symlog": {"low": 0, "high": 1}}, "bool field takes values"),
+    ({"train.update_epochs": {"low": 1.5, "high": 4}}, "int field needs integer low and high"),
+    ({"train.gamma": {"low": 0.99, "high": 0.9}}, "must be below high"),
+    ({"train.gamma": {"low": 0.9, "hi": 0.99}}, "unknown key"),
+    ({"train.total_timesteps": {"low": 1000, "high": 10_000_000}}, "above the budget"),
+    ({"env.name": {"values": ["pong"]}}, "cannot be swept"),
+])
+def test_bad_space_is_an_error_naming_the_parameter(section, message):
+    cfg = load_config("cartpole")
+    with pytest.raises(ValueError, match=message):
+        validate_space(space_from_section(section, cfg), cfg)
+
+
+def test_fit_geometry_repairs_or_rejects():
+    cfg = load_config("cartpole", **{"env.num_envs": 700, "train.bptt_horizon": 37, "train.minibatch_size": 3000})
+    with pytest.raises(ValueError):
+        geometry(cfg.train, 700)
+    assert fit_geometry(cfg.train, 700) == ["train.minibatch_size: 3000 -> 2590"]
+    assert geometry(cfg.train, 700).minibatch_segments == 70
+    big = load_config("cartpole", **{"train.minibatch_size": 1 << 20, "train.max_minibatch_size": 1000})
+    assert fit_geometry(big.train, 256) == ["train.minibatch_size: 1048576 -> 8192",
+                                            "train.max_minibatch_size: 1000 -> 512"]
+    assert geometry(big.train, 256).accumulation_steps == 16
+    short = load_config("cartpole", **{"train.total_timesteps": 100})
+    with pytest.raises(ValueError, match="no epoch would run"):
+        fit_geometry(short.train, 256)  # no budget given: nothing to raise it to
+    assert fit_geometry(short.train, 256, budget=8192) == ["train.total_timesteps: 100 -> 8192"]
+    short.train.total_timesteps = 100
+    with pytest.raises(ValueError, match="no epoch would run"):
+        fit_geometry(short.train, 256, budget=8000)  # one batch (8192 steps) is over the budget
+
+
+def test_config_file_round_trip(tmp_path):
+    cfg = load_config("breakout", **{"train.learning_rate": 0.01, "env.frameskip": 2, "policy.symlog": True,
+                                     "train.batch_size": 1 << 20, "train.anneal_lr": False})
+    path = str(tmp_path / "c.toml")
+    write_config(cfg, path, ["a header"])
+    text = open(path).read()
+    assert text.startswith("# a header") and "frameskip = 2" in text and "seed" not in text
+    assert load_config_file(path).to_dict() == cfg.to_dict()
+    assert load_config_file(path, **{"train.gamma": 0.9}).train.gamma == 0.9
+    with open(path, "a") as f:  # a [sweep] section is the sweep's, not the config's
+        f.write('\n[sweep]\n"train.gamma" = { low = 0.9, high = 0.99 }\n')
+    assert load_config_file(path).to_dict() == cfg.to_dict()
+    (tmp_path / "noname.toml").write_text("[train]\ngamma = 0.9\n")
+    with pytest.raises(ValueError, match="must name the environment"):
+        load_config_file(str(tmp_path / "noname.toml"))
+    (tmp_path / "typo.toml").write_text('[env]\nname = "cartpole"\n[trian]\ngamma = 0.9\n')
+    with pytest.raises(ValueError, match="unknown config section 'trian'"):
+        load_config_file(str(tmp_path / "typo.toml"))
+
+
+def test_train_config_flag_errors(tmp_path, capsys):
+    from puffjax.cli import main
+    path = str(tmp_path / "c.toml")
+    write_config(load_config("cartpole"), path)
+    assert main(["train", "pong", "--config", path]) == 2
+    assert "is a cartpole config, not pong" in capsys.readouterr().err
+    assert main(["train", "--config", path, "--resume", str(tmp_path)]) == 2
+    assert "takes no --config" in capsys.readouterr().err
+    assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["train", "--config", path, "--train.gamma", "2"]) == 2
+    assert "train.gamma" in capsys.readouterr().err
+
+
+def test_bad_sweep_arguments(tmp_path):
+    with pytest.raises(ValueError, match="cost must be one of"):
+        sweep("cartpole", 1, cost="money", directory=str(tmp_path))
+    with pytest.raises(ValueError, match="name an environment"):
+        sweep(None, 1, directory=str(tmp_path))
+    with pytest.raises(ValueError, match="train.gamma: high 2.0"):
+        sweep("cartpole", 1, directory=str(tmp_path), space={"train.gamma": {"low": 0.9, "high": 2.0}})
+
+
+# ---------------------------------------------------------------------------- sweeps
+def test_tiny_sweep_exports_a_config_that_trains_and_resumes(tmp_path, jax_cache):
+    out_dir = tmp_path / "sweeps" / "cartpole"
+    # budget 2048: the default space's largest batch (4 x 16 envs, 2 x 16 steps) fits in it
+    rc, out = cli_sweep(tmp_path, jax_cache, "cartpole", "--trials", "1", "--budget", "2048", *TINY)
+    assert rc == 0, out
+    assert "trial 0 complete" in out and "Pareto front" in out
+    rc, out = cli_sweep(tmp_path, jax_cache, "cartpole", "--trials", "2", *TINY, "--export", "best.toml")
+    assert rc == 0, out
+    assert "1 of 2 trials done; running 1" in out  # the same study, with its stored budget
+    res = result(f"sqlite:///{out_dir}/study.db", "cartpole", str(out_dir))
+    assert [r["trial"] for r in res.rows] == [0, 1] and res.rows[0]["state"] == "COMPLETE"
+    # a sampled config may diverge (recorded, not a bug); nothing else may go wrong
+    assert res.rows[1]["state"] == "COMPLETE" or res.rows[1]["reason"].startswith("diverged"), res.rows[1]
+    assert res.rows[0]["params"]["train.learning_rate"] == 0.003  # trial 0: the config's own values
+    assert res.rows[0]["params"] != res.rows[1]["params"]
+    assert res.best in res.pareto and all(0.0 <= r["score"] <= 1.0 for r in res.rows)
+    assert all(r["steps"] <= 2048 and r["seconds"] > 0 for r in res.rows if r["state"] == "COMPLETE")
+    rows = list(csv.DictReader(open(out_dir / "trials.csv")))
+    assert [int(r["trial"]) for r in rows] == [0, 1] and "train.gamma" in rows[0]
+    assert (out_dir / "pareto.png").stat().st_size > 0 and (out_dir / "pareto.csv").exists()
+    exported = load_config_file(str(tmp_path / "best.toml"))
+    assert exported.to_dict() == res.best["config"]
+    # the exported file trains as is
+    env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": jax_cache, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+    p = subprocess.run([sys.executable, "-m", "puffjax", "train", "--config", "best.toml", "--dashboard", "none",
+                        "--train.video-frames", "0", "--run-dir", "run"], cwd=tmp_path, env=env, timeout=120,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    best = load_config_file(str(tmp_path / "best.toml"))
+    epochs = res.best["steps"] // (best.env.num_envs * best.train.bptt_horizon)
+    assert len(open(tmp_path / "run" / "metrics.jsonl").readlines()) == epochs
+    # continuing with other settings is refused, naming them
+    with pytest.raises(ValueError, match="metric: 'environment/perf' in the study, 'environment/score' here"):
+        sweep("cartpole", 3, directory=str(out_dir), metric="environment/score",
+              overrides={"env.num_envs": 16, "train.bptt_horizon": 16, "train.minibatch_size": 128,
+                         "policy.hidden_size": 16})
+
+
+def test_failing_trials_are_recorded_and_the_sweep_goes_on(tmp_path, jax_cache):
+    path = space_file(tmp_path, {"defaults": False, "policy.kind": {"values": ["default", "cnn"]},
+                                 "env.num_envs": {"values": [16, 128]}})
+    directory = str(tmp_path / "fail")
+    sweep(config_file=path, trials=0, directory=directory, progress=None)  # creates the study only
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{directory}/study.db")
+    study.enqueue_trial({"policy.kind": "cnn", "env.num_envs": 16})  # raises in the Trainer
+    study.enqueue_trial({"policy.kind": "default", "env.num_envs": 128})  # one batch: 2048 steps > the budget
+    rc, out = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "3", "--dir", "fail")
+    assert rc == 0, out
+    config, raising, big = trials_of(tmp_path / "fail")
+    assert config.state.name == "COMPLETE"  # the first queued trial: the config itself
+    assert raising.state.name == "FAIL" and big.state.name == "FAIL"
+    assert "kind='cnn' needs an image observation" in raising.user_attrs["fail_reason"]
+    assert "impossible batch geometry" in big.user_attrs["fail_reason"]
+    assert "failed trials" in out
+
+
+def test_two_workers_share_one_study(tmp_path, jax_cache):
+    path = space_file(tmp_path, FIXED)
+    rc, out = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "4", "--workers", "2", "--dir", "w2",
+                        "--objective", "score", "--cost", "steps")  # the scalar mode, too
+    assert rc == 0, out
+    trials = trials_of(tmp_path / "w2")
+    assert sorted(t.number for t in trials) == [0, 1, 2, 3]
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert all(t.values == [t.user_attrs["score"]] for t in trials)  # one objective: the score
+    res = result(f"sqlite:///{tmp_path}/w2/study.db", "tiny")
+    assert all(r["cost"] == r["steps"] == 1024 for r in res.rows) and res.best["score"] == max(
+        r["score"] for r in res.rows)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    assert len({t.user_attrs["run_dir"] for t in trials}) == 4
+
+
+def test_pruned_trial_is_recorded_as_pruned(tmp_path, jax_cache):
+    path = space_file(tmp_path, FIXED)
+    directory = str(tmp_path / "pruned")
+    res = sweep(config_file=path, trials=0, directory=directory, progress=None)  # creates the study only
+    assert res.rows == []
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{directory}/study.db")
+    grid = 1024 // REPORT_POINTS
+    for _ in range(5):  # finished trials that were perfect at every step
+        study.add_trial(optuna.trial.create_trial(
+            values=[1.0, 1.0], user_attrs={"curve": [[s * grid, 1.0] for s in range(1, REPORT_POINTS + 1)],
+                                            "score": 1.0, "seconds": 1.0, "steps": 1024}))
+    rc, out = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "6", "--dir", "pruned")
+    assert rc == 0, out
+    trial = trials_of(tmp_path / "pruned")[0]  # the queued first trial: the config itself
+    assert trial.state.name == "PRUNED", trial.user_attrs
+    assert trial.user_attrs["score"] < 1.0 and trial.user_attrs["steps"] < 1024
+    assert "trial 0 pruned" in out
+
+
+def _wait_for_running(directory, p, timeout=60):
+    """The worker ("host:pid") of the first trial seen running. Reads the SQLite file read-only:
+    opening it with Optuna would race the sweep's own first initialization of the database."""
+    db, deadline = directory / "study.db", time.time() + timeout
+    while time.time() < deadline:
+        if p.poll() is not None:
+            pytest.fail(f"the sweep ended before a trial was seen running:\n{p.communicate()[0]}")
+        if db.exists():
+            try:
+                with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
+                    rows = con.execute("SELECT a.value_json FROM trials t JOIN trial_user_attributes a ON "
+                                       "a.trial_id = t.trial_id WHERE t.state = 'RUNNING' AND a.key = 'worker'"
+                                       ).fetchall()
+                if rows:
+                    return json.loads(rows[0][0])
+            except sqlite3.Error:  # the tables are not there yet
+                pass
+        time.sleep(0.3)
+    pytest.fail("no trial started")
+
+
+@pytest.mark.slow  # ~17 s: two worker starts; the Ctrl-C test below covers the same recording path
+def test_killed_worker_fails_its_trial_and_the_sweep_goes_on(tmp_path, jax_cache):
+    path = space_file(tmp_path, FIXED)
+    p = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "2", "--dir", "kill", "--budget", "65536",
+                  wait=False)  # trials long enough to be caught running
+    try:
+        worker = _wait_for_running(tmp_path / "kill", p)
+        os.kill(int(worker.rpartition(":")[2]), signal.SIGKILL)
+        rc, out = finish(p, 120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert rc == 0, out
+    first, second = trials_of(tmp_path / "kill")
+    assert first.state.name == "FAIL" and "killed by signal 9" in first.user_attrs["fail_reason"]
+    assert second.state.name == "COMPLETE"
+
+
+def test_ctrl_c_leaves_the_study_consistent(tmp_path, jax_cache):
+    path = space_file(tmp_path, FIXED)
+    p = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "2", "--dir", "intr", "--budget", "65536",
+                  wait=False)  # a trial long enough to be caught running
+    try:
+        _wait_for_running(tmp_path / "intr", p)
+        os.killpg(p.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+        rc, out = finish(p, 90)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert rc == 130, out
+    assert "run the same command to continue" in out
+    trials = trials_of(tmp_path / "intr")
+    assert trials and all(t.state.name != "RUNNING" for t in trials)
+    assert trials[-1].state.name == "FAIL" and trials[-1].user_attrs["fail_reason"] == "interrupted"
