@@ -1,10 +1,12 @@
-"""The LSTM recurrence: the fused CPU kernel (puffjax.lstm) against the lax.scan it replaces.
+"""The recurrences: the LSTM's fused CPU kernel (puffjax.lstm) against the lax.scan it replaces,
+and the minGRU's parallel scan (puffjax.mingru) at the same shapes.
 
     python benchmarks/lstm.py            # Breakout's shapes: training 512 x 64, rollout 8192 x 1
     python benchmarks/lstm.py --hidden 256 --rows 256
 
 Prints the median time per call (forward, and forward + backward for the training shape) and
-the speed-up. Run it on a quiet machine: the numbers are wall-clock times.
+the speed-up. The minGRU column is the recurrence alone (its input projections, like the LSTM's,
+are one matmul outside). Run it on a quiet machine: the numbers are wall-clock times.
 """
 import argparse
 import time
@@ -14,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import puffjax.lstm as L
+from puffjax.mingru import mingru
 
 
 def median_ms(fn, *args, repeats):
@@ -40,7 +43,7 @@ def main() -> None:
     platform = jax.devices()[0].platform
     print(f"jax {jax.__version__} on {platform}, H = {H}, median of {args.repeats}"
           + ("" if platform == "cpu" else " (no fused kernel on this platform: both columns run lax.scan)"))
-    print(f"{'shape':>12s} {'pass':>9s} {'kernel ms':>10s} {'scan ms':>9s} {'speed-up':>9s}")
+    print(f"{'shape':>12s} {'pass':>9s} {'kernel ms':>10s} {'scan ms':>9s} {'speed-up':>9s} {'minGRU ms':>10s}")
     for B, T in ((args.rows, args.horizon), (args.rollout_rows, 1)):
         gx = jnp.asarray(rng.normal(size=(B, T, 4 * H)), jnp.float32)
         reset = jnp.asarray(rng.random((B, T)) < 0.01)
@@ -50,10 +53,15 @@ def main() -> None:
         if T > 1:
             passes["fwd+bwd"] = lambda fn: jax.jit(jax.grad(
                 lambda g, w: fn(g, reset, w, carry)[0].sum(), argnums=(0, 1)))
+        zc = jnp.asarray(rng.normal(size=(B, T, 2 * H)), jnp.float32)
+        gru = {"forward": jax.jit(lambda zc: mingru(*jnp.split(zc, 2, -1), reset, carry[0])[0])}
+        if T > 1:
+            gru["fwd+bwd"] = jax.jit(jax.grad(lambda zc: mingru(*jnp.split(zc, 2, -1), reset, carry[0])[0].sum()))
         for name, make in passes.items():
             kernel = median_ms(make(L.lstm), gx, w, repeats=args.repeats)
             scan = median_ms(make(L.lstm_reference), gx, w, repeats=args.repeats)
-            print(f"{B:>7d} x {T:<3d} {name:>9s} {kernel:10.2f} {scan:9.2f} {scan / kernel:8.2f}x")
+            minimal = median_ms(gru[name], zc, repeats=args.repeats)
+            print(f"{B:>7d} x {T:<3d} {name:>9s} {kernel:10.2f} {scan:9.2f} {scan / kernel:8.2f}x {minimal:10.2f}")
 
 
 if __name__ == "__main__":
