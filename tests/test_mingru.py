@@ -7,7 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 from puffjax import make_policy
-from puffjax.mingru import g, mingru, mingru_reference
+from puffjax.mingru import g, mingru, mingru_parallel, mingru_sequential
 
 
 def numpy_loop(z, c, reset, h0):
@@ -29,12 +29,11 @@ def test_matches_a_numpy_loop(b, t, h, rate):
     z, c = (rng.normal(scale=2.0, size=(b, t, h)).astype(np.float32) for _ in range(2))
     reset = rng.random((b, t)) < rate
     h0 = rng.normal(size=(b, h)).astype(np.float32)
-    hs, last = jax.jit(mingru)(z, c, reset, h0)
     want_hs, want_last = numpy_loop(z, c, reset, h0)
-    np.testing.assert_allclose(hs, want_hs, rtol=2e-5, atol=2e-5)
-    np.testing.assert_allclose(last, want_last, rtol=2e-5, atol=2e-5)
-    ref_hs, ref_last = mingru_reference(z, c, reset, h0)
-    np.testing.assert_allclose(hs, ref_hs, rtol=1e-5, atol=1e-5)
+    for fn in (mingru, mingru_parallel, mingru_sequential):  # the dispatcher and both forms
+        hs, last = jax.jit(fn)(z, c, reset, h0)
+        np.testing.assert_allclose(hs, want_hs, rtol=2e-5, atol=2e-5)
+        np.testing.assert_allclose(last, want_last, rtol=2e-5, atol=2e-5)
 
 
 def test_a_reset_cuts_the_past_at_every_position():
@@ -59,14 +58,18 @@ def test_gradients_against_finite_differences_and_the_sequential_scan():
     rng = np.random.default_rng()
     b, t, h = 3, 7, 5
     reset = rng.random((b, t)) < 0.3
-    f = lambda z, c, h0: mingru(z, c, reset, h0)[0].sum() + mingru(z, c, reset, h0)[1].sum()
+    def loss(fn):
+        return lambda z, c, h0: fn(z, c, reset, h0)[0].sum() + fn(z, c, reset, h0)[1].sum()
+
     with jax.enable_x64(True):  # central differences in float64, steps far smaller than g's kink
         args = [jnp.asarray(rng.normal(size=s), jnp.float64) for s in ((b, t, h), (b, t, h), (b, h))]
-        check_grads(f, args, order=1, modes=("fwd", "rev"), atol=1e-5, rtol=1e-5, eps=1e-6)
+        for fn in (mingru_parallel, mingru_sequential):
+            check_grads(loss(fn), args, order=1, modes=("fwd", "rev"), atol=1e-5, rtol=1e-5, eps=1e-6)
     z, c, h0 = (jnp.asarray(rng.normal(size=s), jnp.float32) for s in ((b, t, h), (b, t, h), (b, h)))
-    fr = lambda z, c, h0: mingru_reference(z, c, reset, h0)[0].sum() + mingru_reference(z, c, reset, h0)[1].sum()
-    for got, want in zip(jax.grad(f, argnums=(0, 1, 2))(z, c, h0), jax.grad(fr, argnums=(0, 1, 2))(z, c, h0)):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    grads = [jax.grad(loss(fn), argnums=(0, 1, 2))(z, c, h0) for fn in (mingru, mingru_parallel, mingru_sequential)]
+    for other in grads[1:]:
+        for got, want in zip(grads[0], other):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
 def test_candidate_activation_is_continuous_and_positive():
