@@ -20,10 +20,14 @@ Environments and options (see envs_c/envs/<name>.h for the rules):
 """
 from __future__ import annotations
 
-from .gym_adapter import GymVecEnv
+from ._common import EnvError
+from .python_envs import PyVecEnv
+from .spaces import Layout, action_layout, observation_layout
 from .vector import CVecEnv, _envs
+from .workers import WorkerDiedError
 
-__all__ = ["make", "from_gymnasium", "names", "CVecEnv", "GymVecEnv"]
+__all__ = ["make", "from_gymnasium", "from_pettingzoo", "names", "CVecEnv", "PyVecEnv", "EnvError",
+           "WorkerDiedError", "Layout", "observation_layout", "action_layout"]
 
 
 def names() -> list[str]:
@@ -37,9 +41,8 @@ def make(name: str, num_envs: int = 1, threads: int = 1, seed: int = 0, **option
     return CVecEnv(name, num_envs=num_envs, threads=threads, seed=seed, **options)
 
 
-def from_gymnasium(env_id_or_fn, num_envs: int, seed: int = 0, **make_kwargs) -> GymVecEnv:
-    """Wrap gymnasium environments (an id such as "CartPole-v1", or a callable
-    returning an env) behind the same interface as `make`."""
+def _env_fn(env_id_or_fn, make_kwargs):
+    """(a function making one env, a name) from a gymnasium id or a callable."""
     if isinstance(env_id_or_fn, str):
         import gymnasium
 
@@ -51,12 +54,29 @@ def from_gymnasium(env_id_or_fn, num_envs: int, seed: int = 0, **make_kwargs) ->
             except TypeError:  # an env without render modes
                 return gymnasium.make(env_id, **make_kwargs)
 
-        name = env_id
-    elif callable(env_id_or_fn):
+        return env_fn, env_id
+    if callable(env_id_or_fn):
         if make_kwargs:
             raise TypeError("extra keyword arguments are only used with an environment id string")
-        env_fn = env_id_or_fn
-        name = getattr(env_id_or_fn, "__name__", "gymnasium")
-    else:
-        raise TypeError(f"from_gymnasium expects a gymnasium id string or a callable, got {env_id_or_fn!r}")
-    return GymVecEnv(env_fn, num_envs, seed=seed, name=name)
+        return env_id_or_fn, getattr(env_id_or_fn, "__name__", "gymnasium")
+    raise TypeError(f"expected a gymnasium id string or a callable, got {env_id_or_fn!r}")
+
+
+def from_gymnasium(env_id_or_fn, num_envs: int, seed: int = 0, workers: int = 0, **make_kwargs) -> PyVecEnv:
+    """Wrap gymnasium environments (an id such as "CartPole-v1", or a callable returning an env)
+    behind the same interface as `make`. Any standard space works (:mod:`puffjax.envs.spaces`).
+    ``workers``: 0 steps them here in a loop; W > 0 in W processes over shared memory."""
+    env_fn, name = _env_fn(env_id_or_fn, make_kwargs)
+    return PyVecEnv(env_fn, num_envs, seed=seed, name=name, workers=workers)
+
+
+def from_pettingzoo(env_fn, num_envs: int, seed: int = 0, workers: int = 0) -> PyVecEnv:
+    """Wrap PettingZoo Parallel API environments (``env_fn()`` returns one): one buffer row per
+    agent of ``possible_agents``, agents that finished early masked (see
+    :mod:`puffjax.envs.pettingzoo`). ``workers`` as in :func:`from_gymnasium`."""
+    from .pettingzoo import ParallelDriver
+
+    if not callable(env_fn):
+        raise TypeError(f"from_pettingzoo expects a callable returning a Parallel API env, got {env_fn!r}")
+    return PyVecEnv(env_fn, num_envs, seed=seed, name=getattr(env_fn, "__name__", "pettingzoo"),
+                    driver=ParallelDriver, workers=workers)

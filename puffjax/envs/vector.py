@@ -5,6 +5,7 @@ import numpy as np
 from gymnasium import spaces
 
 from ._common import check_int, write_actions
+from .spaces import action_layout
 
 try:
     from .. import _envs
@@ -55,7 +56,11 @@ class CVecEnv:
         else:
             self.action_space = spaces.Box(-1.0, 1.0, (info["action_dim"],), np.float32)
             actions = np.zeros((num_envs, info["action_dim"]), np.float32)
-        self._discrete_n = info["action_n"]
+        self.act_layout = action_layout(self.action_space)
+        self.agents_per_env = 1
+        self.num_agents = num_envs
+        # Every row of a C env is a live agent (the buffer exists for a uniform interface).
+        self.masks = np.ones(num_envs, np.bool_)
         # Buffers are allocated once, here, and reused for every step.
         self.observations = np.zeros((num_envs, *obs_shape), np.dtype(info["obs_dtype"]))
         self.actions = actions
@@ -82,7 +87,7 @@ class CVecEnv:
         themselves: the observation is the next episode's first, while reward
         and terminal/truncation belong to the finished one."""
         if actions is not None and actions is not self.actions:
-            write_actions(self.name, self.actions, actions, self._discrete_n)
+            write_actions(self.name, self.actions, actions, self.act_layout)
         self._c.step()
         return self.observations, self.rewards, self.terminals, self.truncations
 

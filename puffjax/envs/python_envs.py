@@ -1,0 +1,277 @@
+"""PyVecEnv: Python environments (gymnasium, PettingZoo) behind the same interface as the C envs.
+
+``num_envs`` environments, each a driver (:class:`puffjax.envs.gym_adapter.GymnasiumDriver`, or
+:class:`puffjax.envs.pettingzoo.ParallelDriver` for K agents) over its K consecutive rows of the
+buffers. The environments step either in this process, one after the other (``workers=0``),
+or in ``workers`` processes over shared memory (:mod:`puffjax.envs.workers`); both run the same
+:class:`EnvBlock` code on the same buffers, so they give the same trajectories.
+"""
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._common import EnvError, EpisodeLog, check_int, find_bad_action, write_actions
+from .spaces import SpaceError, action_layout, observation_layout
+
+BUFFERS = ("observations", "actions", "rewards", "terminals", "truncations", "masks")
+
+
+def buffer_specs(num_agents: int, obs_layout, act_layout) -> dict:
+    """name -> (shape, dtype) of every buffer of a vector env with ``num_agents`` rows."""
+    return {"observations": ((num_agents, *obs_layout.row_shape), obs_layout.dtype),
+            "actions": ((num_agents, *act_layout.row_shape), act_layout.dtype),
+            "rewards": ((num_agents,), np.dtype(np.float32)),
+            "terminals": ((num_agents,), np.dtype(np.bool_)),
+            "truncations": ((num_agents,), np.dtype(np.bool_)),
+            "masks": ((num_agents,), np.dtype(np.bool_))}
+
+
+@dataclass
+class Rows:
+    """One environment's rows of every buffer (NumPy views, so writes land in the buffers)."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminals: np.ndarray
+    truncations: np.ndarray
+    masks: np.ndarray
+
+
+class EnvBlock:
+    """Environments ``first .. last - 1`` of a vector env, made by ``env_fn`` and driven by
+    ``driver`` over their rows of ``buffers`` (a dict of the arrays in :data:`BUFFERS`).
+    ``envs``: already made environments to use first (the probe env of a serial vector env).
+    Every method raises :class:`EnvError` naming the environment when one raises."""
+
+    def __init__(self, driver, env_fn, first: int, last: int, buffers: dict, obs_space, act_space,
+                 agents: int, name: str, envs=()):
+        self.first, self.name = first, name
+        self.log = EpisodeLog(driver.LOG_NAMES)
+        obs_layout, act_layout = observation_layout(obs_space), action_layout(act_space)
+        self.drivers = []
+        made = list(envs)
+        try:
+            for i in range(first, last):
+                env = made.pop(0) if made else self._call(i, env_fn)
+                rows = Rows(*(buffers[k][i * agents:(i + 1) * agents] for k in BUFFERS))
+                self.drivers.append(driver(env, i, rows, obs_layout, act_layout, self.log, name))
+        except BaseException:
+            self.close()
+            raise
+
+    def _call(self, i: int, fn, *args):
+        try:
+            return fn(*args)
+        except (EnvError, SpaceError):  # already names the environment
+            raise
+        except Exception as e:
+            raise EnvError(f"{self.name}: environment {i} raised {type(e).__name__}: {e}", i) from e
+
+    def reset(self, seed: int | None) -> None:
+        for d in self.drivers:
+            self._call(d.index, d.reset, None if seed is None else seed + d.index)
+
+    def step(self) -> None:
+        for d in self.drivers:
+            self._call(d.index, d.step)
+
+    def take_log(self) -> tuple[dict, int]:
+        """The sums of the log fields since the last call and their episode count (cleared)."""
+        sums, n = self.log.sums, self.log.n
+        self.log.sums, self.log.n = dict.fromkeys(self.log.names, 0.0), 0
+        return sums, n
+
+    def render(self, i: int):
+        d = self.drivers[i - self.first]
+        frame = self._call(i, d.render)
+        if frame is None:
+            raise RuntimeError(f"{self.name}: render() returned None; create the env with render_mode='rgb_array'")
+        return np.asarray(frame, np.uint8)
+
+    def get_state(self) -> bytes:
+        try:
+            return pickle.dumps(([d.get_state() for d in self.drivers], self.log))
+        except Exception as e:
+            raise RuntimeError(f"{self.name}: these environments cannot be pickled, so a checkpoint cannot hold "
+                               f"their state ({type(e).__name__}: {e})") from None
+
+    def set_state(self, blob: bytes) -> None:
+        states, log = pickle.loads(blob)
+        if len(states) != len(self.drivers):
+            raise ValueError(f"{self.name}: environment state holds {len(states)} environments, "
+                             f"expected {len(self.drivers)}")
+        for d, s in zip(self.drivers, states):
+            d.env.close()
+            d.set_state(s)
+        self.log.sums, self.log.n = log.sums, log.n
+
+    def close(self) -> None:
+        for d in self.drivers:
+            try:
+                d.close()
+            except Exception:  # noqa: BLE001 - closing the rest matters more
+                pass
+        self.drivers = []
+
+
+class _Inline:
+    """The serial runner: one EnvBlock of every env, in this process."""
+
+    def __init__(self, make_block, num_envs: int, buffers: dict, probe):
+        self.buffers = buffers
+        self.block = make_block(0, num_envs, buffers, (probe,))
+
+    def reset(self, seed):
+        self.block.reset(seed)
+
+    def step(self):
+        self.block.step()
+
+    def take_logs(self):
+        return [self.block.take_log()]
+
+    def render(self, i):
+        return self.block.render(i)
+
+    def get_state(self):
+        return [self.block.get_state()]
+
+    def set_state(self, blobs):
+        self.block.set_state(blobs[0])
+
+    def close(self):
+        self.block.close()
+
+
+class PyVecEnv:
+    """``num_envs`` Python environments made by ``env_fn`` with the same buffers, auto-reset and
+    logs as the C vector envs (see :mod:`puffjax.envs`).
+
+    ``driver``: how one env maps onto its rows (gymnasium or PettingZoo Parallel, see above).
+    ``workers``: 0 steps the envs here, one after the other; W > 0 steps them in W worker
+    processes over shared memory (the buffers ARE the shared memory: nothing is copied). Same
+    seeds give the same trajectories either way: environment i is reset with ``seed + i``.
+    ``observation_space`` / ``action_space``: one agent's spaces as the env declares them; the
+    buffers hold them flattened (:mod:`puffjax.envs.spaces`)."""
+
+    def __init__(self, env_fn, num_envs: int, seed: int = 0, name: str = "gymnasium", driver=None,
+                 workers: int = 0):
+        from .gym_adapter import GymnasiumDriver
+
+        num_envs = check_int("num_envs", num_envs, 1)
+        seed = check_int("seed", seed)
+        workers = check_int("workers", workers, 0, num_envs)
+        driver = driver or GymnasiumDriver
+        self.name, self.num_envs, self.workers = name, num_envs, workers
+        probe = env_fn()
+        try:
+            self.observation_space, self.action_space, agents = driver.spaces(probe)
+            self.obs_layout = observation_layout(self.observation_space)
+            self.act_layout = action_layout(self.action_space)
+        except BaseException:
+            probe.close()
+            raise
+        self.agents_per_env = agents
+        self.num_agents = num_envs * agents
+        self.log_names = list(driver.LOG_NAMES)
+        specs = buffer_specs(self.num_agents, self.obs_layout, self.act_layout)
+
+        def make_block(first, last, buffers, envs=()):
+            return EnvBlock(driver, env_fn, first, last, buffers, self.observation_space, self.action_space,
+                            agents, name, envs)
+
+        if workers == 0:
+            buffers = {k: np.zeros(shape, dtype) for k, (shape, dtype) in specs.items()}
+            self._runner = _Inline(make_block, num_envs, buffers, probe)
+        else:
+            probe.close()
+            from .workers import WorkerPool
+            self._runner = WorkerPool(driver, env_fn, num_envs, workers, specs, self.observation_space,
+                                      self.action_space, agents, name)
+        for k in BUFFERS:
+            setattr(self, k, self._runner.buffers[k])
+        self._closed = False
+        self.reset(seed)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start new episodes everywhere (environment i with ``seed + i``; without a seed each
+        env continues its own randomness) and return ``observations``."""
+        if seed is not None:
+            seed = check_int("seed", seed)
+        self._runner.reset(seed)
+        return self.observations
+
+    def step(self, actions=None):
+        """Step every environment once; returns the ``(observations, rewards, terminals,
+        truncations)`` buffers. ``actions`` is copied into ``self.actions`` first (None: use the
+        buffer as it is). ``masks`` says which rows hold a live agent."""
+        if actions is not None and actions is not self.actions:
+            write_actions(self.name, self.actions, actions, self.act_layout)
+        bad = find_bad_action(self.act_layout, self.actions)  # the buffer may have been written in place
+        if bad is not None:
+            raise ValueError(f"{self.name}: {bad}")
+        self._runner.step()
+        return self.observations, self.rewards, self.terminals, self.truncations
+
+    def log(self) -> dict:
+        """Means of the log fields over episodes finished since the last call, plus ``n``."""
+        total, n = dict.fromkeys(self.log_names, 0.0), 0
+        for sums, count in self._runner.take_logs():
+            for k in total:
+                total[k] += sums[k]
+            n += count
+        if n == 0:
+            return {}
+        return {**{k: v / n for k, v in total.items()}, "n": n}
+
+    def get_state(self) -> dict:
+        """A snapshot (the pickled Python envs, episode counters and buffers) for checkpoints."""
+        blobs = self._runner.get_state()
+        return {"name": self.name, "pickle": [np.frombuffer(b, np.uint8) for b in blobs],
+                **{k: getattr(self, k).copy() for k in BUFFERS}}
+
+    def set_state(self, state: dict) -> None:
+        if state.get("name") != self.name or "pickle" not in state:
+            raise ValueError(f"environment state is for {state.get('name')!r}, not {self.name!r}")
+        blobs = state["pickle"]
+        blobs = [blobs] if isinstance(blobs, np.ndarray) else list(blobs)
+        blocks = self.workers or 1
+        if len(blobs) != blocks:
+            raise ValueError(f"environment state was saved with {len(blobs)} block(s) of environments; this "
+                             f"vector env has {blocks} (use the same number of workers)")
+        for k in BUFFERS:
+            if k in state and np.shape(state[k]) != getattr(self, k).shape:
+                raise ValueError(f"environment state: {k} has shape {np.shape(state[k])}, "
+                                 f"expected {getattr(self, k).shape}")
+        self._runner.set_state([np.asarray(b, np.uint8).tobytes() for b in blobs])
+        for k in BUFFERS:
+            if k in state:
+                getattr(self, k)[...] = state[k]
+
+    def render(self, i: int = 0) -> np.ndarray:
+        """Environment i's frame (its env must have been made with ``render_mode="rgb_array"``)."""
+        return self._runner.render(check_int("render index", i, 0, self.num_envs - 1))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._runner.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        agents = f", agents_per_env={self.agents_per_env}" if self.agents_per_env > 1 else ""
+        workers = f", workers={self.workers}" if self.workers else ""
+        return f"PyVecEnv({self.name!r}, num_envs={self.num_envs}{agents}{workers})"
