@@ -19,7 +19,7 @@ from .buffer import Batch, write_step
 
 
 def make_act(policy, gamma: float, mesh):
-    """act(params, buf, carry, key, obs, rew, term, trunc, prev_value, seen, row0, t) ->
+    """act(params, buf, carry, key, obs, rew, term, trunc, mask, prev_value, seen, row0, t) ->
     (buf, carry, key, env_action, value, seen). Jitted; ``buf`` is donated (updated in place).
 
     Arrays of agents and buffer rows are sharded over ``mesh`` (each device: n agents, its rows);
@@ -28,7 +28,7 @@ def make_act(policy, gamma: float, mesh):
     dist = policy.dist
     rows = P(parallel.AXIS)
 
-    def act(params, buf, carry, key, obs, rew, term, trunc, prev_value, seen, row0, t):
+    def act(params, buf, carry, key, obs, rew, term, trunc, mask, prev_value, seen, row0, t):
         n = obs.shape[0]
         first_agent = jax.lax.axis_index(parallel.AXIS) * n
         record = finite.record(seen[0], (row0 // n) * buf.obs.shape[1] + t, obs, rew, first_agent)[None]
@@ -40,13 +40,13 @@ def make_act(policy, gamma: float, mesh):
         # A truncated episode still had a future: bootstrap it with the value of the last
         # state seen (its final observation was replaced by the auto-reset).
         reward = jnp.clip(rew, -1.0, 1.0) + jnp.where(trunc & ~term, gamma * prev_value, 0.0)
-        step = Batch(obs, action, logp, out.value, reward, done.astype(jnp.float32))
+        step = Batch(obs, action, logp, out.value, reward, done.astype(jnp.float32), mask.astype(jnp.float32))
         buf = write_step(buf, step, row0, t)
         next_key = jax.random.split(key)[0]  # as Policy.act advances it: the same on every device
         return buf, carry, next_key, dist.to_env_action(action), out.value, record
 
     sharded = jax.shard_map(act, mesh=mesh, check_vma=False,
-                            in_specs=(P(), rows, rows, P(), rows, rows, rows, rows, rows, rows, P(), P()),
+                            in_specs=(P(), rows, rows, P(), rows, rows, rows, rows, rows, rows, rows, P(), P()),
                             out_specs=(rows, rows, P(), rows, rows, rows))
     return jax.jit(sharded, donate_argnums=(1,))
 
@@ -71,19 +71,19 @@ def collect(env, act, params, buf, carry, key, prev_value, geom, timer: Timer, e
     Returns ``(buf, key, prev_value)``. Raises :class:`puffjax.finite.NonFiniteError` naming the
     input, row and step when the environment returned NaN or inf (``epoch``: 1-based, for it)."""
     clock = time.perf_counter
-    n = env.num_envs // parallel.local_devices(mesh)  # agents per device
+    n = env.num_agents // parallel.local_devices(mesh)  # agents (buffer rows) per device
     seen = parallel.from_local(mesh, np.full((parallel.local_devices(mesh), len(finite.INPUTS), 2), -1, np.int32))
     multi = jax.process_count() > 1
 
     def check():
         record = parallel.to_local(seen)
-        finite.check_record(parallel.gather(record) if multi else record, epoch, env.num_envs if multi else None)
+        finite.check_record(parallel.gather(record) if multi else record, epoch, env.num_agents if multi else None)
 
     for j in range(geom.rows_per_agent):
         for t in range(geom.horizon):
             t0 = clock()
             inputs = [parallel.from_local(mesh, x) for x in (env.observations, env.rewards, env.terminals,
-                                                              env.truncations)]
+                                                              env.truncations, env.masks)]
             t1 = clock()
             buf, carry, key, action, prev_value, seen = act(params, buf, carry, key, *inputs, prev_value, seen,
                                                             j * n, t)
