@@ -26,10 +26,12 @@ BUFFERS = ("observations", "actions", "rewards", "terminals", "truncations")
 class CVecEnv:
     """A vector of `num_envs` C environments of one kind.
 
-    Buffers (NumPy arrays that the C code reads and writes in place):
-    ``observations`` [N, *obs_shape] float32 (uint8 for squared), ``actions``
-    [N] int32 (Discrete) or [N, d] float32 (Box), ``rewards`` [N] float32,
-    ``terminals`` [N] bool, ``truncations`` [N] bool.
+    Buffers (NumPy arrays that the C code reads and writes in place), one row
+    per agent, R = ``num_agents`` = N x ``agents_per_env`` rows (environment i
+    owns rows i*K .. i*K+K-1): ``observations`` [R, *obs_shape] float32 (uint8
+    for squared and snake), ``actions`` [R] int32 (Discrete) or [R, d] float32
+    (Box), ``rewards`` [R] float32, ``terminals`` [R] bool, ``truncations``
+    [R] bool, ``masks`` [R] bool (always True: every C agent is live).
     ``step`` returns those very arrays (no copies): copy them if you keep them.
     """
 
@@ -50,23 +52,23 @@ class CVecEnv:
         self.log_names = list(info["log_names"])
         obs_shape = tuple(info["obs_shape"])
         self.observation_space = _observation_space(info)
+        self.agents_per_env = int(info["num_agents"])
+        rows = self.num_agents = num_envs * self.agents_per_env  # environment i: rows i*K .. i*K+K-1
         if info["action_n"] > 0:
             self.action_space = spaces.Discrete(info["action_n"])
-            actions = np.zeros(num_envs, np.int32)
+            actions = np.zeros(rows, np.int32)
         else:
             self.action_space = spaces.Box(-1.0, 1.0, (info["action_dim"],), np.float32)
-            actions = np.zeros((num_envs, info["action_dim"]), np.float32)
+            actions = np.zeros((rows, info["action_dim"]), np.float32)
         self.act_layout = action_layout(self.action_space)
-        self.agents_per_env = 1
-        self.num_agents = num_envs
         # Every row of a C env is a live agent (the buffer exists for a uniform interface).
-        self.masks = np.ones(num_envs, np.bool_)
+        self.masks = np.ones(rows, np.bool_)
         # Buffers are allocated once, here, and reused for every step.
-        self.observations = np.zeros((num_envs, *obs_shape), np.dtype(info["obs_dtype"]))
+        self.observations = np.zeros((rows, *obs_shape), np.dtype(info["obs_dtype"]))
         self.actions = actions
-        self.rewards = np.zeros(num_envs, np.float32)
-        self.terminals = np.zeros(num_envs, np.bool_)
-        self.truncations = np.zeros(num_envs, np.bool_)
+        self.rewards = np.zeros(rows, np.float32)
+        self.terminals = np.zeros(rows, np.bool_)
+        self.truncations = np.zeros(rows, np.bool_)
         self._c = _envs.VecEnv(name, options, self.observations, self.actions, self.rewards, self.terminals,
                                self.truncations, seed & ((1 << 64) - 1), self.threads)
 
