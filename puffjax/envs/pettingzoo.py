@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .spaces import SpaceError
+
 
 def is_parallel_env(env) -> bool:
     """Whether ``env`` looks like a PettingZoo Parallel API environment."""
@@ -64,7 +66,7 @@ class ParallelDriver:
     def _agent(self, agent) -> int:
         k = self.slot.get(agent)
         if k is None:
-            raise ValueError(f"{self.where}agent {agent!r} is not in possible_agents {self.agents}")
+            raise SpaceError(f"{self.where}agent {agent!r} is not in possible_agents {self.agents}")
         return k
 
     def _write_obs(self, obs: dict) -> None:
@@ -79,7 +81,7 @@ class ParallelDriver:
         for what, space, layout in (("observation", self.env.observation_space(agent), self.obs_layout),
                                     ("action", self.env.action_space(agent), self.act_layout)):
             if space is not layout.space and space != layout.space:
-                raise ValueError(f"{self.where}agent {agent!r} changed its {what} space mid-episode, from "
+                raise SpaceError(f"{self.where}agent {agent!r} changed its {what} space mid-episode, from "
                                  f"{layout.space} to {space}; puffjax needs fixed spaces")
 
     def _start(self, obs: dict) -> None:
