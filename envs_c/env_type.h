@@ -32,7 +32,7 @@
  * "puffjax/env_type.h", ...); puffjax.envs.make("path/to/foo.h") compiles it
  * into a shared library that exports puffjax_env_type() and
  * puffjax_env_abi() (PUFFJAX_ENV_ABI, below), and steps it with this same
- * vector layer. See docs/c_env_template.h.
+ * vector layer. See examples/walker.h.
  *
  * The registry: envs/foo.h must define FOO_TYPE (the file name in capitals,
  * then _TYPE), with .name = "foo". envs_c/gen_registry.py lists the headers

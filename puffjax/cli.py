@@ -1,4 +1,5 @@
-"""Command line: ``puffjax train breakout --train.learning-rate 0.02 --env.num-envs 1024``,
+"""Command line: ``puffjax train breakout --train.learning-rate 0.02 --env.num-envs 1024``
+(or ``gym:CartPole-v1``, ``mymodule:make_env``, ``path/to/env.h``: see :func:`puffjax.envs.make`),
 ``puffjax eval breakout --checkpoint RUN_DIR --video out.mp4``, ``puffjax plot RUN_DIR ... -o curves.png``.
 
 Any config field is ``--<section>.<field> VALUE`` (dashes or underscores); unknown env keys
@@ -7,6 +8,7 @@ become environment options (``--env.frameskip 4``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -25,7 +27,10 @@ def _train(args, extra: list[str]) -> int:
         return 2
     import jax
 
+    from .envs.custom_c import CompileError
     from .trainer import Trainer
+    if os.getcwd() not in sys.path:  # `puffjax train mymodule:make_env` finds ./mymodule.py
+        sys.path.insert(0, os.getcwd())
     try:
         overrides = parse_overrides(extra)
         if args.resume:  # continue with the run's own config; the command line's overrides on top
@@ -37,7 +42,7 @@ def _train(args, extra: list[str]) -> int:
         else:
             cfg = load_config(args.env, **overrides)
         trainer = Trainer(cfg, run_dir=args.run_dir, resume=args.resume, dashboard=args.dashboard)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, CompileError) as e:
         print(f"puffjax: {e}", file=sys.stderr)
         return 2
     g = trainer.geom
@@ -101,8 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     train = sub.add_parser(
         "train", help="train an agent; extra --section.field VALUE options override the config",
         usage="puffjax train [ENV] [--resume RUN] [--run-dir DIR] [--dashboard MODE] [--section.field VALUE ...]",
-        description="ENV: an environment config name (breakout, pong, squared, cartpole, memory); optional "
-                    "with --resume. Any config field is --section.field VALUE.")
+        description="ENV: a shipped environment config (breakout, pong, squared, cartpole, memory, snake), "
+                    "gym:ID (any registered gymnasium id), module:factory (a Python function returning a "
+                    "gymnasium or PettingZoo Parallel env; found from the current directory too), or "
+                    "path/to/env.h (your own C env); the last three start from the default config. Optional "
+                    "with --resume. Any config field is --section.field VALUE (--env.workers W: Python envs "
+                    "in W processes; other --env.KEY VALUE: the env's options or keyword arguments).")
     train.add_argument("--resume", help="checkpoint file or run directory to continue from, with the config "
                        "stored in it (--section.field overrides apply on top)")
     train.add_argument("--run-dir", help="where metrics and checkpoints go (default: a new dir under train.data_dir)")

@@ -30,6 +30,7 @@ class EnvConfig:
     name: str = "breakout"
     num_envs: int = 4096
     threads: int = 1  # C env stepping threads (results do not depend on it)
+    workers: int = 0  # Python envs (gym:ID, module:factory): worker processes; 0 steps them in this process
     options: dict = field(default_factory=dict)  # passed to puffjax.envs.make (e.g. frameskip)
 
 
@@ -166,6 +167,8 @@ def _apply_section(cfg: Config, section: str, values: dict) -> None:
 
 def _read_toml(name: str) -> dict:
     path = os.path.join(CONFIG_DIR, f"{name}.toml")
+    if not os.path.exists(path) and (":" in name or name.endswith((".h", ".c"))):
+        return {}  # gym:ID, module:factory, path/to/env.h: the defaults (and the caller's overrides)
     if not os.path.exists(path):
         raise ValueError(f"no config for environment {name!r}; shipped configs: {', '.join(available())}")
     with open(path, "rb") as f:
@@ -173,7 +176,9 @@ def _read_toml(name: str) -> dict:
 
 
 def load_config(name: str = "breakout", **overrides: Any) -> Config:
-    """The shipped config for environment ``name`` with ``overrides`` applied.
+    """The shipped config for environment ``name`` with ``overrides`` applied. Names that are not
+    shipped configs but other environment forms (``gym:ID``, ``module:factory``, a C file path:
+    see :func:`puffjax.envs.make`) start from the defaults.
 
     Overrides are either whole sections (``train={"learning_rate": 0.02}``), dotted
     paths as a dict key (``**{"train.learning_rate": 0.02}``), or a bare field name that
@@ -266,6 +271,8 @@ def validate(cfg: Config) -> None:
     for name in ("num_envs", "threads"):
         if getattr(e, name) <= 0:
             raise ValueError(f"env.{name} must be positive, got {getattr(e, name)}")
+    if e.workers < 0:
+        raise ValueError(f"env.workers must be >= 0, got {e.workers}")
     for name in ("video_frames", "video_interval", "keep_checkpoints", "devices"):
         if getattr(t, name) < 0:
             raise ValueError(f"train.{name} must be >= 0, got {getattr(t, name)}")

@@ -101,6 +101,11 @@ def test_rows_masks_and_logs():
     assert log["n"] == 6 and log["episode_length"] == pytest.approx((3 + 5 + 6) / 3)
 
 
+def test_make_detects_a_parallel_env_factory(monkeypatch):
+    env = envs.make("test_pettingzoo:Trio", num_envs=2)
+    assert env.agents_per_env == 3 and env.num_agents == 6
+
+
 def test_workers_give_the_serial_trajectories():
     serial = envs.from_pettingzoo(Trio, num_envs=3, seed=4)
     parallel = envs.from_pettingzoo(Trio, num_envs=3, seed=4, workers=2)

@@ -162,7 +162,8 @@ def small(tmp_path, **overrides):
                                               **overrides})
 
 
-@pytest.mark.parametrize("plain_discrete", [False, True], ids=["dict", "discrete_start_1"])
+@pytest.mark.parametrize("plain_discrete", [False, pytest.param(True, marks=pytest.mark.slow)],
+                         ids=["dict", "discrete_start_1"])
 def test_dict_and_discrete_start_observations_train(tmp_path, plain_discrete):
     env = envs.from_gymnasium(lambda: Target(plain_discrete=plain_discrete), num_envs=16, seed=0)
     assert env.observations.dtype == np.uint8 or not plain_discrete

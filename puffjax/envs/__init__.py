@@ -20,7 +20,9 @@ Environments and options (see envs_c/envs/<name>.h for the rules):
 """
 from __future__ import annotations
 
+from . import custom_c
 from ._common import EnvError
+from .gym_adapter import GymnasiumDriver
 from .python_envs import PyVecEnv
 from .spaces import Layout, action_layout, observation_layout
 from .vector import CVecEnv, _envs
@@ -35,10 +37,49 @@ def names() -> list[str]:
     return list(_envs.names())
 
 
-def make(name: str, num_envs: int = 1, threads: int = 1, seed: int = 0, **options) -> CVecEnv:
-    """A vector of `num_envs` C environments `name`, stepped on `threads`
-    threads (results do not depend on it). Unknown names or options raise."""
+def make(name: str, num_envs: int = 1, threads: int = 1, seed: int = 0, workers: int = 0, **options):
+    """Any environment by name, as a vector env of `num_envs` environments:
+
+    * ``"breakout"``: a registered C env (:func:`names`); ``options`` are its options;
+    * ``"path/to/foo.h"`` (or ``.c``): your own C env, compiled and loaded
+      (:mod:`puffjax.envs.custom_c`), then exactly like a registered one;
+    * ``"gym:CartPole-v1"``: a registered gymnasium id; ``options`` go to ``gymnasium.make``;
+    * ``"mymodule:make_env"``: a Python factory, called as ``make_env(**options)``, returning a
+      gymnasium env or a PettingZoo Parallel API env.
+
+    ``threads``: C stepping threads; ``workers``: processes for Python envs (0: in this
+    process). Neither changes the results."""
+    if not isinstance(name, str):
+        raise TypeError(f"environment name must be a string, got {name!r}")
+    if name.startswith("gym:"):
+        import gymnasium
+
+        env_fn, _ = _env_fn(name[len("gym:"):], options)
+        try:
+            return PyVecEnv(env_fn, num_envs, seed=seed, name=name, driver=GymnasiumDriver, workers=workers)
+        except gymnasium.error.Error as e:  # an unknown id, a missing dependency...
+            raise ValueError(f"environment {name!r}: {e}") from e
+    if ":" in name and not custom_c.is_c_source(name):
+        return PyVecEnv(_factory(name, options), num_envs, seed=seed, name=name, workers=workers)
+    if workers:
+        raise ValueError(f"{name}: workers are for Python envs; a C env steps on threads (threads={threads})")
     return CVecEnv(name, num_envs=num_envs, threads=threads, seed=seed, **options)
+
+
+def _factory(spec: str, options: dict):
+    """``module:function`` -> a function making one env with ``options`` as keyword arguments."""
+    import functools
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ValueError(f"environment {spec!r}: cannot import module {module_name!r} ({e})") from None
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ValueError(f"environment {spec!r}: module {module_name!r} has no callable {attr!r}")
+    return functools.partial(fn, **options)
 
 
 def _env_fn(env_id_or_fn, make_kwargs):
@@ -67,7 +108,7 @@ def from_gymnasium(env_id_or_fn, num_envs: int, seed: int = 0, workers: int = 0,
     behind the same interface as `make`. Any standard space works (:mod:`puffjax.envs.spaces`).
     ``workers``: 0 steps them here in a loop; W > 0 in W processes over shared memory."""
     env_fn, name = _env_fn(env_id_or_fn, make_kwargs)
-    return PyVecEnv(env_fn, num_envs, seed=seed, name=name, workers=workers)
+    return PyVecEnv(env_fn, num_envs, seed=seed, name=name, driver=GymnasiumDriver, workers=workers)
 
 
 def from_pettingzoo(env_fn, num_envs: int, seed: int = 0, workers: int = 0) -> PyVecEnv:

@@ -92,22 +92,20 @@ class EnvBlock:
             raise RuntimeError(f"{self.name}: render() returned None; create the env with render_mode='rgb_array'")
         return np.asarray(frame, np.uint8)
 
-    def get_state(self) -> bytes:
+    def get_state(self) -> tuple[list, tuple]:
+        """(one pickled state per environment, the log's (sums, n))."""
         try:
-            return pickle.dumps(([d.get_state() for d in self.drivers], self.log))
+            envs = [pickle.dumps(d.get_state()) for d in self.drivers]
         except Exception as e:
             raise RuntimeError(f"{self.name}: these environments cannot be pickled, so a checkpoint cannot hold "
                                f"their state ({type(e).__name__}: {e})") from None
+        return envs, (dict(self.log.sums), self.log.n)
 
-    def set_state(self, blob: bytes) -> None:
-        states, log = pickle.loads(blob)
-        if len(states) != len(self.drivers):
-            raise ValueError(f"{self.name}: environment state holds {len(states)} environments, "
-                             f"expected {len(self.drivers)}")
-        for d, s in zip(self.drivers, states):
+    def set_state(self, envs: list, log: tuple) -> None:
+        for d, blob in zip(self.drivers, envs, strict=True):
             d.env.close()
-            d.set_state(s)
-        self.log.sums, self.log.n = log.sums, log.n
+            d.set_state(pickle.loads(blob))
+        self.log.sums, self.log.n = dict(log[0]), log[1]
 
     def close(self) -> None:
         for d in self.drivers:
@@ -140,8 +138,8 @@ class _Inline:
     def get_state(self):
         return [self.block.get_state()]
 
-    def set_state(self, blobs):
-        self.block.set_state(blobs[0])
+    def set_state(self, envs, log):
+        self.block.set_state(envs, log)
 
     def close(self):
         self.block.close()
@@ -151,7 +149,8 @@ class PyVecEnv:
     """``num_envs`` Python environments made by ``env_fn`` with the same buffers, auto-reset and
     logs as the C vector envs (see :mod:`puffjax.envs`).
 
-    ``driver``: how one env maps onto its rows (gymnasium or PettingZoo Parallel, see above).
+    ``driver``: how one env maps onto its rows (gymnasium or PettingZoo Parallel, see above);
+    None: decided by what ``env_fn()`` returns.
     ``workers``: 0 steps the envs here, one after the other; W > 0 steps them in W worker
     processes over shared memory (the buffers ARE the shared memory: nothing is copied). Same
     seeds give the same trajectories either way: environment i is reset with ``seed + i``.
@@ -161,13 +160,15 @@ class PyVecEnv:
     def __init__(self, env_fn, num_envs: int, seed: int = 0, name: str = "gymnasium", driver=None,
                  workers: int = 0):
         from .gym_adapter import GymnasiumDriver
+        from .pettingzoo import ParallelDriver, is_parallel_env
 
         num_envs = check_int("num_envs", num_envs, 1)
         seed = check_int("seed", seed)
         workers = check_int("workers", workers, 0, num_envs)
-        driver = driver or GymnasiumDriver
         self.name, self.num_envs, self.workers = name, num_envs, workers
         probe = env_fn()
+        if driver is None:
+            driver = ParallelDriver if is_parallel_env(probe) else GymnasiumDriver
         try:
             self.observation_space, self.action_space, agents = driver.spaces(probe)
             self.obs_layout = observation_layout(self.observation_space)
@@ -229,25 +230,28 @@ class PyVecEnv:
         return {**{k: v / n for k, v in total.items()}, "n": n}
 
     def get_state(self) -> dict:
-        """A snapshot (the pickled Python envs, episode counters and buffers) for checkpoints."""
-        blobs = self._runner.get_state()
-        return {"name": self.name, "pickle": [np.frombuffer(b, np.uint8) for b in blobs],
+        """A snapshot (the pickled Python envs, episode counters and buffers) for checkpoints.
+        It does not depend on ``workers``: a run can resume with another count."""
+        envs, total, n = [], dict.fromkeys(self.log_names, 0.0), 0
+        for block_envs, (sums, count) in self._runner.get_state():
+            envs += block_envs
+            total = {k: total[k] + sums[k] for k in total}
+            n += count
+        blob = pickle.dumps((envs, (total, n)))
+        return {"name": self.name, "pickle": np.frombuffer(blob, np.uint8),
                 **{k: getattr(self, k).copy() for k in BUFFERS}}
 
     def set_state(self, state: dict) -> None:
         if state.get("name") != self.name or "pickle" not in state:
             raise ValueError(f"environment state is for {state.get('name')!r}, not {self.name!r}")
-        blobs = state["pickle"]
-        blobs = [blobs] if isinstance(blobs, np.ndarray) else list(blobs)
-        blocks = self.workers or 1
-        if len(blobs) != blocks:
-            raise ValueError(f"environment state was saved with {len(blobs)} block(s) of environments; this "
-                             f"vector env has {blocks} (use the same number of workers)")
+        envs, log = pickle.loads(np.asarray(state["pickle"], np.uint8).tobytes())
+        if len(envs) != self.num_envs:
+            raise ValueError(f"environment state holds {len(envs)} environments, expected {self.num_envs}")
         for k in BUFFERS:
             if k in state and np.shape(state[k]) != getattr(self, k).shape:
                 raise ValueError(f"environment state: {k} has shape {np.shape(state[k])}, "
                                  f"expected {getattr(self, k).shape}")
-        self._runner.set_state([np.asarray(b, np.uint8).tobytes() for b in blobs])
+        self._runner.set_state(envs, log)
         for k in BUFFERS:
             if k in state:
                 getattr(self, k)[...] = state[k]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
+from . import custom_c
 from ._common import check_int, write_actions
 from .spaces import action_layout
 
@@ -43,7 +44,11 @@ class CVecEnv:
         if seed is None:
             seed = int(np.random.SeedSequence().entropy) & ((1 << 64) - 1)
         seed = check_int("seed", seed)
-        info = _envs.env_info(name, options)  # raises on unknown names / options
+        # A registered name, or the path of an out-of-tree header (built and loaded; kept
+        # referenced here so that its library stays loaded while this env lives).
+        self._custom = custom_c.load(name) if custom_c.is_c_source(name) else None
+        env_type = self._custom.address if self._custom else name
+        info = _envs.env_info(env_type, options)  # raises on unknown names / options
         self.name = name
         self.options = dict(info["options"])
         self.num_envs = num_envs
@@ -69,7 +74,7 @@ class CVecEnv:
         self.rewards = np.zeros(rows, np.float32)
         self.terminals = np.zeros(rows, np.bool_)
         self.truncations = np.zeros(rows, np.bool_)
-        self._c = _envs.VecEnv(name, options, self.observations, self.actions, self.rewards, self.terminals,
+        self._c = _envs.VecEnv(env_type, options, self.observations, self.actions, self.rewards, self.terminals,
                                self.truncations, seed & ((1 << 64) - 1), self.threads)
 
     def reset(self, seed: int | None = None) -> np.ndarray:

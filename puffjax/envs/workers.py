@@ -255,10 +255,10 @@ class WorkerPool:
     def get_state(self):
         return self._command("get_state")
 
-    def set_state(self, blobs):
-        msgs = [pickle.dumps(("set_state", (b,))) for b in blobs]
-        for conn, msg in zip(self.conns, msgs):
-            conn.send_bytes(msg)
+    def set_state(self, envs, log):
+        empty = (dict.fromkeys(log[0], 0.0), 0)  # the log's sums go to worker 0
+        for k, (conn, (first, last)) in enumerate(zip(self.conns, self.blocks)):
+            conn.send_bytes(pickle.dumps(("set_state", (envs[first:last], log if k == 0 else empty))))
         self._gather()
 
     def close(self):
