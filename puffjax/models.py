@@ -64,7 +64,6 @@ import math
 from typing import Any, NamedTuple
 
 import flax.linen as nn
-import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np

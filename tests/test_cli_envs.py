@@ -3,7 +3,6 @@ PettingZoo), each with the default config plus overrides, and resumable; bad nam
 import json
 import os
 
-import pytest
 
 import puffjax
 from puffjax.cli import main

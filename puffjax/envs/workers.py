@@ -5,7 +5,7 @@ environments into W contiguous blocks, one per worker process. The vector env's 
 (observations, actions, rewards, terminals, truncations, masks) live in one shared-memory
 mapping: the main process writes actions into it and the trainer reads observations out of it,
 and each worker reads its rows' actions and writes its rows' results in place, with the very
-code of the serial loop (:class:`puffjax.envs.python_envs.EnvBlock`). A step is one byte to
+code of the serial loop (:class:`puffjax.envs.env_block.EnvBlock`). A step is one byte to
 each worker and one byte back.
 
 Processes are started with ``spawn`` (never ``fork``: the parent runs JAX's threads), so the
@@ -73,7 +73,7 @@ def _worker_main(conn, path, specs, first, last, driver, env_fn_bytes, obs_space
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     import cloudpickle
 
-    from .python_envs import EnvBlock
+    from .env_block import EnvBlock
 
     block = None
     try:
