@@ -1,6 +1,8 @@
 """Python envs: the serial loop vs worker processes vs gymnasium's AsyncVectorEnv.
 
-Two envs: "slow", a toy env doing 1 ms of CPU work (a busy loop) per step, and CartPole-v1.
+Three envs: "slow", a toy env doing 1 ms of CPU work (a busy loop) per step; "waiting", the
+same env sleeping 1 ms per step instead (a step that waits on something else, e.g. a simulator,
+so its speed-up does not need free cores); and CartPole-v1.
 For each: N envs stepped with random actions by
 
 * puffjax serial    ``from_gymnasium(..., workers=0)`` (one loop in this process)
@@ -42,6 +44,15 @@ class Slow(gym.Env):
         return np.full(8, self.t / 100, np.float32), 1.0, False, self.t >= 100, {}
 
 
+class Waiting(Slow):
+    """1 ms of waiting (sleep) per step."""
+
+    def step(self, action):
+        time.sleep(1e-3)
+        self.t += 1
+        return np.full(8, self.t / 100, np.float32), 1.0, False, self.t >= 100, {}
+
+
 def cartpole():
     return gym.make("CartPole-v1")
 
@@ -67,13 +78,15 @@ def rate(step, num_envs, seconds, repeats):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--envs", type=int, default=8)
-    p.add_argument("--workers", type=int, nargs="*", default=[2, 4])
+    p.add_argument("--workers", type=int, nargs="*", default=[2, 4, 8])
     p.add_argument("--seconds", type=float, default=2.0)
     p.add_argument("--repeats", type=int, default=3)
     a = p.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"agent steps/s, {a.envs} envs, {cores} CPU cores, median of {a.repeats} x {a.seconds:g} s")
-    for name, fn in (("slow (1 ms/step)", Slow), ("CartPole-v1", cartpole)):
+    print(f"agent steps/s, {a.envs} envs, {cores} CPU cores, median of {a.repeats} x {a.seconds:g} s, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for name, fn in (("slow (1 ms of CPU work per step)", Slow), ("waiting (1 ms sleep per step)", Waiting),
+                     ("CartPole-v1", cartpole)):
         results = []
         serial = envs.from_gymnasium(fn, num_envs=a.envs)
         base = rate(serial.step, a.envs, a.seconds, a.repeats)

@@ -29,6 +29,7 @@ custom Flax policy can take ``policy.obs_layout.unflatten(obs)`` apart.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -175,9 +176,19 @@ class Layout:
                   for l in self.leaves]
         return _rebuild(self.space, iter(values))
 
+    @functools.cached_property
+    def _bounds(self):
+        low, high, discrete = self._element_bounds()
+        for a in (low, high, discrete):
+            a.flags.writeable = False
+        return low, high, discrete
+
     def element_bounds(self):
         """Per element of a row (flattened): ``(low, high, discrete)``, discrete values in
-        ``[low, high)`` and Box values in ``[low, high]`` (used to check actions)."""
+        ``[low, high)`` and Box values in ``[low, high]`` (used to check actions; read-only)."""
+        return self._bounds
+
+    def _element_bounds(self):
         low, high = np.zeros(self.size), np.zeros(self.size)
         discrete = np.zeros(self.size, bool)
         for l in self.leaves:

@@ -149,6 +149,7 @@ class WorkerPool:
         fn = cloudpickle.dumps(env_fn)
         self.blocks = [(num_envs * k // workers, num_envs * (k + 1) // workers) for k in range(workers)]
         self.processes, self.conns = [], []
+        self._step_messages = {k: b"s" for k in range(workers)}
         self._closer = weakref.finalize(self, _stop, self.processes, self.conns, self._path)
         try:
             for k, (first, last) in enumerate(self.blocks):
@@ -167,10 +168,12 @@ class WorkerPool:
         os.unlink(self._path)  # the mapping stays; nothing is left behind if this process dies
 
     # ---- talking to the workers ----
-    def _gather(self) -> list:
-        """Each worker's answer to the last command (in order); raises on an error or a death."""
+    def _gather(self, which=None) -> list:
+        """The answers of workers ``which`` (default: all) to their last command, in that order;
+        raises on an error or a death."""
+        which = list(range(len(self.processes))) if which is None else list(which)
         answers: dict = {}
-        pending = set(range(len(self.processes)))
+        pending = set(which)
         while pending:
             waiting = {self.conns[k]: k for k in pending}
             sentinels = {self.processes[k].sentinel: k for k in pending}
@@ -187,7 +190,7 @@ class WorkerPool:
                 self.processes[k].join(timeout=1.0)
                 self._died(k)
         out = []
-        for k in range(len(self.processes)):
+        for k in which:
             msg = answers[k]
             if msg == b"k":
                 out.append(None)
@@ -213,53 +216,43 @@ class WorkerPool:
         raise WorkerDiedError(f"{self.name}: worker {k} (environments {first}..{last - 1}) {how}; "
                               f"all workers of this vector env were stopped")
 
-    def _command(self, command: str, *args, workers=None) -> list:
-        if self._closer.alive is False:
+    def _send(self, messages: dict) -> list:
+        """Send worker k ``messages[k]`` (bytes) and gather their answers."""
+        if not self._closer.alive:
             raise RuntimeError(f"{self.name}: this vector environment is closed")
-        msg = pickle.dumps((command, args))
         try:
-            for conn in self.conns:
-                conn.send_bytes(msg)
-            return self._gather()
+            for k, msg in messages.items():
+                self.conns[k].send_bytes(msg)
+            return self._gather(messages)
         except (KeyboardInterrupt, BrokenPipeError):
             self.close()
             raise
+
+    def _command(self, command: str, *args) -> list:
+        msg = pickle.dumps((command, args))
+        return self._send({k: msg for k in range(len(self.conns))})
 
     # ---- the runner interface ----
     def reset(self, seed):
         self._command("reset", seed)
 
     def step(self):
-        if self._closer.alive is False:
-            raise RuntimeError(f"{self.name}: this vector environment is closed")
-        try:
-            for conn in self.conns:
-                conn.send_bytes(b"s")
-            self._gather()
-        except (KeyboardInterrupt, BrokenPipeError):
-            self.close()
-            raise
+        self._send(self._step_messages)
 
     def take_logs(self):
         return self._command("take_log")
 
     def render(self, i: int):
         k = next(k for k, (first, last) in enumerate(self.blocks) if first <= i < last)
-        msg = pickle.dumps(("render", (i,)))
-        self.conns[k].send_bytes(msg)
-        status, *payload = pickle.loads(self.conns[k].recv_bytes())
-        if status == "error":
-            raise RuntimeError(f"{self.name}: worker {k}: {payload[0]}")
-        return payload[0]
+        return self._send({k: pickle.dumps(("render", (i,)))})[0]
 
     def get_state(self):
         return self._command("get_state")
 
     def set_state(self, envs, log):
         empty = (dict.fromkeys(log[0], 0.0), 0)  # the log's sums go to worker 0
-        for k, (conn, (first, last)) in enumerate(zip(self.conns, self.blocks)):
-            conn.send_bytes(pickle.dumps(("set_state", (envs[first:last], log if k == 0 else empty))))
-        self._gather()
+        self._send({k: pickle.dumps(("set_state", (envs[first:last], log if k == 0 else empty)))
+                    for k, (first, last) in enumerate(self.blocks)})
 
     def close(self):
         self._closer()
