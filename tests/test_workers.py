@@ -114,6 +114,14 @@ def test_serial_env_error_names_the_environment_too():
     assert isinstance(info.value.__cause__, ZeroDivisionError)
 
 
+def test_an_observation_that_does_not_fit_is_refused_from_a_worker_too():
+    bad = lambda o: {**o, "noise": np.zeros(3, np.float32)}  # noqa: E731
+    env = envs.from_gymnasium(lambda: Target(bad), num_envs=4, workers=2)
+    with pytest.raises(envs.SpaceError, match=r"environment 0: observation\['noise'\] has shape \(3,\)"):
+        env.step(np.ones(4, np.int32))
+    assert env.closed or not env._runner._closer.alive
+
+
 def test_a_dead_worker_is_detected_not_waited_for():
     env = envs.from_gymnasium(make_faulty("exit"), num_envs=8, workers=2)
     pids = [p.pid for p in env._runner.processes]

@@ -1,22 +1,26 @@
-"""puffjax.envs: fast C environments and a gymnasium adapter, one interface.
+"""puffjax.envs: fast C environments, Python environments (gymnasium, PettingZoo), one interface.
 
     env = puffjax.envs.make("breakout", num_envs=1024, threads=1, seed=0)
     obs = env.reset()
-    obs, rewards, terminals, truncations = env.step(actions)   # int32 [N]
+    obs, rewards, terminals, truncations = env.step(actions)   # int32 [num_agents]
     env.log()   # {'perf': ..., 'score': ..., 'episode_return': ..., 'episode_length': ..., 'n': ...}
 
-Every vector env has ``num_envs``, ``observation_space`` and ``action_space``
-(gymnasium spaces for one agent), the buffers ``observations``, ``actions``,
-``rewards``, ``terminals``, ``truncations`` (NumPy arrays updated in place),
-``reset(seed=None)``, ``step(actions=None)``, ``log()``, ``render(i)`` and
-``close()``. Episodes reset themselves inside ``step``.
+Every vector env has ``num_envs`` (environments), ``num_agents`` (buffer rows: environments x
+agents per environment, ``agents_per_env``), ``observation_space`` and ``action_space``
+(gymnasium spaces for one agent, any standard space: :mod:`puffjax.envs.spaces` flattens them
+into rows), the buffers ``observations``, ``actions``, ``rewards``, ``terminals``,
+``truncations`` and ``masks`` (NumPy arrays updated in place, one row per agent; ``masks``:
+whether the row's agent is live), ``reset(seed=None)``, ``step(actions=None)``, ``log()``,
+``render(i)``, ``get_state()`` / ``set_state()`` and ``close()``. Episodes reset themselves
+inside ``step``. :func:`make` takes every kind of environment by name.
 
-Environments and options (see envs_c/envs/<name>.h for the rules):
+C environments and options (see envs_c/envs/<name>.h for the rules):
     breakout  frameskip=4, continuous=0 (1: Box(-1, 1, (1,)) paddle velocity)
     pong      frameskip=4
     squared   size=11
     cartpole  max_steps=500 (truncation)
     memory    delay=4 (blank steps between the cue and the query)
+    snake     width=16, height=16, agents=4 (snakes per grid, one row each), food=8, max_steps=1000
 """
 from __future__ import annotations
 
@@ -24,12 +28,12 @@ from . import custom_c
 from ._common import EnvError
 from .gym_adapter import GymnasiumDriver
 from .python_envs import PyVecEnv
-from .spaces import Layout, action_layout, observation_layout
+from .spaces import Layout, SpaceError, action_layout, observation_layout
 from .vector import CVecEnv, _envs
 from .workers import WorkerDiedError
 
 __all__ = ["make", "from_gymnasium", "from_pettingzoo", "names", "CVecEnv", "PyVecEnv", "EnvError",
-           "WorkerDiedError", "Layout", "observation_layout", "action_layout"]
+           "WorkerDiedError", "SpaceError", "Layout", "observation_layout", "action_layout"]
 
 
 def names() -> list[str]:
