@@ -15,7 +15,10 @@ import numpy as np
 
 from ._common import check_int, find_bad_action, write_actions
 from .env_block import BUFFERS, EnvBlock, buffer_specs
+from .gym_adapter import GymnasiumDriver
+from .pettingzoo import ParallelDriver, is_parallel_env
 from .spaces import action_layout, observation_layout
+
 
 class _Inline:
     """The serial runner: one EnvBlock of every env, in this process."""
@@ -60,9 +63,6 @@ class PyVecEnv:
 
     def __init__(self, env_fn, num_envs: int, seed: int = 0, name: str = "gymnasium", driver=None,
                  workers: int = 0):
-        from .gym_adapter import GymnasiumDriver
-        from .pettingzoo import ParallelDriver, is_parallel_env
-
         num_envs = check_int("num_envs", num_envs, 1)
         seed = check_int("seed", seed)
         workers = check_int("workers", workers, 0, num_envs)
