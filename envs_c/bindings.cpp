@@ -31,6 +31,18 @@ const EnvType* find_type(const std::string& name) {
     return type;
 }
 
+// A registered name, or the address of an EnvType (an out-of-tree environment's shared
+// library, loaded by puffjax/envs/custom_c.py, which checked its PUFFJAX_ENV_ABI).
+const EnvType* type_of(nb::handle what) {
+    if (nb::isinstance<nb::str>(what)) return find_type(nb::cast<std::string>(what));
+    if (nb::isinstance<nb::int_>(what)) {
+        uintptr_t address = nb::cast<uintptr_t>(what);
+        if (address == 0) throw nb::value_error("EnvType address is NULL");
+        return reinterpret_cast<const EnvType*>(address);
+    }
+    throw nb::type_error("an environment is a registered name (str) or an EnvType address (int)");
+}
+
 std::string option_names(const EnvType* type) {
     std::string s;
     for (int i = 0; i < type->num_options; i++) s += std::string(i ? ", " : "") + type->options[i].name;
@@ -114,6 +126,7 @@ nb::dict describe(const EnvType* type, const std::vector<double>& options) {
     d["action_n"] = s.action_n;
     d["action_dim"] = s.action_dim;
     d["render_shape"] = nb::make_tuple(s.render_height, s.render_width, 3);
+    d["num_agents"] = s.num_agents;
     nb::list logs;
     for (int i = 0; i < EPISODE_LOG_FIELDS; i++) logs.append(EPISODE_LOG_NAMES[i]);
     d["log_names"] = logs;
@@ -148,6 +161,7 @@ struct PyVecEnv {
     const EnvType* type = nullptr;
     EnvShape shape{};
     int num_envs = 0;
+    int num_rows = 0;  // num_envs * shape.num_agents
     // References that keep the NumPy buffers alive while C points into them.
     Array observations, actions, rewards, terminals, truncations;
     std::atomic<int> busy{0};
@@ -189,16 +203,21 @@ struct PyVecEnv {
     }
 };
 
-void vecenv_init(PyVecEnv* self, const std::string& name, nb::dict options, Array observations, Array actions,
+void vecenv_init(PyVecEnv* self, nb::object name, nb::dict options, Array observations, Array actions,
                  Array rewards, Array terminals, Array truncations, uint64_t seed, int threads) {
     new (self) PyVecEnv();
-    const EnvType* type = find_type(name);
+    const EnvType* type = type_of(name);
     std::vector<double> opts = resolve_options(type, options);
     EnvShape s = vec_type_shape(type, opts.data());
     if (rewards.ndim() != 1 || rewards.shape(0) < 1)
-        throw nb::value_error("rewards must be a 1-D float32 array with one entry per environment (num_envs >= 1)");
-    size_t n = rewards.shape(0);
-    if (n > (size_t)(1 << 26)) throw nb::value_error("num_envs must be at most 67108864");
+        throw nb::value_error("rewards must be a 1-D float32 array with one entry per agent (num_envs >= 1)");
+    size_t n = rewards.shape(0);  // rows: environments x agents
+    if (n > (size_t)(1 << 26)) throw nb::value_error("num_envs x agents must be at most 67108864");
+    size_t agents = (size_t)s.num_agents;
+    if (n % agents != 0)
+        throw nb::value_error(("rewards has " + std::to_string(n) + " rows, not a multiple of the " +
+                               std::to_string(agents) + " agents of each '" + type->name + "' environment")
+                                  .c_str());
     if (threads < 1 || threads > 1024)
         throw nb::value_error(("threads must be an integer in [1, 1024], got " + std::to_string(threads)).c_str());
     std::vector<size_t> obs_shape = {n, (size_t)s.obs_dims[0]};
@@ -211,14 +230,15 @@ void vecenv_init(PyVecEnv* self, const std::string& name, nb::dict options, Arra
     check_buffer("terminals", terminals, nb::dtype<bool>(), "bool", {n});
     check_buffer("truncations", truncations, nb::dtype<bool>(), "bool", {n});
 
-    VecEnv* vec = vec_create(type, opts.data(), (int)n, threads, observations.data(), actions.data(),
+    VecEnv* vec = vec_create(type, opts.data(), (int)(n / agents), threads, observations.data(), actions.data(),
                              (float*)rewards.data(), (unsigned char*)terminals.data(),
                              (unsigned char*)truncations.data(), seed);
     if (vec == nullptr) throw std::bad_alloc();
     self->vec = vec;
     self->type = type;
     self->shape = s;
-    self->num_envs = (int)n;
+    self->num_envs = (int)(n / agents);
+    self->num_rows = (int)n;
     self->observations = observations;
     self->actions = actions;
     self->rewards = rewards;
@@ -237,7 +257,8 @@ void vecenv_step(PyVecEnv* self, int start, int end) {
     int index;
     {
         nb::gil_scoped_release release;
-        index = vec_find_bad_action(self->vec, start, end, &bad);
+        int k = self->shape.num_agents;  // each environment owns k consecutive action rows
+        index = vec_find_bad_action(self->vec, start * k, end * k, &bad);
         if (index < 0) vec_step_range(self->vec, start, end);
     }
     if (index >= 0) {
@@ -355,8 +376,10 @@ NB_MODULE(_envs, m) {
         return l;
     }, "Names of the registered C environments.");
 
-    m.def("env_info", [](const std::string& name, nb::dict options) {
-        const EnvType* type = find_type(name);
+    m.attr("ABI") = PUFFJAX_ENV_ABI;
+
+    m.def("env_info", [](nb::object name, nb::dict options) {
+        const EnvType* type = type_of(name);
         return describe(type, resolve_options(type, options));
     }, nb::arg("name"), nb::arg("options") = nb::dict(),
           "Validate options and describe the environment: shapes, dtypes, observation bounds, log fields.");
@@ -366,7 +389,8 @@ NB_MODULE(_envs, m) {
              nb::arg("actions").noconvert(), nb::arg("rewards").noconvert(), nb::arg("terminals").noconvert(),
              nb::arg("truncations").noconvert(), nb::arg("seed") = 0, nb::arg("threads") = 1)
         .def("step", &vecenv_step, nb::arg("start") = 0, nb::arg("end") = -1,
-             "Check the actions of environments [start, end) (default: all), then step them (GIL released).")
+             "Check the actions of environments [start, end) (default: all; their agents' rows), then step "
+             "them (GIL released).")
         .def("reset", &vecenv_reset, nb::arg("seed") = nb::none(),
              "Start new episodes; with a seed, environment i's RNG restarts from (seed, i).")
         .def("log", &vecenv_log, "Means of the log fields over episodes finished since the last call, plus n.")
@@ -379,6 +403,7 @@ NB_MODULE(_envs, m) {
         .def("set_field", &vecenv_set_field, nb::arg("i"), nb::arg("name"), nb::arg("value"), nb::arg("element") = 0,
              "Test hook: write a named state field of environment i and refresh its observation.")
         .def_prop_ro("num_envs", [](const PyVecEnv& e) { return e.num_envs; })
+        .def_prop_ro("num_agents", [](const PyVecEnv& e) { return e.num_rows; })
         .def_prop_ro("num_threads", [](const PyVecEnv& e) { return e.vec ? vec_num_threads(e.vec) : 0; })
         .def_prop_ro("closed", [](const PyVecEnv& e) { return e.vec == nullptr; })
         .def_prop_ro("name", [](const PyVecEnv& e) { return std::string(e.type->name); });

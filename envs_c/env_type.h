@@ -21,6 +21,19 @@
  * Options reach foo_init and foo_shape as doubles, in the order of
  * FOO_OPTIONS. envs/memory.h is the shortest complete example.
  *
+ * Many agents: an environment with K agents (EnvShape.num_agents = K) owns
+ * K consecutive rows of every buffer, and its EnvIO points at the first: agent
+ * k reads action[k] and writes observations[k * obs_size + j], reward[k],
+ * terminal[k] and truncation[k]. Its agents step together (one foo_step).
+ * envs/snake.h is the example.
+ *
+ * Out of tree: a header like these, kept anywhere, builds against the copies
+ * of env_type.h, rng.h and render.h that puffjax installs (include them as
+ * "puffjax/env_type.h", ...); puffjax.envs.make("path/to/foo.h") compiles it
+ * into a shared library that exports puffjax_env_type() and
+ * puffjax_env_abi() (PUFFJAX_ENV_ABI, below), and steps it with this same
+ * vector layer. See examples/walker.h.
+ *
  * The registry: envs/foo.h must define FOO_TYPE (the file name in capitals,
  * then _TYPE), with .name = "foo". envs_c/gen_registry.py lists the headers
  * in envs/ and writes env_registry.h (their #includes and the table of
@@ -36,6 +49,11 @@
 
 #define ENV_MAX_OPTIONS 8
 #define ENV_MAX_RANGES 4
+
+/* The version of the structs below as a compiled library sees them: raise it
+ * whenever EnvIO, EnvShape, EnvType or EpisodeLog change, so that an
+ * out-of-tree environment built against other headers is refused. */
+#define PUFFJAX_ENV_ABI 2
 
 /* The number of entries of a static array. */
 #define ENV_COUNT(array) ((int)(sizeof(array) / sizeof((array)[0])))
@@ -68,7 +86,8 @@ static inline void episode_log_take(EpisodeLog* log, double* sums) {
  * RNG and points the buffer pointers at this environment's rows of the
  * shared buffers (see vecenv.h), so a header never has to. Each union holds
  * one pointer, seen with the type that the environment's shape says: use
- * observations_u8 if obs_is_uint8, and action_continuous if action_n is 0. */
+ * observations_u8 if obs_is_uint8, and action_continuous if action_n is 0.
+ * With K agents each pointer is the first of K rows (see "Many agents"). */
 typedef struct EnvIO {
     uint64_t rng; /* this environment's random numbers (rng.h) */
     union {
@@ -117,6 +136,7 @@ typedef struct EnvShape {
     int action_dim;    /* action_n == 0: float32 actions of this size in [-1, 1] */
     int render_width;  /* render() gives render_height x render_width x 3 bytes */
     int render_height;
+    int num_agents;    /* agents per environment, each one buffer row (0 means 1) */
 
     int obs_ndim;      /* 1 or 2 */
     int obs_size;      /* obs_dims[0] * obs_dims[1] (elements) */

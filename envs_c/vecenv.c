@@ -129,6 +129,7 @@ EnvShape vec_type_shape(const EnvType* type, const double* options) {
     if (s.obs_ndim == 1) s.obs_dims[1] = 1;
     s.obs_size = s.obs_dims[0] * s.obs_dims[1];
     if (s.action_n > 0) s.action_dim = 1;
+    if (s.num_agents < 1) s.num_agents = 1;
     return s;
 }
 
@@ -147,20 +148,24 @@ void vec_obs_bounds(const EnvShape* shape, float* low, float* high) {
     }
 }
 
-/* Point environment i's EnvIO at its rows of the buffers, and give it its
- * options. Its RNG and log are left alone (snapshots keep them). */
+/* Point environment i's EnvIO at its rows of the buffers (the first of its
+ * num_agents rows), and give it its options. Its RNG and log are left alone
+ * (snapshots keep them). */
 static void init_env(VecEnv* vec, int i) {
     const EnvShape* s = &vec->shape;
+    size_t row = (size_t)i * s->num_agents;
     EnvIO* io = (EnvIO*)vec_env(vec, i); /* EnvIO is every struct's first member */
-    if (s->obs_is_uint8) io->observations_u8 = (unsigned char*)vec->observations + (size_t)i * s->obs_size;
-    else io->observations = (float*)vec->observations + (size_t)i * s->obs_size;
-    if (s->action_n > 0) io->action = (const int*)vec->actions + i;
-    else io->action_continuous = (const float*)vec->actions + (size_t)i * s->action_dim;
-    io->reward = vec->rewards + i;
-    io->terminal = vec->terminals + i;
-    io->truncation = vec->truncations + i;
+    if (s->obs_is_uint8) io->observations_u8 = (unsigned char*)vec->observations + row * s->obs_size;
+    else io->observations = (float*)vec->observations + row * s->obs_size;
+    if (s->action_n > 0) io->action = (const int*)vec->actions + row;
+    else io->action_continuous = (const float*)vec->actions + row * s->action_dim;
+    io->reward = vec->rewards + row;
+    io->terminal = vec->terminals + row;
+    io->truncation = vec->truncations + row;
     vec->type->init(io, vec->options);
 }
+
+int vec_num_rows(const VecEnv* vec) { return vec->num_envs * vec->shape.num_agents; }
 
 VecEnv* vec_create(const EnvType* type, const double* options, int num_envs, int num_threads,
                    void* observations, void* actions, float* rewards, unsigned char* terminals,
@@ -191,10 +196,11 @@ VecEnv* vec_create(const EnvType* type, const double* options, int num_envs, int
         /* Seed again, so that a first vec_reset without a seed starts the
          * same episodes as vec_reset with this seed. */
         io->rng = rng_seed_for(seed, (uint64_t)i);
-        rewards[i] = 0.0f;
-        terminals[i] = 0;
-        truncations[i] = 0;
     }
+    size_t rows = (size_t)vec_num_rows(vec);
+    memset(rewards, 0, rows * sizeof(float));
+    memset(terminals, 0, rows);
+    memset(truncations, 0, rows);
 
     pthread_mutex_init(&vec->mutex, NULL);
     pthread_cond_init(&vec->wake, NULL);
@@ -249,9 +255,10 @@ void vec_reset(VecEnv* vec, int reseed, uint64_t seed) {
         if (reseed) io->rng = rng_seed_for(seed, (uint64_t)i);
         vec->type->reset(io);
     }
-    memset(vec->rewards, 0, (size_t)vec->num_envs * sizeof(float));
-    memset(vec->terminals, 0, (size_t)vec->num_envs);
-    memset(vec->truncations, 0, (size_t)vec->num_envs);
+    size_t rows = (size_t)vec_num_rows(vec);
+    memset(vec->rewards, 0, rows * sizeof(float));
+    memset(vec->terminals, 0, rows);
+    memset(vec->truncations, 0, rows);
 }
 
 int vec_find_bad_action(const VecEnv* vec, int start, int end, double* bad_value) {

@@ -1,13 +1,14 @@
 /* vecenv.h - N environments stepping in place over shared buffers.
  *
  * The caller (the Python binding, or a C test) owns five contiguous
- * buffers, one row per environment (each environment's EnvIO points at its
- * rows):
- *   observations [N, obs_size]  float32, or uint8 (EnvShape.obs_is_uint8)
- *   actions      [N]            int32   (discrete) or [N, action_dim] float32
- *   rewards      [N]            float32
- *   terminals    [N]            uint8 (NumPy bool)
- *   truncations  [N]            uint8 (NumPy bool)
+ * buffers, one row per agent: R = N * K rows for N environments of K agents
+ * (EnvShape.num_agents; environment i owns rows i * K .. i * K + K - 1, and
+ * its EnvIO points at the first of them):
+ *   observations [R, obs_size]  float32, or uint8 (EnvShape.obs_is_uint8)
+ *   actions      [R]            int32   (discrete) or [R, action_dim] float32
+ *   rewards      [R]            float32
+ *   terminals    [R]            uint8 (NumPy bool)
+ *   truncations  [R]            uint8 (NumPy bool)
  * Each environment reads its action from its row and writes its results into
  * its rows; nothing is copied. Stepping may be split over T threads: thread k
  * always steps the same contiguous block of environments, and environments
@@ -51,16 +52,17 @@ VecEnv* vec_create(const EnvType* type, const double* options, int num_envs, int
 void vec_destroy(VecEnv* vec);
 
 int vec_num_envs(const VecEnv* vec);
+int vec_num_rows(const VecEnv* vec); /* num_envs * num_agents */
 int vec_num_threads(const VecEnv* vec);
 const EnvShape* vec_shape(const VecEnv* vec);
 
 /* Start new episodes everywhere; with reseed, environment i's RNG restarts
- * from (seed, i). Rewards, terminals and truncations are zeroed. */
+ * from (seed, i). Rewards, terminals and truncations are zeroed (all rows). */
 void vec_reset(VecEnv* vec, int reseed, uint64_t seed);
 
-/* Index of the first invalid action among environments [start, end)
- * (discrete: outside [0, n); continuous: NaN or infinite), or -1 if all are
- * valid; its value goes to *bad_value. */
+/* Row of the first invalid action among buffer rows [start, end) (discrete:
+ * outside [0, n); continuous: NaN or infinite), or -1 if all are valid; its
+ * value goes to *bad_value. */
 int vec_find_bad_action(const VecEnv* vec, int start, int end, double* bad_value);
 
 /* Step every environment once (the actions must have been checked). */

@@ -18,6 +18,9 @@ space              params                         action
 Discrete(n)        logits ``[..., n]``            int32 ``[...]``
 MultiDiscrete      tuple of ``[..., n_i]`` logits int32 ``[..., k]``
 MultiBinary(n)     as MultiDiscrete([2] * n)      int32 ``[..., n]``
+Dict / Tuple       as MultiDiscrete if every leaf is discrete, as Box if every leaf is a
+                   Box; else :class:`Mixed`: ``(logits tuple, (mean, log_std))`` and
+                   float32 ``[..., k + d]``
 Box (continuous)   ``(mean, log_std)``, each      float32 ``[..., d]``
                    ``[..., d]``, d = prod(shape)  (unclipped, flat)
 =================  =============================  ==========================
@@ -44,7 +47,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Categorical", "MultiCategorical", "DiagGaussian", "for_space"]
+from .envs.spaces import action_layout
+
+__all__ = ["Categorical", "MultiCategorical", "DiagGaussian", "Mixed", "for_space"]
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -182,48 +187,87 @@ class DiagGaussian:
         return a
 
 
+@dataclasses.dataclass(frozen=True)
+class Mixed:
+    """Discrete and continuous components together (a Dict / Tuple action space holding both).
+
+    The action is float32 ``[..., k + d]``: the k discrete components (as floats, exact up to
+    2^24), then the d continuous ones; ``params`` is ``(logits tuple, (mean, log_std))``.
+    ``order[j]`` is the stored component that goes to element j of the env's flat action row."""
+
+    discrete: MultiCategorical
+    continuous: DiagGaussian
+    order: tuple[int, ...]
+
+    @property
+    def num_params(self) -> int:
+        return self.discrete.num_params + self.continuous.num_params
+
+    def _split(self, action):
+        k = len(self.discrete.nvec)
+        return jnp.asarray(action[..., :k], jnp.int32), action[..., k:]
+
+    def sample(self, key, params):
+        k1, k2 = jax.random.split(key)
+        d = self.discrete.sample(k1, params[0]).astype(jnp.float32)
+        return jnp.concatenate([d, self.continuous.sample(k2, params[1])], axis=-1)
+
+    def log_prob(self, params, action):
+        d, c = self._split(action)
+        return self.discrete.log_prob(params[0], d) + self.continuous.log_prob(params[1], c)
+
+    def entropy(self, params):
+        return self.discrete.entropy(params[0]) + self.continuous.entropy(params[1])
+
+    def mode(self, params):
+        d = self.discrete.mode(params[0]).astype(jnp.float32)
+        return jnp.concatenate([d, self.continuous.mode(params[1])], axis=-1)
+
+    def zeros_action(self, batch_shape: Sequence[int] = ()):
+        return jnp.zeros(tuple(batch_shape) + (len(self.discrete.nvec) + self.continuous.dim,), jnp.float32)
+
+    def to_env_action(self, action):
+        """float32 ``[..., k + d]`` in the env's row order: starts added, Box parts clipped."""
+        d, c = self._split(action)
+        both = jnp.concatenate([self.discrete.to_env_action(d).astype(jnp.float32),
+                                self.continuous.to_env_action(c)], axis=-1)
+        return both[..., np.asarray(self.order)]
+
+
 def for_space(space):
-    """The distribution for a gymnasium action space.
+    """The distribution for a gymnasium action space: ``Discrete`` -> :class:`Categorical`,
+    float ``Box`` -> :class:`DiagGaussian`; ``MultiDiscrete``, ``MultiBinary`` and ``Dict`` /
+    ``Tuple`` of discrete spaces -> :class:`MultiCategorical` over every component of the flat
+    action row (:func:`puffjax.envs.spaces.action_layout`); Dict / Tuple mixing discrete and Box
+    leaves -> :class:`Mixed`.
 
     Raises:
-      TypeError: for unsupported spaces (Dict, Tuple, Text, ...).
-      ValueError: for degenerate ones (multi-dimensional MultiDiscrete nvec,
-        empty spaces). Box bounds may be infinite (then nothing is clipped).
+      TypeError: for unsupported spaces (Text, Sequence, integer Box, ...), naming them.
+      ValueError: for degenerate ones (empty spaces). Box bounds may be infinite (then
+        nothing is clipped).
     """
+    layout = action_layout(space)
     if isinstance(space, gym.spaces.Discrete):
-        n = int(space.n)
-        if n < 1:
-            raise ValueError(f"Discrete action space must have n >= 1, got {space}")
-        return Categorical(n, int(space.start))
-    if isinstance(space, gym.spaces.MultiDiscrete):
-        nvec = np.asarray(space.nvec)
-        if nvec.ndim != 1:
-            raise ValueError(
-                f"MultiDiscrete action space must have a 1-D nvec, got shape {nvec.shape} ({space})"
-            )
-        if nvec.size == 0 or np.any(nvec < 1):
-            raise ValueError(f"MultiDiscrete action space needs >= 1 component, each >= 1: {space}")
-        start = np.asarray(getattr(space, "start", np.zeros_like(nvec)))
-        start_t = tuple(int(s) for s in start) if np.any(start != 0) else None
-        return MultiCategorical(tuple(int(n) for n in nvec), start_t)
-    if isinstance(space, gym.spaces.MultiBinary):
-        shape = tuple(np.atleast_1d(space.n).tolist()) if not isinstance(space.n, int) else (space.n,)
-        if len(shape) != 1 or shape[0] < 1:
-            raise ValueError(f"MultiBinary action space must be 1-D and non-empty, got {space}")
-        return MultiCategorical((2,) * shape[0])
+        return Categorical(int(space.n), int(space.start))
     if isinstance(space, gym.spaces.Box):
-        if not np.issubdtype(space.dtype, np.floating):
-            raise TypeError(
-                f"Box action space with non-float dtype {space.dtype} is not supported "
-                f"(use Discrete/MultiDiscrete): {space}"
-            )
-        dim = int(np.prod(space.shape)) if space.shape else 1
-        if dim < 1:
-            raise ValueError(f"Box action space must have at least one dimension: {space}")
+        dim = layout.size
         low = tuple(float(x) for x in np.broadcast_to(space.low, space.shape).reshape(-1))
         high = tuple(float(x) for x in np.broadcast_to(space.high, space.shape).reshape(-1))
         return DiagGaussian(dim, low, high, tuple(space.shape))
-    raise TypeError(
-        f"unsupported action space {space!r}: expected gymnasium Discrete, MultiDiscrete, "
-        "MultiBinary or Box"
-    )
+    discrete = [leaf for leaf in layout.leaves if leaf.discrete]
+    nvec = tuple(n for leaf in discrete for n in leaf.nvec)
+    start = tuple(s for leaf in discrete for s in leaf.start)
+    multi = MultiCategorical(nvec, start if any(start) else None) if discrete else None
+    if len(discrete) == len(layout.leaves):
+        return multi
+    low, high, is_discrete = layout.element_bounds()
+    continuous = DiagGaussian(int((~is_discrete).sum()), tuple(float(x) for x in low[~is_discrete]),
+                              tuple(float(x) for x in high[~is_discrete]), None)
+    if multi is None:  # a Dict / Tuple of Boxes only: one Gaussian over the flat row
+        return continuous
+    # stored order: discrete components, then continuous ones; the row interleaves them
+    d_idx, c_idx = np.flatnonzero(is_discrete), np.flatnonzero(~is_discrete)
+    order = np.empty(layout.size, np.int64)
+    order[d_idx] = np.arange(len(d_idx))
+    order[c_idx] = len(d_idx) + np.arange(len(c_idx))
+    return Mixed(multi, continuous, tuple(int(i) for i in order))

@@ -12,7 +12,8 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from .envs.spaces import observation_layout
 
 
 class Batch(NamedTuple):
@@ -24,17 +25,21 @@ class Batch(NamedTuple):
     # float32: 1 where o_t is the first observation of a new episode, i.e. the previous one
     # ended by a terminal OR a truncation (the env's `terminals` buffer holds terminals only).
     episode_starts: jax.Array
+    # float32: 1 where o_t is a live agent's (a_t counts as a step), 0 where the agent is masked (a
+    # PettingZoo agent that finished before the others, see puffjax.envs.pettingzoo): its steps
+    # get no advantage and no weight in the loss.
+    masks: jax.Array
 
 
 def allocate(segments: int, horizon: int, observation_space, action_dist) -> Batch:
     """A zeroed buffer for ``segments`` rows of ``horizon`` steps (``action_dist``: the policy's
     action distribution, which knows the action's shape and dtype)."""
     S, H = segments, horizon
-    obs_dtype = np.uint8 if observation_space.dtype == np.uint8 else np.float32
+    layout = observation_layout(observation_space)  # the env's observation row (flattened space)
     f = lambda: jnp.zeros((S, H), jnp.float32)
-    return Batch(obs=jnp.zeros((S, H, *observation_space.shape), obs_dtype),
+    return Batch(obs=jnp.zeros((S, H, *layout.row_shape), layout.dtype),
                  actions=action_dist.zeros_action((S, H)), logprobs=f(), values=f(), rewards=f(),
-                 episode_starts=f())
+                 episode_starts=f(), masks=f())
 
 
 def write_step(batch: Batch, columns: Batch, row0, t) -> Batch:

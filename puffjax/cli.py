@@ -1,4 +1,5 @@
-"""Command line: ``puffjax train breakout --train.learning-rate 0.02 --env.num-envs 1024``,
+"""Command line: ``puffjax train breakout --train.learning-rate 0.02 --env.num-envs 1024``
+(or ``gym:CartPole-v1``, ``mymodule:make_env``, ``path/to/env.h``: see :func:`puffjax.envs.make`),
 ``puffjax train --config best.toml``, ``puffjax eval breakout --checkpoint RUN_DIR --video out.mp4``,
 ``puffjax plot RUN_DIR ... -o curves.png``, ``puffjax sweep cartpole --trials 30 --export best.toml``.
 
@@ -8,6 +9,7 @@ become environment options (``--env.frameskip 4``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -29,7 +31,10 @@ def _train(args, extra: list[str]) -> int:
         return 2
     import jax
 
+    from .envs.custom_c import CompileError
     from .trainer import Trainer
+    if os.getcwd() not in sys.path:  # `puffjax train mymodule:make_env` finds ./mymodule.py
+        sys.path.insert(0, os.getcwd())
     try:
         overrides = parse_overrides(extra)
         if args.resume and args.config:
@@ -48,7 +53,7 @@ def _train(args, extra: list[str]) -> int:
         else:
             cfg = load_config(args.env, **overrides)
         trainer = Trainer(cfg, run_dir=args.run_dir, resume=args.resume, dashboard=args.dashboard)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, CompileError) as e:
         print(f"puffjax: {e}", file=sys.stderr)
         return 2
     g = trainer.geom
@@ -141,8 +146,12 @@ def main(argv: list[str] | None = None) -> int:
         "train", help="train an agent; extra --section.field VALUE options override the config",
         usage="puffjax train [ENV] [--config FILE] [--resume RUN] [--run-dir DIR] [--dashboard MODE] "
               "[--section.field VALUE ...]",
-        description="ENV: an environment config name (breakout, pong, squared, cartpole, memory); optional "
-                    "with --config or --resume. Any config field is --section.field VALUE.")
+        description="ENV: a shipped environment config (breakout, pong, squared, cartpole, memory, snake), "
+                    "gym:ID (any registered gymnasium id), module:factory (a Python function returning a "
+                    "gymnasium or PettingZoo Parallel env; found from the current directory too), or "
+                    "path/to/env.h (your own C env); the last three start from the default config. Optional "
+                    "with --config or --resume. Any config field is --section.field VALUE (--env.workers W: "
+                    "Python envs in W processes; other --env.KEY VALUE: the env's options or keyword arguments).")
     train.add_argument("--config", help="a config file (the format of puffjax/configs/*.toml, e.g. one "
                        "exported by puffjax sweep); --section.field overrides apply on top")
     train.add_argument("--resume", help="checkpoint file or run directory to continue from, with the config "

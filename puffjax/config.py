@@ -34,6 +34,7 @@ class EnvConfig:
     name: str = "breakout"
     num_envs: int = 4096
     threads: int = 0  # C env stepping threads, 0: every core this process may use (results do not depend on it)
+    workers: int = 0  # Python envs (gym:ID, module:factory): worker processes; 0 steps them in this process
     options: dict = field(default_factory=dict)  # passed to puffjax.envs.make (e.g. frameskip)
 
 
@@ -172,6 +173,8 @@ def _apply_section(cfg: Config, section: str, values: dict) -> None:
 
 def _read_toml(name: str) -> dict:
     path = os.path.join(CONFIG_DIR, f"{name}.toml")
+    if not os.path.exists(path) and (":" in name or name.endswith((".h", ".c"))):
+        return {}  # gym:ID, module:factory, path/to/env.h: the defaults (and the caller's overrides)
     if not os.path.exists(path):
         raise ValueError(f"no config for environment {name!r}; shipped configs: {', '.join(available())}")
     return read_toml_file(path)
@@ -198,7 +201,9 @@ def _from_tables(name: str, tables: dict, overrides: dict) -> Config:
 
 
 def load_config(name: str = "breakout", **overrides: Any) -> Config:
-    """The shipped config for environment ``name`` with ``overrides`` applied.
+    """The shipped config for environment ``name`` with ``overrides`` applied. Names that are not
+    shipped configs but other environment forms (``gym:ID``, ``module:factory``, a C file path:
+    see :func:`puffjax.envs.make`) start from the defaults.
 
     Overrides are either whole sections (``train={"learning_rate": 0.02}``), dotted
     paths as a dict key (``**{"train.learning_rate": 0.02}``), or a bare field name that
@@ -302,6 +307,8 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"env.num_envs must be positive, got {e.num_envs}")
     if e.threads < 0:
         raise ValueError(f"env.threads must be >= 0 (0: every available core), got {e.threads}")
+    if e.workers < 0:
+        raise ValueError(f"env.workers must be >= 0, got {e.workers}")
     for name in ("video_frames", "video_interval", "keep_checkpoints", "devices"):
         if getattr(t, name) < 0:
             raise ValueError(f"train.{name} must be >= 0, got {getattr(t, name)}")

@@ -16,6 +16,7 @@ import os
 import warnings
 from dataclasses import dataclass
 
+import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -54,6 +55,9 @@ _MAX_POLICIES = 8
 
 
 def _space_key(space):
+    if isinstance(space, (gymnasium.spaces.Dict, gymnasium.spaces.Tuple)):
+        items = space.spaces.items() if isinstance(space, gymnasium.spaces.Dict) else enumerate(space.spaces)
+        return (type(space).__name__, tuple((k, _space_key(s)) for k, s in items))
     arrays = [np.asarray(getattr(space, a)) for a in ("low", "high", "nvec") if hasattr(space, a)]
     return (type(space).__name__, getattr(space, "shape", None), str(getattr(space, "dtype", None)),
             getattr(space, "n", None), tuple(a.tobytes() for a in arrays))
@@ -223,7 +227,7 @@ def _play(loaded: LoadedPolicy, env, episodes: int, deterministic: bool, seed: i
           video_frames: int, max_steps: int) -> EvalResult:
     policy, params = loaded.policy, loaded.params
     step = make_step(policy, deterministic)
-    N = env.num_envs
+    N = env.num_agents  # one row per agent
     env.reset(seed=seed)
     env.log()  # drop episodes logged before this evaluation
     carry = policy.initial_carry(N)
@@ -241,6 +245,7 @@ def _play(loaded: LoadedPolicy, env, episodes: int, deterministic: bool, seed: i
         if stats_done and video_done:
             break
         action, carry, key = step(params, env.observations, carry, done, key)
+        live = env.masks.copy()  # rows whose agent acts now (a masked agent's row ends no episode)
         obs, rew, term, trunc = env.step(np.asarray(action))
         steps += 1
         done = term | trunc
@@ -250,18 +255,19 @@ def _play(loaded: LoadedPolicy, env, episodes: int, deterministic: bool, seed: i
         if stats_done:
             continue  # playing on for the video only
         ret += rew
-        length += 1
-        if done.any():
+        length += live
+        ended = done & live
+        if ended.any():
             log = env.log()
             # episode_length is the env's own count (Breakout counts frames), as in the
             # trainer's logs; `steps` is the exact number of agent steps from the buffers.
             extra = {k: float(v) for k, v in log.items() if k not in ("n", "episode_return")}
-            for i in np.flatnonzero(done):
+            for i in np.flatnonzero(ended):
                 finished.append({"env": int(i), "step": steps, "episode_return": float(ret[i]),
                                  "steps": int(length[i]), **{"episode_length": float(length[i]), **extra}})
             if log:
                 groups.append(log)
-            ret[done], length[done] = 0.0, 0
+            ret[ended], length[ended] = 0.0, 0
     if len(finished) < episodes:
         warnings.warn(f"{loaded.path}: only {len(finished)} of {episodes} episodes finished in "
                       f"{max_steps} steps (raise max_steps)", stacklevel=3)
@@ -293,7 +299,8 @@ def record_video(policy, params, env_cfg: EnvConfig, path: str, frames: int, see
     try:
         step = make_step(policy, deterministic=False)
         env.reset(seed=seed)
-        carry, key, done = policy.initial_carry(1), jax.random.PRNGKey(seed), np.zeros(1, bool)
+        n = env.num_agents  # a multi-agent env: every agent plays, environment 0 is filmed
+        carry, key, done = policy.initial_carry(n), jax.random.PRNGKey(seed), np.zeros(n, bool)
         with VideoWriter(path, fps) as writer:
             writer.append(env.render(0))
             while writer.frames < frames:

@@ -4,12 +4,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import time
 
 
 def make_run_dir(data_dir: str, env_name: str) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = os.path.join(data_dir, f"{env_name}-{stamp}")
+    # gym:CartPole-v1, mymodule:make_env, path/to/foo.h: a plain folder name
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.basename(env_name) if env_name.endswith((".h", ".c")) else env_name)
+    base = os.path.join(data_dir, f"{safe}-{stamp}")
     path, i = base, 1
     while os.path.exists(path):
         path, i = f"{base}-{i}", i + 1

@@ -46,6 +46,12 @@ Observations are cast to float32; when the observation *space* has dtype uint8 t
 observation is also scaled by 1/255 (decided from the space, so rollout and
 training always agree whatever array dtype the buffer holds).
 
+Any other observation space (``Dict``, ``Tuple``, ``Discrete``, ``MultiDiscrete``,
+``MultiBinary``) arrives as one flat row (:mod:`puffjax.envs.spaces`); the default encoder's
+input is then :func:`encode_observation` of it (Box leaves as values, discrete leaves one-hot),
+so the "default" and "recurrent" kinds take any supported space. ``policy.obs_layout.unflatten``
+gives a custom network the structure back (jittable).
+
 Carry and resets: the LSTM carry is ``(c, h)``, each ``[B, hidden]``
 (``()`` for feed-forward policies). ``step`` zeroes the carry rows whose
 ``reset`` flag is set *before* processing that observation; ``unroll`` starts
@@ -62,12 +68,12 @@ import math
 from typing import Any, NamedTuple
 
 import flax.linen as nn
-import gymnasium as gym
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from puffjax import actions as _actions
+from puffjax.envs import spaces as _spaces
 from puffjax import value_head as _vh
 from puffjax.config import POLICY_KINDS as KINDS
 from puffjax.config import VALUE_HEADS
@@ -147,7 +153,7 @@ class _Net(nn.Module):
     recurrent: str  # "" | "lstm" | "mingru"
     layers: int  # recurrent layers
     hidden_size: int
-    action_kind: str  # "categorical" | "multi" | "gaussian"
+    action_kind: str  # "categorical" | "multi" | "gaussian" | "mixed"
     num_action_params: int
     nvec: tuple[int, ...]
     value_bins: int  # 1 for a scalar head
@@ -192,6 +198,12 @@ class _Net(nn.Module):
         elif self.action_kind == "multi":
             idx = np.cumsum(self.nvec)[:-1].tolist()
             action_params = tuple(jnp.split(head, idx, axis=-1))
+        elif self.action_kind == "mixed":
+            k = int(sum(self.nvec))
+            idx = np.cumsum(self.nvec)[:-1].tolist()
+            mean = head[..., k:]
+            log_std = self.param("log_std", _zeros, (mean.shape[-1],), jnp.float32)
+            action_params = (tuple(jnp.split(head[..., :k], idx, axis=-1)), (mean, jnp.broadcast_to(log_std, mean.shape)))
         else:
             log_std = self.param("log_std", _zeros, (self.num_action_params,), jnp.float32)
             action_params = (head, jnp.broadcast_to(log_std, head.shape))
@@ -228,12 +240,15 @@ class Policy:
     obs_shape: tuple[int, ...]
     obs_dtype: Any
     obs_scale: float  # uint8 observations are divided by the space's upper bound
+    obs_layout: Any = None  # puffjax.envs.spaces.Layout: how the observation row flattens the space
     cache: dict = dataclasses.field(default_factory=dict, repr=False)
 
     # -- helpers -----------------------------------------------------------
     def preprocess(self, obs):
         """Cast to float32; uint8 observations are scaled into [0, 1] by the space's upper
         bound (1/255 for images, 1/2 for a grid of 0/1/2 cell codes)."""
+        if not self.obs_layout.plain:
+            return encode_observation(self.obs_layout, obs)
         x = jnp.asarray(obs).astype(jnp.float32)
         return x * self.obs_scale if self.obs_scale != 1.0 else x
 
@@ -248,7 +263,7 @@ class Policy:
         return jax.jit(self._init)(key)
 
     def _init(self, key):
-        obs = jnp.zeros((1, 1) + self.obs_shape, jnp.float32)
+        obs = self.preprocess(jnp.zeros((1, 1) + self.obs_shape, self.obs_dtype))
         reset = jnp.zeros((1, 1), bool)
         variables = self.net.init(key, obs, self.initial_carry(1), reset)
         return dict(variables["params"])
@@ -308,29 +323,41 @@ def count_params(params) -> int:
     return int(sum(np.prod(np.shape(x)) for x in jax.tree.leaves(params)))
 
 
-def _uint8_scale(space) -> float:
-    high = float(np.max(getattr(space, "high", 255)))
-    return 1.0 / high if high > 0 else 1.0
-
-
 def _obs_info(space, kind):
-    if isinstance(space, gym.spaces.MultiBinary):
-        shape = (space.n,) if isinstance(space.n, (int, np.integer)) else tuple(space.n)
-        return tuple(int(s) for s in shape), np.dtype(space.dtype)
-    if not isinstance(space, gym.spaces.Box):
-        raise TypeError(
-            f"unsupported observation space {space!r}: expected a gymnasium Box "
-            "(or MultiBinary); flatten Dict/Tuple spaces and one-hot Discrete ones first"
-        )
-    shape = tuple(int(s) for s in space.shape)
-    if int(np.prod(shape)) == 0:
-        raise ValueError(f"observation space has no elements: {space}")
-    if kind.startswith("cnn") and len(shape) not in (2, 3):
+    """(layout, network input shape) of an observation space; cnn kinds need an image Box."""
+    layout = _spaces.observation_layout(space)
+    if kind.startswith("cnn") and not (layout.plain and len(layout.row_shape) in (2, 3)):
         raise ValueError(
-            f"kind={kind!r} needs an image observation [H, W, C] or a 2-D grid [H, W], "
-            f"got shape {shape}"
-        )
-    return shape, np.dtype(space.dtype)
+            f"kind={kind!r} needs an image observation Box [H, W, C] or a 2-D grid [H, W], "
+            f"got {space}")
+    return layout, layout.row_shape if layout.plain else (_encoded_size(layout),)
+
+
+def _encoded_size(layout) -> int:
+    return sum(sum(leaf.nvec) if leaf.kind in ("discrete", "multi_discrete") else leaf.size for leaf in layout.leaves)
+
+
+def encode_observation(layout, rows):
+    """The default encoder's input for a flattened (structured) observation: float32
+    ``[..., features]``, each leaf in order: a Box as its values (uint8 Boxes divided by their
+    upper bound), ``Discrete`` / ``MultiDiscrete`` elements one-hot (``value - start`` over
+    ``n``), ``MultiBinary`` as 0/1. Jittable; ``layout``: :func:`puffjax.envs.observation_layout`."""
+    x = jnp.asarray(rows)
+    parts = []
+    for leaf in layout.leaves:
+        seg = x[..., leaf.offset:leaf.offset + leaf.size]
+        if leaf.kind in ("discrete", "multi_discrete"):
+            idx = seg.astype(jnp.int32) - np.asarray(leaf.start, np.int32)
+            if len(set(leaf.nvec)) == 1:
+                parts.append(jax.nn.one_hot(idx, leaf.nvec[0], dtype=jnp.float32).reshape(*idx.shape[:-1], -1))
+            else:
+                parts += [jax.nn.one_hot(idx[..., j], n, dtype=jnp.float32) for j, n in enumerate(leaf.nvec)]
+        else:
+            seg = seg.astype(jnp.float32)
+            if leaf.dtype == "uint8" and leaf.high > 0:
+                seg = seg * (1.0 / leaf.high)
+            parts.append(seg)
+    return jnp.concatenate(parts, axis=-1)
 
 
 def make_policy(
@@ -368,13 +395,15 @@ def make_policy(
     if isinstance(hidden_size, bool) or int(hidden_size) != hidden_size or hidden_size < 1:
         raise ValueError(f"make_policy: hidden_size must be a positive integer, got {hidden_size!r}")
     hidden_size = int(hidden_size)
-    obs_shape, obs_dtype = _obs_info(observation_space, kind)
+    layout, net_shape = _obs_info(observation_space, kind)
     dist = _actions.for_space(action_space)
 
     if isinstance(dist, _actions.Categorical):
         action_kind, nvec = "categorical", ()
     elif isinstance(dist, _actions.MultiCategorical):
         action_kind, nvec = "multi", tuple(dist.nvec)
+    elif isinstance(dist, _actions.Mixed):
+        action_kind, nvec = "mixed", tuple(dist.discrete.nvec)
     else:
         action_kind, nvec = "gaussian", ()
 
@@ -389,7 +418,7 @@ def make_policy(
     recurrence = {"recurrent": "lstm", "cnn_recurrent": "lstm", "mingru": "mingru", "cnn_mingru": "mingru"}.get(kind, "")
     recurrent = bool(recurrence)
     net = _Net(
-        obs_shape=obs_shape,
+        obs_shape=net_shape,
         encoder="cnn" if kind.startswith("cnn") else "mlp",
         recurrent=recurrence,
         layers=int(layers),
@@ -410,9 +439,10 @@ def make_policy(
         kind=kind,
         value_head=value_head,
         hidden_size=hidden_size,
-        obs_shape=obs_shape,
-        obs_dtype=obs_dtype,
-        obs_scale=_uint8_scale(observation_space) if obs_dtype == np.uint8 else 1.0,
+        obs_shape=layout.row_shape,
+        obs_dtype=layout.dtype,
+        obs_scale=1.0 / layout.leaves[0].high if layout.plain and layout.dtype == np.uint8 else 1.0,
+        obs_layout=layout,
     )
 
 

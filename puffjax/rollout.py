@@ -33,8 +33,10 @@ from .buffer import Batch, write_step
 def groups_for(env, agents_per_device: int) -> int:
     """How many groups the rollout splits a process's agents into: two, so one group's
     environments step while the policy runs on the other, when each device's agents split
-    evenly and the environment can step part of its environments (``step_range``); else one."""
-    return 2 if agents_per_device % 2 == 0 and hasattr(env, "step_range") else 1
+    evenly, the environments split evenly (an environment's agents step together) and the
+    environment can step part of its environments (``step_range``); else one."""
+    splits = agents_per_device % 2 == 0 and env.num_envs % 2 == 0
+    return 2 if splits and hasattr(env, "step_range") else 1
 
 
 class Slot(NamedTuple):
@@ -47,18 +49,19 @@ class Slot(NamedTuple):
 
 
 def make_act(policy, gamma: float, mesh):
-    """act(params, buf, carry, key, obs, rew, term, trunc, prev_value, seen, slot) ->
+    """act(params, buf, carry, key, obs, rew, term, trunc, mask, prev_value, seen, slot) ->
     (buf, carry, next_key, env_action, value, seen). Jitted; ``buf`` is donated (updated in place).
 
     One group's agents (:class:`Slot` says where they go): arrays of agents are sharded over
     ``mesh`` (each device: its block of the group's agents), buffer rows as
-    :mod:`puffjax.buffer` lays them out; agents' global ids give their sampling keys; ``seen``
-    stacks one non-finite record (:func:`puffjax.finite.record`) per device."""
+    :mod:`puffjax.buffer` lays them out; agents' global ids give their sampling keys; ``mask``
+    is 0 for an agent that is not playing this step; ``seen`` stacks one non-finite record
+    (:func:`puffjax.finite.record`) per device."""
     dist = policy.dist
     rows = P(parallel.AXIS)
     local_devices = parallel.local_devices(mesh)
 
-    def act(params, buf, carry, key, obs, rew, term, trunc, prev_value, seen, slot):
+    def act(params, buf, carry, key, obs, rew, term, trunc, mask, prev_value, seen, slot):
         n = obs.shape[0]  # this group's agents on this device
         first = slot.id0 + (jax.lax.axis_index(parallel.AXIS) % local_devices) * n
         record = finite.record(seen[0], slot.step, obs, rew, first)[None]
@@ -71,12 +74,12 @@ def make_act(policy, gamma: float, mesh):
         # A truncated episode still had a future: bootstrap it with the value of the last
         # state seen (its final observation was replaced by the auto-reset).
         reward = jnp.clip(rew, -1.0, 1.0) + jnp.where(trunc & ~term, gamma * prev_value, 0.0)
-        step = Batch(obs, action, logp, out.value, reward, done.astype(jnp.float32))
+        step = Batch(obs, action, logp, out.value, reward, done.astype(jnp.float32), mask.astype(jnp.float32))
         buf = write_step(buf, step, slot.row0, slot.t)
         return buf, carry, next_key, dist.to_env_action(action), out.value, record
 
     sharded = jax.shard_map(act, mesh=mesh, check_vma=False,
-                            in_specs=(P(), rows, rows, P(), rows, rows, rows, rows, rows, rows, P()),
+                            in_specs=(P(), rows, rows, P(), rows, rows, rows, rows, rows, rows, rows, P()),
                             out_specs=(rows, rows, P(), rows, rows, rows))
     return jax.jit(sharded, donate_argnums=(1,))
 
@@ -100,13 +103,13 @@ def collect(env, act, params, buf, carries, key, prev_values, geom, timer: Timer
 
     ``carries`` and ``prev_values`` hold one entry per group (see the module's docstring).
     Returns ``(buf, key, prev_values)``. Raises :class:`puffjax.finite.NonFiniteError` naming
-    the input, environment and step when the environment returned NaN or inf (``epoch``:
+    the input, environment row and step when the environment returned NaN or inf (``epoch``:
     1-based, for the message)."""
     clock = time.perf_counter
-    groups, N, H = len(carries), env.num_envs, geom.horizon
-    size = N // groups  # environments per group
-    n = N // parallel.local_devices(mesh)  # agents per device
-    process_first = jax.process_index() * N
+    groups, A, H = len(carries), env.num_agents, geom.horizon
+    size, envs_per_group = A // groups, env.num_envs // groups  # agent rows and environments per group
+    n = A // parallel.local_devices(mesh)  # agents per device
+    process_first = jax.process_index() * A
     carries, prev_values = list(carries), list(prev_values)
     seen = parallel.from_local(mesh, np.full((parallel.local_devices(mesh), len(finite.INPUTS), 2), -1, np.int32))
     multi = jax.process_count() > 1
@@ -115,7 +118,7 @@ def collect(env, act, params, buf, carries, key, prev_values, geom, timer: Timer
 
     def check():
         record = parallel.to_local(seen)
-        finite.check_record(parallel.gather(record) if multi else record, epoch, N if multi else None)
+        finite.check_record(parallel.gather(record) if multi else record, epoch, A if multi else None)
 
     def dispatch(g, s, step_key):
         """Start the policy on group g's observations for rollout step s (returns at once)."""
@@ -123,7 +126,7 @@ def collect(env, act, params, buf, carries, key, prev_values, geom, timer: Timer
         t0 = clock()
         rows = slice(g * size, (g + 1) * size)
         inputs = [parallel.from_local(mesh, x[rows]) for x in (env.observations, env.rewards, env.terminals,
-                                                                 env.truncations)]
+                                                                 env.truncations, env.masks)]
         timer.add("copy", clock() - t0)
         j, t = divmod(s, H)
         slot = Slot(j * n + g * (n // groups), t, process_first + g * size, s)
@@ -144,7 +147,7 @@ def collect(env, act, params, buf, carries, key, prev_values, geom, timer: Timer
                 if groups == 1:
                     env.step(action)
                 else:  # meanwhile the policy runs on the next group
-                    env.step_range(g * size, (g + 1) * size, action)
+                    env.step_range(g * envs_per_group, (g + 1) * envs_per_group, action)
             except Exception:  # e.g. NaN actions computed from NaN observations
                 check()
                 raise

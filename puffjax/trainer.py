@@ -83,10 +83,10 @@ class Trainer:
         env_seed = parallel.process_seed(t.seed)
         self.env = env if env is not None else envs.make(
             cfg.env.name, num_envs=cfg.env.num_envs, threads=cfg.env.threads or envs.available_cores(),
-            seed=env_seed, **cfg.env.options)
-        n_local = self.env.num_envs
+            seed=env_seed, workers=cfg.env.workers, **cfg.env.options)
+        n_local = self.env.num_agents  # buffer rows: environments x agents per environment
         if n_local % parallel.local_devices(self.mesh):
-            raise ValueError(f"{n_local} environments do not split evenly over this process's "
+            raise ValueError(f"{n_local} agents do not split evenly over this process's "
                              f"{parallel.local_devices(self.mesh)} devices: make env.num_envs a multiple of it")
         self.geom = geometry(t, n_local * jax.process_count(), self.mesh.size)
         self.policy = policy_from_config(cfg.policy, self.env.observation_space, self.env.action_space)
@@ -108,6 +108,7 @@ class Trainer:
         zeros = jax.jit(lambda: jnp.zeros(group_agents, jnp.float32), out_shardings=rows)
         self.prev_values = [zeros() for _ in range(self.groups)]
         self.act = make_act(self.policy, t.gamma, self.mesh)
+        self._live_steps = jax.jit(lambda masks: jnp.sum(masks > 0, dtype=jnp.int32))  # steps that count
         self.train_epoch = make_train_epoch(self.policy, self.tx, self.geom, t, self.mesh)
         self.epoch, self.global_step, self.uptime = 0, 0, 0.0
         self.resumed_from: str | None = None
@@ -176,9 +177,10 @@ class Trainer:
         end = clock()
         timer.add("learn", end - t_learn)
         self.epoch += 1
-        self.global_step += self.geom.batch_size
+        steps = int(parallel.to_local(self._live_steps(self.buf.masks)))  # masked agents' steps do not count
+        self.global_step += steps
         self.uptime += end - start
-        log = self._log(env_log, losses, timer.pop(), end - start)
+        log = self._log(env_log, losses, timer.pop(), end - start, steps)
         if self.logger is not None:
             self.logger.log(log)
         final = self.finished
@@ -192,8 +194,8 @@ class Trainer:
         """Train to the end; returns the history (one log dict per epoch)."""
         return list(self.train_iter())
 
-    def _log(self, env_log: dict, losses: dict, times: dict, epoch_seconds: float) -> dict:
-        log = {"SPS": self.geom.batch_size / epoch_seconds, "agent_steps": self.global_step,
+    def _log(self, env_log: dict, losses: dict, times: dict, epoch_seconds: float, steps: int) -> dict:
+        log = {"SPS": steps / epoch_seconds, "agent_steps": self.global_step,
                "epoch": self.epoch, "uptime": self.uptime}
         if env_log:
             self.last_env_log = env_log

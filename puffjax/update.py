@@ -48,18 +48,20 @@ def make_loss_fn(policy, train_cfg):
     clip, vf_clip = train_cfg.clip_coef, train_cfg.vf_clip_coef
 
     def loss_fn(params, mb):
+        live = mb["live"]  # per-step weights: 0 for masked agents, mean 1 over the minibatch
         out = policy.unroll(params, mb["obs"], mb["episode_starts"] > 0)
         newlogp = dist.log_prob(out.action_params, mb["actions"])
-        entropy = dist.entropy(out.action_params).mean()
+        entropy = (dist.entropy(out.action_params) * live).mean()
         logratio = newlogp - mb["logprobs"]
         ratio = jnp.exp(logratio)
-        pg_loss = losses.clipped_policy_loss(mb["advantages"], ratio, clip)
+        pg_loss = losses.clipped_policy_loss(mb["advantages"], ratio, clip, live)
         if categorical_value:
-            v_loss = value_head.value_loss(out.value_logits, mb["returns"], policy.support, policy.value_head).mean()
+            v_loss = (value_head.value_loss(out.value_logits, mb["returns"], policy.support, policy.value_head)
+                      * live).mean()
         else:
-            v_loss = losses.clipped_value_loss(out.value, mb["values"], mb["returns"], vf_clip)
+            v_loss = losses.clipped_value_loss(out.value, mb["values"], mb["returns"], vf_clip, live)
         loss = pg_loss + train_cfg.vf_coef * v_loss - train_cfg.ent_coef * entropy
-        old_kl, kl, clipfrac = losses.kl_stats(logratio, ratio, clip)
+        old_kl, kl, clipfrac = losses.kl_stats(logratio, ratio, clip, live)
         aux = dict(loss=loss, policy_loss=pg_loss, value_loss=v_loss, entropy=entropy, old_approx_kl=old_kl,
                    approx_kl=kl, clipfrac=clipfrac, ratio=ratio.mean(),
                    new_ratio=jax.lax.stop_gradient(ratio), new_values=jax.lax.stop_gradient(out.value))
@@ -99,14 +101,18 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh):
 
     def minibatch(carry, key, batch, beta):
         state, values, ratio = carry
-        adv = puff_advantage(values, batch.rewards, batch.episode_starts, ratio, **adv_kw)
+        # Masked agents' steps (batch.masks 0) have no advantage, so no priority either.
+        adv = puff_advantage(values, batch.rewards, batch.episode_starts, ratio, **adv_kw) * batch.masks
         idx, weights = prioritized.draw(parallel.device_key(key), adv, mb_rows, t.prio_alpha, beta)
         mb_adv, mb_values = adv[idx], values[idx]
         returns = mb_adv + mb_values
-        advantages = losses.normalize(mb_adv, axis_name=parallel.AXIS) * weights[:, None]
+        # Loss weights: the masks scaled to mean 1 over the whole minibatch (all 1 when no agent is
+        # masked), so every mean below is a mean over live steps.
+        live = batch.masks[idx] / jnp.maximum(mean(batch.masks[idx].mean()), 1e-8)
+        advantages = losses.normalize(mb_adv, axis_name=parallel.AXIS, weights=live) * weights[:, None]
         mb = dict(obs=batch.obs[idx], actions=batch.actions[idx], logprobs=batch.logprobs[idx],
                   episode_starts=batch.episode_starts[idx], values=mb_values, returns=returns,
-                  advantages=advantages)
+                  advantages=advantages, live=live)
         grads, aux = gradients(state.params, mb)
         grads = mean(grads)  # the gradient of the whole minibatch's mean loss
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -114,7 +120,8 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh):
         ratio = ratio.at[idx].set(aux.pop("new_ratio"))
         values = values.at[idx].set(aux.pop("new_values"))
         metrics = dict(mean(aux), importance=mean(weights.mean()),
-                       explained_variance=losses.explained_variance(mb_values, returns, axis_name=parallel.AXIS))
+                       explained_variance=losses.explained_variance(mb_values, returns, axis_name=parallel.AXIS,
+                                                                   weights=live))
         metrics["finite"] = jnp.isfinite(metrics["loss"]) & finite.all_finite(grads)
         return (TrainState(params, opt_state), values, ratio), metrics
 

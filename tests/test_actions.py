@@ -30,10 +30,10 @@ def test_for_space_selection():
 @pytest.mark.parametrize(
     "space",
     [
-        gym.spaces.Dict({"a": gym.spaces.Discrete(2)}),
-        gym.spaces.Tuple((gym.spaces.Discrete(2),)),
+        gym.spaces.Dict({"a": gym.spaces.Text(5)}),
+        gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Sequence(gym.spaces.Discrete(2)))),
         gym.spaces.Box(0, 5, (2,), np.int32),
-        gym.spaces.MultiDiscrete([[2, 3], [4, 5]]),
+        gym.spaces.Dict({}),
         "not a space",
     ],
 )

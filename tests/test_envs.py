@@ -19,7 +19,7 @@ def random_actions(env, rng, steps):
 
 
 def test_names():
-    assert envs.names() == NAMES
+    assert envs.names() == sorted(NAMES + ["snake"])  # snake (multi-agent): tests/test_multiagent.py
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -357,7 +357,7 @@ def test_gymnasium_adapter_continuous_and_errors():
 # ---- bad input ----
 
 def test_bad_names_and_options():
-    with pytest.raises(ValueError, match="unknown environment 'breakot'.*breakout, cartpole, memory, pong, squared"):
+    with pytest.raises(ValueError, match="unknown environment 'breakot'.*breakout, cartpole, memory, pong, snake, squared"):
         envs.make("breakot")
     with pytest.raises(TypeError, match="unknown option 'frame_skip'.*frameskip, continuous"):
         envs.make("breakout", frame_skip=4)

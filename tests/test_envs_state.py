@@ -17,11 +17,11 @@ def _play(env, actions):
 def test_snapshot_restores_exactly(name):
     rng = np.random.default_rng(0)
     a = envs.make(name, num_envs=16, seed=3)
-    n = a.action_space.n
+    n, rows = a.action_space.n, a.num_agents  # rows: 16 x the agents of one env
     for _ in range(50):
-        a.step(rng.integers(0, n, 16).astype(np.int32))
+        a.step(rng.integers(0, n, rows).astype(np.int32))
     state = a.get_state()
-    future = [rng.integers(0, n, 16).astype(np.int32) for _ in range(200)]
+    future = [rng.integers(0, n, rows).astype(np.int32) for _ in range(200)]
     expected = _play(a, future)
     log_a = a.log()
     b = envs.make(name, num_envs=16, seed=99)  # a different history

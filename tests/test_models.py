@@ -253,8 +253,9 @@ def test_closes_over_inside_jit_and_grads_flow():
 @pytest.mark.parametrize(
     "obs_space,kind,exc",
     [
-        (gym.spaces.Discrete(4), "default", TypeError),
-        (gym.spaces.Dict({"x": gym.spaces.Box(0, 1, (2,))}), "default", TypeError),
+        (gym.spaces.Text(4), "default", TypeError),
+        (gym.spaces.Dict({"x": gym.spaces.Graph(gym.spaces.Box(0, 1, (2,)), None)}), "default", TypeError),
+        (gym.spaces.Dict({"x": gym.spaces.Box(0, 1, (2, 2))}), "cnn", ValueError),
         (gym.spaces.Box(0, 1, (5,)), "cnn", ValueError),
         (gym.spaces.Box(0, 1, (2, 2, 2, 2)), "cnn", ValueError),
     ],
@@ -267,7 +268,7 @@ def test_bad_observation_spaces(obs_space, kind, exc):
 def test_bad_arguments():
     obs = gym.spaces.Box(0, 1, (3,))
     with pytest.raises(TypeError, match="action space"):
-        make_policy(obs, gym.spaces.Dict({"a": gym.spaces.Discrete(2)}))
+        make_policy(obs, gym.spaces.Dict({"a": gym.spaces.Sequence(gym.spaces.Discrete(2))}))
     with pytest.raises(ValueError, match="kind"):
         make_policy(obs, gym.spaces.Discrete(2), kind="transformer")
     with pytest.raises(ValueError, match="value_head"):

@@ -61,8 +61,10 @@ def test_step_range_steps_only_its_environments():
 
 
 def test_groups_for():
-    class NoRange:
-        pass
+    class NoRange:  # a vector env that can only step all its environments at once
+        num_envs = 4
 
     env = envs.make("cartpole", num_envs=4)
     assert groups_for(env, 4) == 2 and groups_for(env, 3) == 1 and groups_for(NoRange(), 4) == 1
+    odd = envs.make("cartpole", num_envs=3)
+    assert groups_for(odd, 4) == 1  # an environment's agents step together: its count must split too

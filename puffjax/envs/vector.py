@@ -4,7 +4,9 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
+from . import custom_c
 from ._common import check_int, write_actions
+from .spaces import action_layout
 
 try:
     from .. import _envs
@@ -25,10 +27,12 @@ BUFFERS = ("observations", "actions", "rewards", "terminals", "truncations")
 class CVecEnv:
     """A vector of `num_envs` C environments of one kind.
 
-    Buffers (NumPy arrays that the C code reads and writes in place):
-    ``observations`` [N, *obs_shape] float32 (uint8 for squared), ``actions``
-    [N] int32 (Discrete) or [N, d] float32 (Box), ``rewards`` [N] float32,
-    ``terminals`` [N] bool, ``truncations`` [N] bool.
+    Buffers (NumPy arrays that the C code reads and writes in place), one row
+    per agent, R = ``num_agents`` = N x ``agents_per_env`` rows (environment i
+    owns rows i*K .. i*K+K-1): ``observations`` [R, *obs_shape] float32 (uint8
+    for squared and snake), ``actions`` [R] int32 (Discrete) or [R, d] float32
+    (Box), ``rewards`` [R] float32, ``terminals`` [R] bool, ``truncations``
+    [R] bool, ``masks`` [R] bool (always True: every C agent is live).
     ``step`` returns those very arrays (no copies): copy them if you keep them.
     """
 
@@ -40,7 +44,11 @@ class CVecEnv:
         if seed is None:
             seed = int(np.random.SeedSequence().entropy) & ((1 << 64) - 1)
         seed = check_int("seed", seed)
-        info = _envs.env_info(name, options)  # raises on unknown names / options
+        # A registered name, or the path of an out-of-tree header (built and loaded; kept
+        # referenced here so that its library stays loaded while this env lives).
+        self._custom = custom_c.load(name) if custom_c.is_c_source(name) else None
+        env_type = self._custom.address if self._custom else name
+        info = _envs.env_info(env_type, options)  # raises on unknown names / options
         self.name = name
         self.options = dict(info["options"])
         self.num_envs = num_envs
@@ -49,20 +57,24 @@ class CVecEnv:
         self.log_names = list(info["log_names"])
         obs_shape = tuple(info["obs_shape"])
         self.observation_space = _observation_space(info)
+        self.agents_per_env = int(info["num_agents"])
+        rows = self.num_agents = num_envs * self.agents_per_env  # environment i: rows i*K .. i*K+K-1
         if info["action_n"] > 0:
             self.action_space = spaces.Discrete(info["action_n"])
-            actions = np.zeros(num_envs, np.int32)
+            actions = np.zeros(rows, np.int32)
         else:
             self.action_space = spaces.Box(-1.0, 1.0, (info["action_dim"],), np.float32)
-            actions = np.zeros((num_envs, info["action_dim"]), np.float32)
-        self._discrete_n = info["action_n"]
+            actions = np.zeros((rows, info["action_dim"]), np.float32)
+        self.act_layout = action_layout(self.action_space)
+        # Every row of a C env is a live agent (the buffer exists for a uniform interface).
+        self.masks = np.ones(rows, np.bool_)
         # Buffers are allocated once, here, and reused for every step.
-        self.observations = np.zeros((num_envs, *obs_shape), np.dtype(info["obs_dtype"]))
+        self.observations = np.zeros((rows, *obs_shape), np.dtype(info["obs_dtype"]))
         self.actions = actions
-        self.rewards = np.zeros(num_envs, np.float32)
-        self.terminals = np.zeros(num_envs, np.bool_)
-        self.truncations = np.zeros(num_envs, np.bool_)
-        self._c = _envs.VecEnv(name, options, self.observations, self.actions, self.rewards, self.terminals,
+        self.rewards = np.zeros(rows, np.float32)
+        self.terminals = np.zeros(rows, np.bool_)
+        self.truncations = np.zeros(rows, np.bool_)
+        self._c = _envs.VecEnv(env_type, options, self.observations, self.actions, self.rewards, self.terminals,
                                self.truncations, seed & ((1 << 64) - 1), self.threads)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
@@ -82,17 +94,18 @@ class CVecEnv:
         themselves: the observation is the next episode's first, while reward
         and terminal/truncation belong to the finished one."""
         if actions is not None and actions is not self.actions:
-            write_actions(self.name, self.actions, actions, self._discrete_n)
+            write_actions(self.name, self.actions, actions, self.act_layout)
         self._c.step()
         return self.observations, self.rewards, self.terminals, self.truncations
 
     def step_range(self, start: int, end: int, actions=None) -> None:
-        """Step environments ``[start, end)`` only (on all threads), with ``actions`` for those
-        rows (or what ``self.actions[start:end]`` holds); their rows of the buffers change, the
-        others' do not. The rollout steps one group of environments while the policy runs on
-        another."""
+        """Step environments ``[start, end)`` only (on all threads), with ``actions`` for their
+        agents' rows (``start * agents_per_env`` up to ``end * agents_per_env``; or what those
+        rows of ``self.actions`` hold); their rows of the buffers change, the others' do not. The
+        rollout steps one group of environments while the policy runs on another."""
         if actions is not None:
-            write_actions(self.name, self.actions[start:end], actions, self._discrete_n)
+            k = self.agents_per_env
+            write_actions(self.name, self.actions[start * k:end * k], actions, self.act_layout)
         self._c.step(start, end)
 
     def log(self) -> dict:

@@ -8,7 +8,9 @@
  *   - feeds out-of-range / NaN / infinite actions and checks that
  *     vec_find_bad_action catches them, then steps with huge finite values,
  *   - moves Breakout's and Pong's balls to awkward places (corners, inside
- *     bricks, outside the field) through the test hooks and keeps stepping,
+ *     bricks, outside the field) and scribbles on Snake's grid through the
+ *     test hooks and keeps stepping,
+ *   - multi-agent envs (Snake): n environments of K agents, n * K rows,
  *   - renders every few steps and checks rewards and observations are finite.
  * Exit status 0 means all good. */
 #include <math.h>
@@ -122,32 +124,38 @@ static void poke_state(VecEnv* vec, const char* type, int i, uint64_t* rng) {
         vec_set_field(vec, i, "ball_y", 0, rng_uniform(rng, -20.0f, 400.0f));
         vec_set_field(vec, i, "ball_vx", 0, rng_uniform(rng, -600.0f, 600.0f));
         vec_set_field(vec, i, "ball_vy", 0, rng_uniform(rng, -600.0f, 600.0f));
+    } else if (strcmp(type, "snake") == 0) {
+        /* Scribble on the grid: stray pellets, stray body cells, any heading. */
+        for (int k = 0; k < 6; k++) vec_set_field(vec, i, "grid", rng_int(rng, 32 * 32), rng_int(rng, 12));
+        vec_set_field(vec, i, "heading", 0, rng_int(rng, 4));
     } else if (strcmp(type, "squared") == 0) {
         vec_set_field(vec, i, "agent_row", 0, rng_int(rng, 400) - 100);
         vec_set_field(vec, i, "target_col", 0, rng_int(rng, 400) - 100);
     }
 }
 
+/* n environments of `type`: n * num_agents buffer rows. */
 static void run_case(const EnvType* type, const double* options, int n, int steps, uint64_t seed) {
     EnvShape shape = vec_type_shape(type, options);
+    int rows = n * shape.num_agents;
     Buffers b1, b3;
-    buffers_alloc(&b1, &shape, n);
-    buffers_alloc(&b3, &shape, n);
+    buffers_alloc(&b1, &shape, rows);
+    buffers_alloc(&b3, &shape, rows);
     VecEnv* v1 = vec_create(type, options, n, 1, b1.obs, b1.actions, b1.rewards, b1.terminals, b1.truncations, seed);
     VecEnv* v3 = vec_create(type, options, n, 3, b3.obs, b3.actions, b3.rewards, b3.terminals, b3.truncations, seed);
     CHECK(v1 && v3, "%s: vec_create failed", type->name);
     if (!v1 || !v3) return;
-    CHECK(buffers_equal(&b1, &b3, n), "%s: reset differs across thread counts", type->name);
+    CHECK(buffers_equal(&b1, &b3, rows), "%s: reset differs across thread counts", type->name);
     unsigned char* rgb = (unsigned char*)malloc((size_t)shape.render_width * shape.render_height * 3);
     uint64_t rng = seed * 7919 + 1;
     long episodes = 0;
     for (int t = 0; t < steps; t++) {
-        int expected_bad = fill_actions(&shape, b1.actions, n, &rng, t % 3 == 0);
+        int expected_bad = fill_actions(&shape, b1.actions, rows, &rng, t % 3 == 0);
         double bad_value = 0.0;
-        int found = vec_find_bad_action(v1, 0, n, &bad_value);
+        int found = vec_find_bad_action(v1, 0, rows, &bad_value);
         CHECK(found == expected_bad, "%s: bad action at %d not found (got %d)", type->name, expected_bad, found);
-        fix_actions(&shape, b1.actions, n);
-        CHECK(vec_find_bad_action(v1, 0, n, &bad_value) == -1, "%s: fixed actions still flagged", type->name);
+        fix_actions(&shape, b1.actions, rows);
+        CHECK(vec_find_bad_action(v1, 0, rows, &bad_value) == -1, "%s: fixed actions still flagged", type->name);
         memcpy(b3.actions, b1.actions, b1.action_bytes);
         if (t % 97 == 13) {
             int i = rng_int(&rng, n);
@@ -156,21 +164,22 @@ static void run_case(const EnvType* type, const double* options, int n, int step
             poke_state(v3, type->name, i, &r2);
         }
         vec_step(v1);
-        /* The 3-thread copy steps in two ranges split at a random point: the same as one step. */
+        /* The 3-thread copy steps in two ranges of environments split at a random point: the
+         * same as one step. */
         int split = rng_int(&rng, n + 1);
         vec_step_range(v3, 0, split);
         vec_step_range(v3, split, n);
-        if (!buffers_equal(&b1, &b3, n)) {
+        if (!buffers_equal(&b1, &b3, rows)) {
             CHECK(0, "%s: step %d differs between 1 and 3 threads", type->name, t);
             break;
         }
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < rows; i++) {
             CHECK(isfinite(b1.rewards[i]), "%s: non-finite reward", type->name);
             episodes += b1.terminals[i] | b1.truncations[i];
         }
         if (!shape.obs_is_uint8) {
             const float* o = (const float*)b1.obs;
-            for (long j = 0; j < (long)n * shape.obs_size; j++)
+            for (long j = 0; j < (long)rows * shape.obs_size; j++)
                 if (!isfinite(o[j])) {
                     CHECK(0, "%s: non-finite observation", type->name);
                     break;
@@ -187,7 +196,7 @@ static void run_case(const EnvType* type, const double* options, int n, int step
             vec_reset(v3, 1, seed + 1);
         }
     }
-    printf("%-9s n=%d steps=%d episodes=%ld\n", type->name, n, steps, episodes);
+    printf("%-9s n=%d agents=%d steps=%d episodes=%ld\n", type->name, n, shape.num_agents, steps, episodes);
     free(rgb);
     vec_destroy(v1);
     vec_destroy(v3);

@@ -1,0 +1,136 @@
+"""Your own C environment, out of tree: build a header against puffjax's installed headers, load it.
+
+    env = puffjax.envs.make("path/to/foo.h", num_envs=1024, threads=2)   # or foo.c
+
+``foo.h`` is written exactly like a first-party env (``envs_c/env_type.h``; template:
+``examples/walker.h``) but includes ``"puffjax/env_type.h"``, ``"puffjax/rng.h"`` and
+``"puffjax/render.h"``: the copies installed with the package (:func:`include_dir`). It must
+define ``FOO_TYPE`` (the file name in capitals, then ``_TYPE``).
+
+:func:`build` wraps it in a two-function C file (``puffjax_env_type()`` returns ``&FOO_TYPE``,
+``puffjax_env_abi()`` the ``PUFFJAX_ENV_ABI`` it was compiled with) and compiles it with the
+system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) into a shared library, cached under
+``$PUFFJAX_CACHE_DIR`` (default ``~/.cache/puffjax/c_envs``) by a hash of the compiler, the flags
+and the preprocessed source, so any change to the header, to a file it includes or to
+puffjax's headers rebuilds it, and nothing else does. A compile error raises
+:class:`CompileError` with the compiler's own message. :func:`load` opens the library, checks
+its ABI and returns the ``EnvType`` address that the vector layer (vecenv.c, inside
+``puffjax._envs``) steps with its own threads over the usual zero-copy buffers.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+FLAGS = ("-std=c11", "-O3", "-fPIC", "-Wall", "-Wextra")
+
+
+class CompileError(RuntimeError):
+    """The C compiler rejected an environment; the message holds its output."""
+
+
+def is_c_source(name: str) -> bool:
+    """Whether an environment name is a path to a C header or source file."""
+    return isinstance(name, str) and name.endswith((".h", ".c"))
+
+
+def include_dir() -> str:
+    """The folder holding ``puffjax/env_type.h``, ``puffjax/rng.h`` and ``puffjax/render.h``."""
+    import puffjax
+
+    for root in puffjax.__path__:
+        folder = os.path.join(root, "include")
+        if os.path.isfile(os.path.join(folder, "puffjax", "env_type.h")):
+            return folder
+    raise FileNotFoundError("puffjax's C headers (include/puffjax/env_type.h) are not installed next to the "
+                            "package: reinstall puffjax (pip install .)")
+
+
+def _compiler() -> str:
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        raise CompileError("no C compiler found: install gcc or clang, or set CC")
+    return cc
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("PUFFJAX_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "puffjax", "c_envs")
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _shim(source: Path, type_name: str) -> str:
+    return (f'#include "{source}"\n'
+            "#ifndef PUFFJAX_ENV_ABI\n"
+            '#error "include \\"puffjax/env_type.h\\" in your environment header"\n'
+            "#endif\n"
+            f"__attribute__((visibility(\"default\"))) const EnvType* puffjax_env_type(void) {{ return &{type_name}; }}\n"
+            "__attribute__((visibility(\"default\"))) int puffjax_env_abi(void) { return PUFFJAX_ENV_ABI; }\n")
+
+
+def build(path: str, cflags: tuple = ()) -> Path:
+    """Compile the environment ``path`` (``.h`` or ``.c``) into a cached shared library; its path.
+    ``cflags``: extra compiler flags (part of the cache key)."""
+    source = Path(path).expanduser().resolve()
+    if not source.is_file():
+        raise FileNotFoundError(f"C environment {path!r}: no such file")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", source.stem) or '"' in str(source) or "\n" in str(source):
+        raise ValueError(f"C environment {path!r}: the file name must be a C identifier (it names FOO_TYPE) "
+                         "and the path must not hold quotes or newlines")
+    type_name = source.stem.upper() + "_TYPE"
+    cc = _compiler()
+    flags = [*FLAGS, *cflags, f"-I{include_dir()}", f"-I{source.parent}"]
+    cache = _cache_dir()
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        shim = Path(tmp) / f"{source.stem}_puffjax.c"
+        shim.write_text(_shim(source, type_name))
+        pre = subprocess.run([cc, *flags, "-E", "-P", str(shim)], capture_output=True, text=True)
+        if pre.returncode != 0:
+            raise CompileError(f"C environment {path}: the preprocessor failed ({cc}):\n{pre.stderr.strip()}")
+        version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+        key = hashlib.sha256("\0".join([cc, version, *flags, pre.stdout]).encode()).hexdigest()[:20]
+        out = cache / f"{source.stem}-{key}.so"
+        if out.exists():
+            return out
+        tmp_out = Path(tmp) / out.name
+        run = subprocess.run([cc, *flags, "-shared", "-o", str(tmp_out), str(shim), "-lm"], capture_output=True,
+                             text=True)
+        if run.returncode != 0:
+            raise CompileError(f"C environment {path} does not compile ({cc}):\n{run.stderr.strip()}")
+        os.replace(tmp_out, out)  # atomic: concurrent builds of the same key are fine
+    return out
+
+
+@dataclass
+class CustomEnvType:
+    """A loaded out-of-tree environment: keep it referenced while its envs live."""
+
+    path: str  # the source, as given
+    library: Path  # the compiled shared library
+    handle: ctypes.CDLL
+    address: int  # of its EnvType
+
+
+def load(path: str, cflags: tuple = ()) -> CustomEnvType:
+    """:func:`build` ``path`` (if needed), open the library and check its ABI against this
+    puffjax's; returns the :class:`CustomEnvType` whose ``address`` ``puffjax._envs`` takes."""
+    from .. import _envs
+
+    library = build(path, cflags)
+    handle = ctypes.CDLL(str(library))
+    handle.puffjax_env_abi.restype = ctypes.c_int
+    abi = handle.puffjax_env_abi()
+    if abi != _envs.ABI:
+        raise RuntimeError(f"C environment {path} was built against puffjax headers of ABI {abi}, this puffjax "
+                           f"has ABI {_envs.ABI}: rebuild it (delete {library})")
+    handle.puffjax_env_type.restype = ctypes.c_void_p
+    return CustomEnvType(path, library, handle, int(handle.puffjax_env_type()))

@@ -1,0 +1,182 @@
+"""PyVecEnv: Python environments (gymnasium, PettingZoo) behind the same interface as the C envs.
+
+``num_envs`` environments, each a driver (:class:`puffjax.envs.gym_adapter.GymnasiumDriver`, or
+:class:`puffjax.envs.pettingzoo.ParallelDriver` for K agents) over its K consecutive rows of the
+buffers. The environments step either in this process, one after the other (``workers=0``),
+or in ``workers`` processes over shared memory (:mod:`puffjax.envs.workers`); both run the same
+:class:`puffjax.envs.env_block.EnvBlock` code on the same buffers, so they give the same
+trajectories.
+"""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+
+from ._common import check_int, find_bad_action, write_actions
+from .env_block import BUFFERS, EnvBlock, buffer_specs
+from .gym_adapter import GymnasiumDriver
+from .pettingzoo import ParallelDriver, is_parallel_env
+from .spaces import action_layout, observation_layout
+
+
+class _Inline:
+    """The serial runner: one EnvBlock of every env, in this process."""
+
+    def __init__(self, make_block, num_envs: int, buffers: dict, probe):
+        self.buffers = buffers
+        self.block = make_block(0, num_envs, buffers, (probe,))
+
+    def reset(self, seed):
+        self.block.reset(seed)
+
+    def step(self):
+        self.block.step()
+
+    def take_logs(self):
+        return [self.block.take_log()]
+
+    def render(self, i):
+        return self.block.render(i)
+
+    def get_state(self):
+        return [self.block.get_state()]
+
+    def set_state(self, envs, log):
+        self.block.set_state(envs, log)
+
+    def close(self):
+        self.block.close()
+
+
+class PyVecEnv:
+    """``num_envs`` Python environments made by ``env_fn`` with the same buffers, auto-reset and
+    logs as the C vector envs (see :mod:`puffjax.envs`).
+
+    ``driver``: how one env maps onto its rows (gymnasium or PettingZoo Parallel, see above);
+    None: decided by what ``env_fn()`` returns.
+    ``workers``: 0 steps the envs here, one after the other; W > 0 steps them in W worker
+    processes over shared memory (the buffers ARE the shared memory: nothing is copied). Same
+    seeds give the same trajectories either way: environment i is reset with ``seed + i``.
+    ``observation_space`` / ``action_space``: one agent's spaces as the env declares them; the
+    buffers hold them flattened (:mod:`puffjax.envs.spaces`)."""
+
+    def __init__(self, env_fn, num_envs: int, seed: int = 0, name: str = "gymnasium", driver=None,
+                 workers: int = 0):
+        num_envs = check_int("num_envs", num_envs, 1)
+        seed = check_int("seed", seed)
+        workers = check_int("workers", workers, 0, num_envs)
+        self.name, self.num_envs, self.workers = name, num_envs, workers
+        probe = env_fn()
+        if driver is None:
+            driver = ParallelDriver if is_parallel_env(probe) else GymnasiumDriver
+        try:
+            self.observation_space, self.action_space, agents = driver.spaces(probe)
+            self.obs_layout = observation_layout(self.observation_space)
+            self.act_layout = action_layout(self.action_space)
+        except BaseException:
+            probe.close()
+            raise
+        self.agents_per_env = agents
+        self.num_agents = num_envs * agents
+        self.log_names = list(driver.LOG_NAMES)
+        specs = buffer_specs(self.num_agents, self.obs_layout, self.act_layout)
+
+        def make_block(first, last, buffers, envs=()):
+            return EnvBlock(driver, env_fn, first, last, buffers, self.observation_space, self.action_space,
+                            agents, name, envs)
+
+        if workers == 0:
+            buffers = {k: np.zeros(shape, dtype) for k, (shape, dtype) in specs.items()}
+            self._runner = _Inline(make_block, num_envs, buffers, probe)
+        else:
+            probe.close()
+            from .workers import WorkerPool
+            self._runner = WorkerPool(driver, env_fn, num_envs, workers, specs, self.observation_space,
+                                      self.action_space, agents, name)
+        for k in BUFFERS:
+            setattr(self, k, self._runner.buffers[k])
+        self._closed = False
+        self.reset(seed)
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start new episodes everywhere (environment i with ``seed + i``; without a seed each
+        env continues its own randomness) and return ``observations``."""
+        if seed is not None:
+            seed = check_int("seed", seed)
+        self._runner.reset(seed)
+        return self.observations
+
+    def step(self, actions=None):
+        """Step every environment once; returns the ``(observations, rewards, terminals,
+        truncations)`` buffers. ``actions`` is copied into ``self.actions`` first (None: use the
+        buffer as it is). ``masks`` says which rows hold a live agent."""
+        if actions is not None and actions is not self.actions:
+            write_actions(self.name, self.actions, actions, self.act_layout)
+        bad = find_bad_action(self.act_layout, self.actions)  # the buffer may have been written in place
+        if bad is not None:
+            raise ValueError(f"{self.name}: {bad}")
+        self._runner.step()
+        return self.observations, self.rewards, self.terminals, self.truncations
+
+    def log(self) -> dict:
+        """Means of the log fields over episodes finished since the last call, plus ``n``."""
+        total, n = dict.fromkeys(self.log_names, 0.0), 0
+        for sums, count in self._runner.take_logs():
+            for k in total:
+                total[k] += sums[k]
+            n += count
+        if n == 0:
+            return {}
+        return {**{k: v / n for k, v in total.items()}, "n": n}
+
+    def get_state(self) -> dict:
+        """A snapshot (the pickled Python envs, episode counters and buffers) for checkpoints.
+        It does not depend on ``workers``: a run can resume with another count."""
+        envs, total, n = [], dict.fromkeys(self.log_names, 0.0), 0
+        for block_envs, (sums, count) in self._runner.get_state():
+            envs += block_envs
+            total = {k: total[k] + sums[k] for k in total}
+            n += count
+        blob = pickle.dumps((envs, (total, n)))
+        return {"name": self.name, "pickle": np.frombuffer(blob, np.uint8),
+                **{k: getattr(self, k).copy() for k in BUFFERS}}
+
+    def set_state(self, state: dict) -> None:
+        if state.get("name") != self.name or "pickle" not in state:
+            raise ValueError(f"environment state is for {state.get('name')!r}, not {self.name!r}")
+        envs, log = pickle.loads(np.asarray(state["pickle"], np.uint8).tobytes())
+        if len(envs) != self.num_envs:
+            raise ValueError(f"environment state holds {len(envs)} environments, expected {self.num_envs}")
+        for k in BUFFERS:
+            if k in state and np.shape(state[k]) != getattr(self, k).shape:
+                raise ValueError(f"environment state: {k} has shape {np.shape(state[k])}, "
+                                 f"expected {getattr(self, k).shape}")
+        self._runner.set_state(envs, log)
+        for k in BUFFERS:
+            if k in state:
+                getattr(self, k)[...] = state[k]
+
+    def render(self, i: int = 0) -> np.ndarray:
+        """Environment i's frame (its env must have been made with ``render_mode="rgb_array"``)."""
+        return self._runner.render(check_int("render index", i, 0, self.num_envs - 1))
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._runner.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        agents = f", agents_per_env={self.agents_per_env}" if self.agents_per_env > 1 else ""
+        workers = f", workers={self.workers}" if self.workers else ""
+        return f"PyVecEnv({self.name!r}, num_envs={self.num_envs}{agents}{workers})"

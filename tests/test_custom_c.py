@@ -1,0 +1,98 @@
+"""Your own C env out of tree: the template (examples/walker.h) builds against the installed
+headers, is cached, steps with threads like a first-party env, and trains; compile errors show
+the compiler's message."""
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import puffjax
+from puffjax import envs
+from puffjax.envs import custom_c
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "examples" / "walker.h"
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    if shutil.which(os.environ.get("CC") or "cc") is None and shutil.which("gcc") is None:
+        pytest.skip("no C compiler")
+    monkeypatch.setenv("PUFFJAX_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_installed_headers():
+    root = Path(custom_c.include_dir())
+    assert {p.name for p in (root / "puffjax").glob("*.h")} >= {"env_type.h", "rng.h", "render.h"}
+
+
+def test_template_builds_once_and_steps_like_a_first_party_env(cache):
+    lib = custom_c.build(str(TEMPLATE))
+    assert lib.parent == cache and lib.suffix == ".so"
+    mtime = lib.stat().st_mtime_ns
+    assert custom_c.build(str(TEMPLATE)) == lib and lib.stat().st_mtime_ns == mtime  # cached
+    runs = []
+    for threads in (1, 3):
+        env = envs.make(str(TEMPLATE), num_envs=9, threads=threads, seed=4, length=6)
+        assert env.observation_space.shape == (2,) and env.action_space.n == 3 and env.num_agents == 9
+        assert env.options == {"length": 6, "max_steps": 32}
+        acts = np.random.default_rng(0).integers(0, 3, (200, 9)).astype(np.int32)
+        runs.append([tuple(x.copy() for x in env.step(a)) for a in acts])
+        log = env.log()
+        assert log["n"] > 0 and 0 < log["perf"] <= 1
+        assert env.render(0).shape == (16, 96, 3)
+        with pytest.raises(ValueError, match=r"actions\[2\] = 3 is out of range"):
+            env.step(np.array([0, 0, 3, 0, 0, 0, 0, 0, 0], np.int32))
+        with pytest.raises(TypeError, match="unknown option 'size'"):
+            envs.make(str(TEMPLATE), num_envs=1, size=3)
+        env.close()
+    for a, b in zip(*runs):
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_a_changed_header_is_rebuilt(tmp_path):
+    copy = tmp_path / "walker.h"
+    copy.write_text(TEMPLATE.read_text())
+    first = custom_c.build(str(copy))
+    copy.write_text(TEMPLATE.read_text().replace('{"length", 8,', '{"length", 5,'))
+    second = custom_c.build(str(copy))
+    assert first != second
+    assert envs.make(str(copy), num_envs=1).options["length"] == 5
+
+
+def test_compile_errors_show_the_compilers_message(tmp_path):
+    bad = tmp_path / "broken.h"
+    bad.write_text(TEMPLATE.read_text().replace("WALKER", "BROKEN").replace("walker", "broken")
+                   .replace("env->position = p < 0", "env->position = undeclared_thing < 0"))
+    with pytest.raises(custom_c.CompileError, match=r"broken\.h.*error.*undeclared_thing"):
+        envs.make(str(bad), num_envs=1)
+    misnamed = tmp_path / "other.h"
+    misnamed.write_text(TEMPLATE.read_text())
+    with pytest.raises(custom_c.CompileError, match="OTHER_TYPE"):
+        envs.make(str(misnamed), num_envs=1)
+    with pytest.raises(FileNotFoundError):
+        envs.make(str(tmp_path / "missing.h"), num_envs=1)
+
+
+def test_a_library_of_another_abi_is_refused(monkeypatch):
+    monkeypatch.setattr(puffjax.envs.vector._envs, "ABI", 999)
+    with pytest.raises(RuntimeError, match="ABI"):
+        envs.make(str(TEMPLATE), num_envs=1)
+
+
+def test_template_trains_from_the_command_line(tmp_path, capsys):
+    from puffjax.cli import main
+    run_dir = tmp_path / "run"
+    code = main(["train", str(TEMPLATE), "--env.num-envs", "64", "--train.bptt-horizon", "16",
+                 "--train.minibatch-size", "1024", "--train.total-timesteps", str(30 * 1024),
+                 "--train.optimizer", "adam", "--train.learning-rate", "0.01", "--train.video-frames", "20",
+                 "--run-dir", str(run_dir), "--dashboard", "none"])
+    assert code == 0, capsys.readouterr().err
+    rows = [__import__("json").loads(line) for line in open(run_dir / "metrics.jsonl")]
+    length = [r["environment/episode_length"] for r in rows if "environment/episode_length" in r]
+    early, late = np.mean(length[1:4]), np.mean(length[-3:])  # random walking: ~15 steps to the target
+    assert len(rows) == 30 and late < early - 3, length
+    assert (run_dir / "video.gif").exists()
