@@ -159,14 +159,21 @@ class Trainer:
         finally:
             dash.close()
 
+    def collect(self, timer: Timer | None = None):
+        """Play the next epoch's rollout with the current parameters into ``self.buf`` (and
+        return it), advancing the environments and the rollout's key; ``timer`` collects the
+        time per phase."""
+        carries = [self._initial_carry() for _ in range(self.groups)]
+        self.buf, self.rollout_key, self.prev_values = collect(
+            self.env, self.act, self.state.params, self.buf, carries, self.rollout_key,
+            self.prev_values, self.geom, timer or Timer(), epoch=self.epoch + 1, mesh=self.mesh)
+        return self.buf
+
     def _epoch(self) -> dict:
         """One epoch: rollout, update, log, checkpoint; returns the epoch's log."""
         timer, clock = Timer(), time.perf_counter
         start = clock()
-        carries = [self._initial_carry() for _ in range(self.groups)]
-        self.buf, self.rollout_key, self.prev_values = collect(
-            self.env, self.act, self.state.params, self.buf, carries, self.rollout_key,
-            self.prev_values, self.geom, timer, epoch=self.epoch + 1, mesh=self.mesh)
+        self.collect(timer)
         env_log = parallel.merge_env_logs(self.env.log(), self.env.log_names)
         t_learn = clock()
         key = jax.random.fold_in(self.train_key, self.epoch)

@@ -67,9 +67,7 @@ def test_masked_steps_do_not_change_the_update(tmp_path):
                                           "env.num_envs": 8, "train.bptt_horizon": 16,
                                           "train.minibatch_size": 256, "train.total_timesteps": 8 * 4 * 16})
     trainer = puffjax.Trainer(cfg, dashboard="none")
-    from puffjax.rollout import Timer, collect
-    buf, *_ = collect(trainer.env, trainer.act, trainer.state.params, trainer.buf, trainer._initial_carry(),
-                      trainer.rollout_key, trainer.prev_value, trainer.geom, Timer(), epoch=1, mesh=trainer.mesh)
+    buf = trainer.collect()
     b = jax.tree.map(np.array, buf)
     S, H = b.masks.shape
     rng = np.random.default_rng(0)

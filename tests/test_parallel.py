@@ -34,7 +34,6 @@ def test_two_devices_update_equals_one_device_and_never_gathers_the_buffer(tmp_p
     out = python(f"""
         import re, jax, numpy as np, puffjax
         from puffjax import parallel
-        from puffjax.rollout import Timer, collect
         base = {{"env.num_envs": 16, "train.bptt_horizon": 16, "train.minibatch_size": 512,
                 "train.batch_size": 512, "train.total_timesteps": 4096, "train.update_epochs": 2,
                 "train.optimizer": "adam", "train.learning_rate": 1e-3, "train.prio_alpha": 0.0,
@@ -42,9 +41,7 @@ def test_two_devices_update_equals_one_device_and_never_gathers_the_buffer(tmp_p
         one = puffjax.Trainer(puffjax.load_config("cartpole", **base, **{{"train.devices": 1}}), dashboard="none")
         two = puffjax.Trainer(puffjax.load_config("cartpole", **base, **{{"train.devices": 2}}), dashboard="none")
         assert one.mesh.size == 1 and two.mesh.size == 2 and two.geom.rows_per_agent == 2
-        carries = [one._initial_carry() for _ in range(one.groups)]
-        buf, *_ = collect(one.env, one.act, one.state.params, one.buf, carries, one.rollout_key,
-                          one.prev_values, one.geom, Timer(), 1, one.mesh)
+        buf = one.collect()
         host = jax.tree.map(np.asarray, buf)
         key = jax.random.PRNGKey(3)
         a, ma, _ = one.train_epoch(one.state, buf, key, 0)

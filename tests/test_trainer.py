@@ -118,10 +118,7 @@ def test_gradient_accumulation_averages(tmp_path):
                                         "train.total_timesteps": 64 * 16, "train.optimizer": "adam",
                                         "train.learning_rate": 1e-3})
     trainer = puffjax.Trainer(cfg, dashboard="none")
-    from puffjax.rollout import Timer, collect
-    carries = [trainer._initial_carry() for _ in range(trainer.groups)]
-    buf, *_ = collect(trainer.env, trainer.act, trainer.state.params, trainer.buf, carries, trainer.rollout_key,
-                      trainer.prev_values, trainer.geom, Timer(), epoch=1, mesh=trainer.mesh)
+    buf = trainer.collect()
     key = jax.random.PRNGKey(7)
     state_a, m_a, _ = trainer.train_epoch(trainer.state, buf, key, 0)
     cfg.train.max_minibatch_size = 128
