@@ -195,8 +195,11 @@ def test_tiny_sweep_exports_a_config_that_trains_and_resumes(tmp_path, jax_cache
     assert "1 of 2 trials done; running 1" in out  # the same study, with its stored budget
     res = result(f"sqlite:///{out_dir}/study.db", "cartpole", str(out_dir))
     assert [r["trial"] for r in res.rows] == [0, 1] and res.rows[0]["state"] == "COMPLETE"
-    # a sampled config may diverge (recorded, not a bug); nothing else may go wrong
-    assert res.rows[1]["state"] == "COMPLETE" or res.rows[1]["reason"].startswith("diverged"), res.rows[1]
+    # a sampled config may diverge, or end no episode within this tiny budget (both recorded with
+    # their reason, not bugs); nothing else may go wrong
+    reason = res.rows[1]["reason"] or ""
+    assert res.rows[1]["state"] == "COMPLETE" or reason.startswith("diverged") or "was never logged" in reason, \
+        res.rows[1]
     assert res.rows[0]["params"]["train.learning_rate"] == 0.003  # trial 0: the config's own values
     assert res.rows[0]["params"] != res.rows[1]["params"]
     assert res.best in res.pareto and all(0.0 <= r["score"] <= 1.0 for r in res.rows)
