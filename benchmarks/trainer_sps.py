@@ -9,7 +9,8 @@
 only while that trainer is built and compiled: ``guard`` replaces the non-finite guard's checks
 with no-ops, ``groups`` makes the rollout step all agents as one group (no overlap of the
 environments with the policy). The two trainers' epochs alternate so both see the same machine
-load; the script prints both means and the median of the per-pair differences.
+load; the script prints both means and the median of the per-pair differences, in steps/s and
+in CPU seconds per epoch (the steadier of the two when other jobs share the machine).
 """
 import argparse
 import contextlib
@@ -66,12 +67,16 @@ def main() -> None:
             runs[name] = make_trainer(data_dir, overrides)
             next(runs[name][1])
     sps = {name: [] for name in runs}
+    cpu = {name: [] for name in runs}  # CPU seconds this process spent per epoch (all its threads)
     for epoch in range(2, args.epochs + 1):
         for name, (trainer, it) in runs.items():
+            c0 = time.process_time()
             log = next(it)
+            cpu[name].append(time.process_time() - c0)
             sps[name].append(log["SPS"])
             phases = ", ".join(f"{k.split('/')[1]} {v:.2f}s" for k, v in log.items() if k.startswith("performance/"))
-            print(f"epoch {epoch} {name:11s} {log['SPS']:10,.0f} steps/s ({phases})", flush=True)
+            print(f"epoch {epoch} {name:11s} {log['SPS']:10,.0f} steps/s, {cpu[name][-1]:6.2f} CPU s ({phases})",
+                  flush=True)
     for name, values in sps.items():
         print(f"{name}: mean {statistics.mean(values):,.0f} steps/s, median {statistics.median(values):,.0f} "
               f"(epochs 2-{args.epochs}, {runs[name][0].geom.batch_size:,} steps each, "
@@ -81,6 +86,12 @@ def main() -> None:
         pairs = [100 * (o - s) / o for s, o in zip(sps["as shipped"], sps[other])]
         print(f"as shipped vs {other}: median {-statistics.median(pairs):+.2f}% steps/s over {len(pairs)} epoch "
               f"pairs (pairs from {-max(pairs):+.1f}% to {-min(pairs):+.1f}%)")
+        # CPU time is what the work costs, whatever else the machine runs: the steadier measure
+        # where other jobs share the cores (on an idle machine both tell the same story).
+        cpu_pairs = [100 * (s - o) / o for s, o in zip(cpu["as shipped"], cpu[other])]
+        print(f"as shipped vs {other}: median {statistics.median(cpu_pairs):+.2f}% CPU seconds per epoch "
+              f"(pairs from {min(cpu_pairs):+.1f}% to {max(cpu_pairs):+.1f}%; mean "
+              f"{statistics.mean(cpu['as shipped']):.2f} vs {statistics.mean(cpu[other]):.2f} CPU s)")
     for trainer, _ in runs.values():
         trainer.close()
 
