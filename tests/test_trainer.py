@@ -45,6 +45,12 @@ def test_cartpole_learns_with_hl_gauss_value_head(tmp_path):
     assert all(np.isfinite(h["losses/value_loss"]) for h in history)
 
 
+def test_squared_learns(tmp_path):
+    _, history = run(small("squared", tmp_path))
+    # the fraction of episodes that reach the target; random play: 0.13
+    assert last_mean(history, "environment/perf") >= 0.95
+
+
 def test_memory_learns_with_recurrent_policy(tmp_path):
     _, history = run(small("memory", tmp_path))
     # A memoryless policy can only guess: expected return 0. Remembering gives +1.
@@ -52,7 +58,8 @@ def test_memory_learns_with_recurrent_policy(tmp_path):
 
 
 def test_log_keys_and_run_directory(tmp_path):
-    cfg = small("squared", tmp_path, **{"train.total_timesteps": 2 * 1024 * 16})
+    cfg = small("squared", tmp_path, **{"env.num_envs": 1024, "train.bptt_horizon": 16,
+                                        "train.total_timesteps": 2 * 1024 * 16})
     trainer, history = run(cfg)
     assert len(history) == 2
     log = history[-1]
@@ -73,7 +80,8 @@ def _strip_timing(history):
 
 
 def test_same_seed_same_metrics(tmp_path):
-    cfg = small("squared", tmp_path, **{"train.total_timesteps": 3 * 1024 * 16})
+    cfg = small("squared", tmp_path, **{"env.num_envs": 1024, "train.bptt_horizon": 16,
+                                        "train.total_timesteps": 3 * 1024 * 16})
     _, a = run(cfg)
     _, b = run(cfg)
     assert _strip_timing(a) == _strip_timing(b)
