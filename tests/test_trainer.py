@@ -34,12 +34,22 @@ def last_mean(history, key, n=3):
 
 def test_cartpole_learns(tmp_path):
     _, history = run(small("cartpole", tmp_path))
-    assert last_mean(history, "environment/episode_return") > 150  # random play: ~22
+    assert last_mean(history, "environment/episode_return") >= 475  # random play: ~22
+
+
+# The CartPole config shipped before the sweep that found the current one. The current config
+# (tuned for the scalar head: 64 envs, gae_lambda 0.78) does not suit HL-Gauss (return ~140-200
+# at 300k steps), so the HL-Gauss test keeps the settings it was written for.
+PREVIOUS_CARTPOLE = {"env.num_envs": 256, "train.bptt_horizon": 32, "train.minibatch_size": 2048,
+                     "train.update_epochs": 4, "train.learning_rate": 0.003, "train.gamma": 0.99,
+                     "train.gae_lambda": 0.95, "train.clip_coef": 0.2, "train.vf_coef": 2.0, "train.ent_coef": 0.0,
+                     "train.prio_alpha": 0.8, "train.prio_beta0": 0.2, "train.vtrace_rho_clip": 1.0,
+                     "train.vtrace_c_clip": 1.0}
 
 
 def test_cartpole_learns_with_hl_gauss_value_head(tmp_path):
-    cfg = small("cartpole", tmp_path, **{"policy.value_head": "hl_gauss", "policy.v_min": 0.0,
-                                         "policy.v_max": 100.0, "train.total_timesteps": 300_000})
+    cfg = small("cartpole", tmp_path, **PREVIOUS_CARTPOLE, **{"policy.value_head": "hl_gauss", "policy.v_min": 0.0,
+                                                              "policy.v_max": 100.0, "train.total_timesteps": 300_000})
     _, history = run(cfg)
     assert last_mean(history, "environment/episode_return") > 150
     assert all(np.isfinite(h["losses/value_loss"]) for h in history)
