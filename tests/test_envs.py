@@ -151,21 +151,27 @@ def test_squared_rules():
     # env 0: target right next to the agent (centre is (2, 2))
     c.set_field(0, "target_row", 2)
     c.set_field(0, "target_col", 3)
-    # env 1: agent at the top edge, will step off
+    # env 1: agent at the top edge, walks into it
     c.set_field(1, "agent_row", 0)
     c.set_field(1, "target_row", 4)
+    c.set_field(1, "target_col", 4)
     o, r, d, t = env.step(np.array([4, 1, 0], np.int32))
-    assert r.tolist() == [1.0, -1.0, 0.0] and d.tolist() == [True, True, False]
-    # new episodes: agent back in the centre, one target
-    assert np.all(o[:, 2, 2] == 1) and np.all((o == 2).sum(axis=(1, 2)) == 1)
-    # env 2 stands still: out of time after 3 * size = 15 steps, reward -1
+    # the target: +1 and a terminal; the edge: no move, no reward, the episode goes on
+    assert r.tolist() == [1.0, 0.0, 0.0] and d.tolist() == [True, False, False] and not t.any()
+    assert o[1, 0, 2] == 1 and (o[1] == 1).sum() == 1 and o[1, 4, 4] == 2
+    assert c.get_field(1, "agent_row") == 0 and c.get_field(1, "steps") == 1
+    # env 0's new episode: agent back in the centre, one target
+    assert o[0, 2, 2] == 1 and (o[0] == 2).sum() == 1
+    # standing still earns nothing; out of time after 3 * size = 15 steps: truncated, reward 0
     for k in range(13):
         o, r, d, t = env.step(np.zeros(3, np.int32))
-        assert not d[2]
+        assert not d.any() and not t[1:].any() and np.all(r[1:] == 0)
     o, r, d, t = env.step(np.zeros(3, np.int32))
-    assert d[2] and r[2] == -1.0 and not t[2]
+    assert t[1:].tolist() == [True, True] and not d[1:].any() and np.all(r[1:] == 0)
+    assert np.all(o[1:, 2, 2] == 1)  # new episodes
     log = env.log()
-    assert log["n"] == 3  # envs 0 and 1 restarted at step 1: 14 steps in, not out of time yet
+    assert log["n"] == 3 and log["perf"] == pytest.approx(1 / 3) and log["score"] == pytest.approx(1 / 3)
+    assert log["episode_return"] == pytest.approx(1 / 3) and log["episode_length"] == pytest.approx((1 + 15 + 15) / 3)
     assert set(log) == {"perf", "score", "episode_return", "episode_length", "n"}
 
 

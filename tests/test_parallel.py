@@ -100,9 +100,11 @@ def test_cartpole_learns_on_two_devices(tmp_path):
         trainer = puffjax.Trainer(cfg, dashboard="none")
         assert trainer.mesh.size == 2
         history = trainer.train()
-        print("return", np.mean([h["environment/episode_return"] for h in history[-3:]]))
+        # the last three epochs that ended an episode (once it balances, most epochs end none)
+        returns = [h["environment/episode_return"] for h in history if "environment/episode_return" in h]
+        print("return", np.mean(returns[-3:]))
     """, timeout=600)
-    assert float(out.split()[-1]) > 150  # as the one-device learning test; random play: ~22
+    assert float(out.split()[-1]) >= 475  # as the one-device learning test; random play: ~22
 
 
 def _free_port() -> int:
@@ -185,7 +187,7 @@ def test_cartpole_learns_on_two_processes(tmp_path):
     assert wait_all(procs, 900) == [0, 0], open(tmp_path / "learn-0.log").read()[-3000:]
     a, b = (json.load(open(o)) for o in outs)
     assert a["params"] == b["params"]
-    returns = [h["environment/episode_return"] for h in a["history"][-3:]]
+    returns = [h["environment/episode_return"] for h in a["history"] if "environment/episode_return" in h][-3:]
     assert sum(returns) / 3 > 150
 
 

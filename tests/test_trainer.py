@@ -34,15 +34,31 @@ def last_mean(history, key, n=3):
 
 def test_cartpole_learns(tmp_path):
     _, history = run(small("cartpole", tmp_path))
-    assert last_mean(history, "environment/episode_return") > 150  # random play: ~22
+    assert last_mean(history, "environment/episode_return") >= 475  # random play: ~22
+
+
+# The CartPole config shipped before the sweep that found the current one. The current config
+# (tuned for the scalar head: 64 envs, gae_lambda 0.78) does not suit HL-Gauss (return ~140-200
+# at 300k steps), so the HL-Gauss test keeps the settings it was written for.
+PREVIOUS_CARTPOLE = {"env.num_envs": 256, "train.bptt_horizon": 32, "train.minibatch_size": 2048,
+                     "train.update_epochs": 4, "train.learning_rate": 0.003, "train.gamma": 0.99,
+                     "train.gae_lambda": 0.95, "train.clip_coef": 0.2, "train.vf_coef": 2.0, "train.ent_coef": 0.0,
+                     "train.prio_alpha": 0.8, "train.prio_beta0": 0.2, "train.vtrace_rho_clip": 1.0,
+                     "train.vtrace_c_clip": 1.0}
 
 
 def test_cartpole_learns_with_hl_gauss_value_head(tmp_path):
-    cfg = small("cartpole", tmp_path, **{"policy.value_head": "hl_gauss", "policy.v_min": 0.0,
-                                         "policy.v_max": 100.0, "train.total_timesteps": 300_000})
+    cfg = small("cartpole", tmp_path, **PREVIOUS_CARTPOLE, **{"policy.value_head": "hl_gauss", "policy.v_min": 0.0,
+                                                              "policy.v_max": 100.0, "train.total_timesteps": 300_000})
     _, history = run(cfg)
     assert last_mean(history, "environment/episode_return") > 150
     assert all(np.isfinite(h["losses/value_loss"]) for h in history)
+
+
+def test_squared_learns(tmp_path):
+    _, history = run(small("squared", tmp_path))
+    # the fraction of episodes that reach the target; random play: 0.13
+    assert last_mean(history, "environment/perf") >= 0.95
 
 
 def test_memory_learns_with_recurrent_policy(tmp_path):
@@ -52,7 +68,8 @@ def test_memory_learns_with_recurrent_policy(tmp_path):
 
 
 def test_log_keys_and_run_directory(tmp_path):
-    cfg = small("squared", tmp_path, **{"train.total_timesteps": 2 * 1024 * 16})
+    cfg = small("squared", tmp_path, **{"env.num_envs": 1024, "train.bptt_horizon": 16,
+                                        "train.total_timesteps": 2 * 1024 * 16})
     trainer, history = run(cfg)
     assert len(history) == 2
     log = history[-1]
@@ -73,7 +90,8 @@ def _strip_timing(history):
 
 
 def test_same_seed_same_metrics(tmp_path):
-    cfg = small("squared", tmp_path, **{"train.total_timesteps": 3 * 1024 * 16})
+    cfg = small("squared", tmp_path, **{"env.num_envs": 1024, "train.bptt_horizon": 16,
+                                        "train.total_timesteps": 3 * 1024 * 16})
     _, a = run(cfg)
     _, b = run(cfg)
     assert _strip_timing(a) == _strip_timing(b)

@@ -5,9 +5,12 @@
  * 0 empty, 1 agent, 2 target (row-major, shape (size, size)).
  * Actions: Discrete(5): 0 stay, 1 up, 2 down, 3 left, 4 right.
  * Every episode is one attempt: +1 and the episode ends on reaching the
- * target; -1 and it ends on stepping off the grid or when 3 * size steps
- * pass without reaching the target (both are terminals, not truncations,
- * since the -1 is part of the task).
+ * target. Nothing else is rewarded or punished: a move into the edge leaves
+ * the agent where it is, and after 3 * size steps without reaching the
+ * target the episode is truncated (reward 0; a time limit, not a terminal:
+ * the observation does not show the time). The only reward is the target's,
+ * so with any discount < 1 the fastest way to the target is optimal, and no
+ * penalty can be postponed by standing still (standing still earns nothing).
  */
 #ifndef PUFFJAX_SQUARED_H
 #define PUFFJAX_SQUARED_H
@@ -58,13 +61,17 @@ static inline void squared_reset(Squared* env) {
     squared_draw(env);
 }
 
-static inline void squared_end(Squared* env, float reward) {
-    *env->io.reward = reward;
-    *env->io.terminal = 1;
-    /* perf = 1 if the target was reached */
-    env->log.perf += reward > 0.0f ? 1.0f : 0.0f;
-    env->log.score += reward > 0.0f ? 1.0f : 0.0f;
-    env->log.episode_return += reward; /* only the last step is rewarded */
+/* An episode ends: log it (perf = score = return = 1 if the target was reached) and start the next. */
+static inline void squared_end(Squared* env, int reached) {
+    if (reached) {
+        *env->io.reward = 1.0f;
+        *env->io.terminal = 1;
+    } else {
+        *env->io.truncation = 1;
+    }
+    env->log.perf += (float)reached;
+    env->log.score += (float)reached;
+    env->log.episode_return += (float)reached;
     env->log.episode_length += (float)env->steps;
     env->log.n += 1.0f;
     squared_reset(env);
@@ -80,19 +87,19 @@ static inline void squared_step(Squared* env) {
     *env->io.truncation = 0;
     env->steps += 1;
     int row = env->agent_row + drow[a], col = env->agent_col + dcol[a];
-    /* Leaving the grid: -1, episode over. */
+    /* A move into the edge: stay put. */
     if (row < 0 || row >= env->size || col < 0 || col >= env->size) {
-        squared_end(env, -1.0f);
-        return;
+        row = env->agent_row;
+        col = env->agent_col;
     }
     /* Reaching the target: +1, episode over. */
     if (row == env->target_row && col == env->target_col) {
-        squared_end(env, 1.0f);
+        squared_end(env, 1);
         return;
     }
-    /* Out of time after 3 * size steps: -1, episode over. */
+    /* Out of time after 3 * size steps: truncated, reward 0. */
     if (env->steps >= 3 * env->size) {
-        squared_end(env, -1.0f);
+        squared_end(env, 0);
         return;
     }
     /* Otherwise move: only two cells of the observation change. */
