@@ -127,11 +127,11 @@ def test_fit_geometry_repairs_or_rejects():
         geometry(cfg.train, 700)
     assert fit_geometry(cfg.train, 700) == ["train.minibatch_size: 3000 -> 2590"]
     assert geometry(cfg.train, 700).minibatch_segments == 70
-    big = load_config("cartpole", **{"train.minibatch_size": 1 << 20, "train.max_minibatch_size": 1000})
+    big = load_config("cartpole", **{"train.bptt_horizon": 32, "train.minibatch_size": 1 << 20, "train.max_minibatch_size": 1000})
     assert fit_geometry(big.train, 256) == ["train.minibatch_size: 1048576 -> 8192",
                                             "train.max_minibatch_size: 1000 -> 512"]
     assert geometry(big.train, 256).accumulation_steps == 16
-    short = load_config("cartpole", **{"train.total_timesteps": 100})
+    short = load_config("cartpole", **{"train.total_timesteps": 100, "train.bptt_horizon": 32})
     with pytest.raises(ValueError, match="no epoch would run"):
         fit_geometry(short.train, 256)  # no budget given: nothing to raise it to
     assert fit_geometry(short.train, 256, budget=8192) == ["train.total_timesteps: 100 -> 8192"]
@@ -200,7 +200,8 @@ def test_tiny_sweep_exports_a_config_that_trains_and_resumes(tmp_path, jax_cache
     reason = res.rows[1]["reason"] or ""
     assert res.rows[1]["state"] == "COMPLETE" or reason.startswith("diverged") or "was never logged" in reason, \
         res.rows[1]
-    assert res.rows[0]["params"]["train.learning_rate"] == 0.003  # trial 0: the config's own values
+    # trial 0: the config's own values
+    assert res.rows[0]["params"]["train.learning_rate"] == load_config("cartpole").train.learning_rate
     assert res.rows[0]["params"] != res.rows[1]["params"]
     assert res.best in res.pareto and all(0.0 <= r["score"] <= 1.0 for r in res.rows)
     assert all(r["steps"] <= 2048 and r["seconds"] > 0 for r in res.rows if r["state"] == "COMPLETE")

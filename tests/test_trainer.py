@@ -152,7 +152,7 @@ def test_gradient_accumulation_averages(tmp_path):
 
 def test_line_dashboard_prints_progress(tmp_path):
     cfg = small("squared", tmp_path, **{"env.num_envs": 64, "train.minibatch_size": 256,
-                                        "train.total_timesteps": 2 * 64 * 16})
+                                        "train.bptt_horizon": 16, "train.total_timesteps": 2 * 64 * 16})
     trainer = puffjax.Trainer(cfg, dashboard="none")
     out = io.StringIO()
     dash = LineDashboard(trainer, interval=0.0, stream=out)
@@ -165,8 +165,8 @@ def test_line_dashboard_prints_progress(tmp_path):
 
 def test_gymnasium_env_trains(tmp_path):
     env = envs.from_gymnasium("CartPole-v1", num_envs=8, seed=0)
-    cfg = small("cartpole", tmp_path, **{"train.total_timesteps": 2 * 8 * 32, "train.minibatch_size": 128,
-                                         "env.num_envs": 8})
+    cfg = small("cartpole", tmp_path, **{"train.total_timesteps": 2 * 8 * 32, "train.bptt_horizon": 32,
+                                         "train.minibatch_size": 128, "env.num_envs": 8})
     trainer, history = run(cfg, env=env)
     assert len(history) == 2 and np.isfinite(history[-1]["losses/policy_loss"])
 
@@ -188,7 +188,7 @@ def test_discrete_action_space_with_start_trains_and_evaluates(tmp_path):
     made = []
     env = envs.from_gymnasium(lambda: made.append(ShiftedCartPole()) or made[-1], num_envs=8)
     cfg = small("cartpole", tmp_path, **{"env.num_envs": 8, "train.total_timesteps": 2 * 8 * 32,
-                                         "train.minibatch_size": 128})
+                                         "train.bptt_horizon": 32, "train.minibatch_size": 128})
     trainer, history = run(cfg, env=env)
     assert len(history) == 2 and set().union(*(e.seen for e in made)) == {1, 2}
     result = puffjax.evaluate(trainer.last_checkpoint, env=envs.from_gymnasium(ShiftedCartPole, num_envs=2),
@@ -214,7 +214,7 @@ class BoxArm(gym.Env):
 
 def test_multidimensional_box_actions_train(tmp_path):
     cfg = small("cartpole", tmp_path, **{"env.num_envs": 8, "train.total_timesteps": 2 * 8 * 32,
-                                         "train.minibatch_size": 128})
+                                         "train.bptt_horizon": 32, "train.minibatch_size": 128})
     _, history = run(cfg, env=envs.from_gymnasium(BoxArm, num_envs=8))
     assert len(history) == 2 and np.isfinite(history[-1]["losses/policy_loss"])
 
