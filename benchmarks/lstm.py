@@ -1,11 +1,12 @@
 """The recurrences: the LSTM's fused CPU kernel (puffjax.lstm) against the lax.scan it replaces,
-and the minGRU's parallel scan (puffjax.mingru) at the same shapes.
+and the minGRU (puffjax.mingru: its CPU kernel where there is one) against its sequential scan,
+at the same shapes.
 
     python benchmarks/lstm.py            # Breakout's shapes: training 512 x 64, rollout 8192 x 1
     python benchmarks/lstm.py --hidden 256 --rows 256
 
 Prints the median time per call (forward, and forward + backward for the training shape) and
-the speed-up. The minGRU column is the recurrence alone (its input projections, like the LSTM's,
+the speed-ups. The minGRU columns are the recurrence alone (its input projections, like the LSTM's,
 are one matmul outside). Run it on a quiet machine: the numbers are wall-clock times.
 """
 import argparse
@@ -16,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import puffjax.lstm as L
-from puffjax.mingru import mingru
+from puffjax.mingru import mingru, mingru_sequential
 
 
 def median_ms(fn, *args, repeats):
@@ -43,7 +44,9 @@ def main() -> None:
     platform = jax.devices()[0].platform
     print(f"jax {jax.__version__} on {platform}, H = {H}, median of {args.repeats}"
           + ("" if platform == "cpu" else " (no fused kernel on this platform: both columns run lax.scan)"))
-    print(f"{'shape':>12s} {'pass':>9s} {'kernel ms':>10s} {'scan ms':>9s} {'speed-up':>9s} {'minGRU ms':>10s}")
+    print(f"{'':>22s} {'--------- LSTM ---------':>30s}   {'-------- minGRU --------':>30s}")
+    print(f"{'shape':>12s} {'pass':>9s} {'kernel ms':>10s} {'scan ms':>9s} {'speed-up':>9s}   "
+          f"{'kernel ms':>10s} {'scan ms':>9s} {'speed-up':>9s}")
     for B, T in ((args.rows, args.horizon), (args.rollout_rows, 1)):
         gx = jnp.asarray(rng.normal(size=(B, T, 4 * H)), jnp.float32)
         reset = jnp.asarray(rng.random((B, T)) < 0.01)
@@ -54,14 +57,16 @@ def main() -> None:
             passes["fwd+bwd"] = lambda fn: jax.jit(jax.grad(
                 lambda g, w: fn(g, reset, w, carry)[0].sum(), argnums=(0, 1)))
         zc = jnp.asarray(rng.normal(size=(B, T, 2 * H)), jnp.float32)
-        gru = {"forward": jax.jit(lambda zc: mingru(*jnp.split(zc, 2, -1), reset, carry[0])[0])}
+        gru = {"forward": lambda fn: jax.jit(lambda zc: fn(*jnp.split(zc, 2, -1), reset, carry[0])[0])}
         if T > 1:
-            gru["fwd+bwd"] = jax.jit(jax.grad(lambda zc: mingru(*jnp.split(zc, 2, -1), reset, carry[0])[0].sum()))
+            gru["fwd+bwd"] = lambda fn: jax.jit(jax.grad(lambda zc: fn(*jnp.split(zc, 2, -1), reset, carry[0])[0].sum()))
         for name, make in passes.items():
             kernel = median_ms(make(L.lstm), gx, w, repeats=args.repeats)
             scan = median_ms(make(L.lstm_reference), gx, w, repeats=args.repeats)
-            minimal = median_ms(gru[name], zc, repeats=args.repeats)
-            print(f"{B:>7d} x {T:<3d} {name:>9s} {kernel:10.2f} {scan:9.2f} {scan / kernel:8.2f}x {minimal:10.2f}")
+            gru_kernel = median_ms(gru[name](mingru), zc, repeats=args.repeats)
+            gru_scan = median_ms(gru[name](mingru_sequential), zc, repeats=args.repeats)
+            print(f"{B:>7d} x {T:<3d} {name:>9s} {kernel:10.2f} {scan:9.2f} {scan / kernel:8.2f}x   "
+                  f"{gru_kernel:10.2f} {gru_scan:9.2f} {gru_scan / gru_kernel:8.2f}x")
 
 
 if __name__ == "__main__":

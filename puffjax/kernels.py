@@ -5,16 +5,18 @@ One extension module, ``puffjax._ffi`` (``xla_ext/ffi_module.cc``), holds every 
 
 - ``puffjax_puff_advantage`` (cpu, CUDA): :func:`puffjax.advantage.puff_advantage`;
 - ``puffjax_lstm_forward``, ``puffjax_lstm_backward`` (cpu): :func:`puffjax.lstm.lstm` and
-  its ``custom_vjp``.
+  its ``custom_vjp``;
+- ``puffjax_mingru_forward``, ``puffjax_mingru_backward`` (cpu): :func:`puffjax.mingru.mingru`
+  and its ``custom_vjp``.
 
 The CUDA handler is there only when the extension was built with nvcc. Importing this module
 registers every handler the build has (``jax.ffi.register_ffi_target``; this does not start
 a JAX backend); nothing registers them again.
 
-Fallback policy, the same for both kernels. Every fallback is the function's pure-JAX
+Fallback policy, the same for every kernel. Every fallback is the function's pure-JAX
 reference (:func:`~puffjax.advantage.puff_advantage_reference`,
-:func:`~puffjax.lstm.lstm_reference`): the same computation, the one the kernels are tested
-against, only slower. A warning is given exactly when a kernel that puffjax ships for the
+:func:`~puffjax.lstm.lstm_reference`, :func:`~puffjax.mingru.mingru_sequential`): the same
+computation, the one the kernels are tested against, only slower. A warning is given exactly when a kernel that puffjax ships for the
 platform in use is missing from this installation, once, saying why and how to build it:
 
 1. The extension is missing (never built, or a broken or partial build): one
@@ -23,9 +25,9 @@ platform in use is missing from this installation, once, saying why and how to b
 2. puffjax ships a kernel for the platform but this build lacks it (the CUDA advantage from a
    build made without nvcc): one ``RuntimeWarning`` per function and platform, with the
    rebuild command; then the reference.
-3. puffjax has no kernel there by design: the reference, silently. That is the LSTM on GPUs,
-   for float64 or for H not a multiple of 16, and both functions on TPU, ROCm or any other
-   platform.
+3. puffjax has no kernel there by design: the reference, silently. That is the LSTM and the
+   minGRU on GPUs, for float64 or for H not a multiple of 16 (LSTM) or 8 (minGRU), and every
+   function on TPU, ROCm or any other platform.
 
 "The platform in use" is JAX's default backend when the function is traced. The branch itself
 is chosen by ``lax.platform_dependent`` when lowering, so a function compiled for another
@@ -37,16 +39,19 @@ import warnings
 
 import jax
 
-__all__ = ["ADVANTAGE", "EXTENSION", "LSTM_BACKWARD", "LSTM_FORWARD", "SHIPPED",
-           "default_platform", "kernel_platforms", "platforms"]
+__all__ = ["ADVANTAGE", "EXTENSION", "LSTM_BACKWARD", "LSTM_FORWARD", "MINGRU_BACKWARD", "MINGRU_FORWARD",
+           "SHIPPED", "default_platform", "kernel_platforms", "platforms"]
 
 EXTENSION = "puffjax._ffi"
 ADVANTAGE = "puffjax_puff_advantage"
 LSTM_FORWARD = "puffjax_lstm_forward"
 LSTM_BACKWARD = "puffjax_lstm_backward"
+MINGRU_FORWARD = "puffjax_mingru_forward"
+MINGRU_BACKWARD = "puffjax_mingru_backward"
 
 # The platforms a complete build has a handler for, by target (lax.platform_dependent names).
-SHIPPED = {ADVANTAGE: ("cpu", "cuda"), LSTM_FORWARD: ("cpu",), LSTM_BACKWARD: ("cpu",)}
+SHIPPED = {ADVANTAGE: ("cpu", "cuda"), LSTM_FORWARD: ("cpu",), LSTM_BACKWARD: ("cpu",),
+           MINGRU_FORWARD: ("cpu",), MINGRU_BACKWARD: ("cpu",)}
 
 BUILD_HINT = (
     "Build it with `pip install --no-build-isolation -e .` (or `cmake -S . -B build && "
@@ -106,7 +111,7 @@ _warned: set[tuple[str, ...]] = set()
 def _warn_once(key: tuple[str, ...], message: str) -> None:
     if key not in _warned:
         _warned.add(key)
-        # 1 = here, 2 = kernel_platforms, 3 = puff_advantage / lstm, 4 = their caller.
+        # 1 = here, 2 = kernel_platforms, 3 = puff_advantage / lstm / mingru, 4 = their caller.
         warnings.warn(message, RuntimeWarning, stacklevel=4)
 
 
@@ -123,7 +128,7 @@ def kernel_platforms(fn: str, *targets: str) -> tuple[str, ...]:
         if _ext is None:
             _warn_once(("extension",),
                        f"puffjax: the extension {EXTENSION} could not be imported "
-                       f"({IMPORT_ERROR}): puff_advantage and lstm run as their pure-JAX "
+                       f"({IMPORT_ERROR}): puff_advantage, lstm and mingru run as their pure-JAX "
                        f"references (the same computation, slower). {BUILD_HINT}")
         else:
             why = " (it was built without nvcc)" if platform == "cuda" else ""

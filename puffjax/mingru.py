@@ -4,24 +4,40 @@
 
 The gates depend on the input only, so the whole segment is two matmuls over all time steps
 (done by the caller: ``z`` and ``candidate`` are ``x @ W + b``) and an elementwise linear
-recurrence. On accelerators that recurrence runs as a parallel scan over time
-(``jax.lax.associative_scan``: log2(T) steps instead of T); on CPUs, where the parallel scan's
-extra passes over memory cost more than they save, as a sequential ``lax.scan`` (measured at
-Breakout's training shape, 512 x 64 x 128: 2.7x faster forward, 2.5x forward + backward;
-``python benchmarks/lstm.py``)::
+recurrence::
 
     h_t = (1 - sigmoid(z_t)) * h_{t-1} + sigmoid(z_t) * g(candidate_t)
     g(x) = x + 0.5 for x >= 0, sigmoid(x) otherwise   (positive, and linear for large x)
 
 Before step t the state is zeroed on the rows where ``reset[:, t]`` is set (an episode began).
 A segment of one step is the rollout's form of the same function.
+
+Where it runs:
+
+- CPU, float32, H a multiple of 8, T > 1: one XLA FFI custom call per direction
+  (``xla_ext/mingru_cpu.cc``, a ``custom_vjp``). Each row runs its T steps in one pass over its
+  own memory; the recurrence is bound by memory traffic, and XLA's CPU backend spends many
+  passes on either scan below (``python benchmarks/lstm.py``).
+- CPU otherwise (one step, float64, other H, or the extension missing, which warns once; see
+  :mod:`puffjax.kernels`): :func:`mingru_sequential`, a ``lax.scan`` over time, which on CPUs
+  beats the parallel scan (its log2(T) extra passes over memory cost more than they save).
+- Accelerators: :func:`mingru_parallel`, ``jax.lax.associative_scan`` (log2(T) steps, not T).
 """
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
-__all__ = ["mingru", "mingru_parallel", "mingru_sequential", "g"]
+from puffjax import kernels
+
+__all__ = ["mingru", "mingru_parallel", "mingru_sequential", "g", "has_kernel"]
+
+_FORWARD, _BACKWARD = kernels.MINGRU_FORWARD, kernels.MINGRU_BACKWARD
+
+
+def has_kernel() -> bool:
+    """True when the CPU kernel is built and registered (by puffjax.kernels, at import)."""
+    return all("cpu" in kernels.platforms(t) for t in (_FORWARD, _BACKWARD))
 
 
 def g(x):
@@ -76,16 +92,54 @@ def mingru_sequential(z, candidate, reset, h0):
 
 
 def mingru(z, candidate, reset, h0):
-    """minGRU over ``T`` steps: the sequential scan on CPUs, the parallel scan elsewhere.
+    """minGRU over ``T`` steps (the kernel or scan for the platform: see the module docstring).
 
     Args:
       z: ``[B, T, H]`` gate pre-activations; candidate: ``[B, T, H]`` candidate pre-activations.
       reset: ``[B, T]`` bool; where set, the state is zeroed before that step.
       h0: ``[B, H]`` state before the first step.
 
-    Returns ``(hs [B, T, H], h_T [B, H])``; differentiable (forward and reverse mode). Shapes
-    that do not fit raise a ValueError naming them.
+    Returns ``(hs [B, T, H], h_T [B, H])``. Differentiable in reverse mode (``grad``, ``vjp``)
+    everywhere; the CPU kernel's ``custom_vjp`` has no forward mode, so ``jvp`` needs
+    :func:`mingru_sequential` or :func:`mingru_parallel`. Shapes that do not fit raise a
+    ValueError naming them.
     """
     z, candidate, reset, h0 = _check(z, candidate, reset, h0)
+    cpu = mingru_sequential
+    # One step (the rollout) is one elementwise expression, which XLA fuses better than a call.
+    if z.shape[1] > 1 and z.shape[-1] % 8 == 0 and {x.dtype for x in (z, candidate, h0)} == {jnp.dtype(jnp.float32)}:
+        if "cpu" in kernels.kernel_platforms("mingru", _FORWARD, _BACKWARD):
+            cpu = _mingru_kernel
     # Resolved when lowering: only the branch of the target platform is compiled.
-    return jax.lax.platform_dependent(z, candidate, reset, h0, cpu=mingru_sequential, default=mingru_parallel)
+    return jax.lax.platform_dependent(z, candidate, reset, h0, cpu=cpu, default=mingru_parallel)
+
+
+def _f32(*shape):
+    return jax.ShapeDtypeStruct(shape, jnp.float32)
+
+
+def _forward_call(z, candidate, reset, h0):
+    return jax.ffi.ffi_call(_FORWARD, _f32(*z.shape), vmap_method="sequential")(z, candidate, reset, h0)
+
+
+@jax.custom_vjp
+def _mingru_kernel(z, candidate, reset, h0):
+    hs = _forward_call(z, candidate, reset, h0)
+    return hs, hs[:, -1]
+
+
+def _mingru_kernel_fwd(z, candidate, reset, h0):
+    hs = _forward_call(z, candidate, reset, h0)
+    return (hs, hs[:, -1]), (z, candidate, reset, h0, hs)
+
+
+def _mingru_kernel_bwd(res, cotangents):
+    z, candidate, reset, h0, hs = res
+    dhs, dh_t = cotangents
+    b, t, h = z.shape
+    call = jax.ffi.ffi_call(_BACKWARD, (_f32(b, t, h), _f32(b, t, h), _f32(b, h)), vmap_method="sequential")
+    dz, dc, dh0 = call(dhs, dh_t, z, candidate, reset, h0, hs)
+    return dz, dc, None, dh0
+
+
+_mingru_kernel.defvjp(_mingru_kernel_fwd, _mingru_kernel_bwd)

@@ -19,6 +19,8 @@ import pytest
 from puffjax import kernels
 from puffjax.advantage import puff_advantage, puff_advantage_reference
 from puffjax.lstm import has_kernel, lstm, lstm_reference
+from puffjax.mingru import has_kernel as has_mingru_kernel
+from puffjax.mingru import mingru, mingru_sequential
 
 HP = dict(gamma=0.99, gae_lambda=0.95, rho_clip=1.0, c_clip=1.0)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -58,7 +60,20 @@ def _run_lstm():
     np.testing.assert_allclose(c, want_c, atol=5e-6)
 
 
-RUN = {"puff_advantage": _run_advantage, "lstm": _run_lstm}
+def _mingru_case(seed=0, B=4, T=5, H=8):
+    rng = np.random.default_rng(seed)
+    f32 = lambda *s: rng.normal(size=s).astype(np.float32)
+    return f32(B, T, H), f32(B, T, H), rng.random((B, T)) < 0.2, f32(B, H)
+
+
+def _run_mingru():
+    z, c, reset, h0 = _mingru_case()
+    hs, h = jax.jit(lambda *a: mingru(*a))(z, c, reset, h0)
+    want_hs, _ = mingru_sequential(z, c, reset, h0)
+    np.testing.assert_allclose(hs, want_hs, atol=2e-6)
+
+
+RUN = {"puff_advantage": _run_advantage, "lstm": _run_lstm, "mingru": _run_mingru}
 
 
 def _without_extension(monkeypatch):
@@ -81,7 +96,8 @@ def test_extension_registers_every_shipped_cpu_handler():
 
     regs = _ffi.registrations()
     assert set(regs) <= {"cpu", "CUDA"}
-    assert set(regs["cpu"]) == {kernels.ADVANTAGE, kernels.LSTM_FORWARD, kernels.LSTM_BACKWARD}
+    assert set(regs["cpu"]) == {kernels.ADVANTAGE, kernels.LSTM_FORWARD, kernels.LSTM_BACKWARD,
+                                kernels.MINGRU_FORWARD, kernels.MINGRU_BACKWARD}
     assert set(regs.get("CUDA", {})) <= {kernels.ADVANTAGE}
     major, minor = _ffi.ffi_api_version
     assert isinstance(major, int) and isinstance(minor, int)
@@ -89,7 +105,7 @@ def test_extension_registers_every_shipped_cpu_handler():
         for target in handlers:
             assert platform.lower() in kernels.platforms(target)
             assert platform.lower() in kernels.SHIPPED[target]
-    assert has_kernel()
+    assert has_kernel() and has_mingru_kernel()
 
 
 def test_every_handler_registered_once_at_import():
@@ -113,6 +129,9 @@ def test_every_handler_registered_once_at_import():
         g = np.zeros((2, 3, 64), np.float32); z = np.zeros((2, 16), np.float32)
         jax.grad(lambda g: puffjax.lstm.lstm(g, np.zeros((2, 3), bool),
                                              np.zeros((16, 64), np.float32), (z, z))[0].sum())(g)
+        import puffjax.mingru
+        jax.grad(lambda z: puffjax.mingru.mingru(z, z, np.zeros((2, 3), bool), z[:, 0])[0].sum())(
+            np.zeros((2, 3, 8), np.float32))
         from puffjax import _ffi
         expected = {f"{t}@{p}": 1 for p, h in _ffi.registrations().items() for t in h}
         print(json.dumps({"at_import": at_import, "after_use": dict(calls),
@@ -130,12 +149,11 @@ def test_every_handler_registered_once_at_import():
 # Fallback policy
 
 
-@pytest.mark.parametrize("first", ["puff_advantage", "lstm"])
+@pytest.mark.parametrize("first", ["puff_advantage", "lstm", "mingru"])
 def test_without_extension_one_warning_then_references(monkeypatch, first):
     if kernels.default_platform() != "cpu":
         pytest.skip("needs the CPU backend")
     _without_extension(monkeypatch)
-    second = "lstm" if first == "puff_advantage" else "puff_advantage"
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         RUN[first]()
@@ -143,17 +161,18 @@ def test_without_extension_one_warning_then_references(monkeypatch, first):
     assert len(messages) == 1, messages  # whichever kernel is asked for first warns
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        RUN[first]()
-        RUN[second]()
+        for name in RUN:
+            RUN[name]()
     assert not _runtime_warnings(record)  # and only once for the process
     assert "puffjax._ffi could not be imported" in messages[0]
     assert "No module named 'puffjax._ffi'" in messages[0]
-    assert "pip install" in messages[0] and "puff_advantage and lstm" in messages[0]
+    assert "pip install" in messages[0] and "puff_advantage, lstm and mingru" in messages[0]
     x = _advantage_case()
     assert "custom_call" not in jax.jit(lambda *a: puff_advantage(*a, **HP)).lower(*x).as_text()
     gx, reset, w, c0, h0 = _lstm_case()
     text = jax.jit(lambda *a: lstm(*a)).lower(gx, reset, w, (c0, h0)).as_text()
     assert "custom_call" not in text
+    assert "custom_call" not in jax.jit(lambda *a: mingru(*a)).lower(*_mingru_case()).as_text()
 
 
 def test_without_extension_for_real():
@@ -166,6 +185,7 @@ def test_without_extension_for_real():
         from puffjax import kernels
         from puffjax.advantage import puff_advantage, puff_advantage_reference
         from puffjax.lstm import has_kernel, lstm, lstm_reference
+        from puffjax.mingru import mingru, mingru_sequential
         rng = np.random.default_rng(0)
         x = [rng.normal(size=(4, 6)).astype(np.float32) for _ in range(4)]
         hp = dict(gamma=0.9, gae_lambda=0.8, rho_clip=1.0, c_clip=1.0)
@@ -179,12 +199,14 @@ def test_without_extension_for_real():
             warnings.simplefilter("always")
             h.append(np.asarray(lstm(gx, reset, w, (z, z))[0]))
             a = [np.asarray(puff_advantage(*x, **hp)) for _ in range(2)]
+            m = np.asarray(mingru(gx[..., :8], gx[..., 8:16], reset, z[:, :8])[0])
         print(json.dumps({
             "warnings": [str(r.message) for r in first if r.category is RuntimeWarning],
             "later": [str(r.message) for r in later if r.category is RuntimeWarning],
             "has_kernel": has_kernel(),
             "advantage_error": float(np.abs(a[1] - puff_advantage_reference(*x, **hp)).max()),
             "lstm_error": float(np.abs(h[1] - lstm_reference(gx, reset, w, (z, z))[0]).max()),
+            "mingru_error": float(np.abs(m - mingru_sequential(gx[..., :8], gx[..., 8:16], reset, z[:, :8])[0]).max()),
         }))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -194,7 +216,7 @@ def test_without_extension_for_real():
     assert len(result["warnings"]) == 1 and not result["later"], result
     assert "puffjax._ffi could not be imported" in result["warnings"][0]
     assert not result["has_kernel"]
-    assert result["advantage_error"] <= 1e-6 and result["lstm_error"] <= 1e-6
+    assert result["advantage_error"] <= 1e-6 and result["lstm_error"] <= 1e-6 and result["mingru_error"] <= 1e-5
 
 
 def test_build_without_cuda_warns_for_the_advantage_only(monkeypatch):
@@ -207,6 +229,7 @@ def test_build_without_cuda_warns_for_the_advantage_only(monkeypatch):
         warnings.simplefilter("always")
         for _ in range(2):
             RUN["lstm"]()
+            RUN["mingru"]()
             RUN["puff_advantage"]()
     messages = _runtime_warnings(record)
     assert len(messages) == 1, messages
@@ -224,6 +247,7 @@ def test_no_kernel_by_design_is_silent(monkeypatch, extension, platform):
         warnings.simplefilter("error", RuntimeWarning)
         RUN["puff_advantage"]()
         RUN["lstm"]()
+        RUN["mingru"]()
 
 
 def test_lstm_shapes_without_a_kernel_are_silent(monkeypatch):

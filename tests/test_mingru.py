@@ -1,4 +1,5 @@
-"""The minGRU recurrence and policy: against a NumPy loop, resets, gradients, step vs segment form."""
+"""The minGRU recurrence and policy: against a NumPy loop, resets, gradients, step vs segment form;
+the CPU kernel (H a multiple of 8, float32), the sequential and the parallel scan alike."""
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
@@ -6,8 +7,8 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from puffjax import make_policy
-from puffjax.mingru import g, mingru, mingru_parallel, mingru_sequential
+from puffjax import kernels, make_policy
+from puffjax.mingru import g, has_kernel, mingru, mingru_parallel, mingru_sequential
 
 
 def numpy_loop(z, c, reset, h0):
@@ -23,7 +24,8 @@ def numpy_loop(z, c, reset, h0):
     return hs, h
 
 
-@pytest.mark.parametrize("b, t, h, rate", [(5, 64, 16, 0.1), (3, 1, 8, 0.5), (7, 13, 4, 0.0), (2, 9, 3, 1.0)])
+@pytest.mark.parametrize("b, t, h, rate", [(5, 64, 16, 0.1), (3, 1, 8, 0.5), (37, 64, 64, 0.05), (7, 13, 4, 0.0),
+                                           (2, 9, 3, 1.0), (4, 11, 24, 1.0)])
 def test_matches_a_numpy_loop(b, t, h, rate):
     rng = np.random.default_rng()
     z, c = (rng.normal(scale=2.0, size=(b, t, h)).astype(np.float32) for _ in range(2))
@@ -36,9 +38,10 @@ def test_matches_a_numpy_loop(b, t, h, rate):
         np.testing.assert_allclose(last, want_last, rtol=2e-5, atol=2e-5)
 
 
-def test_a_reset_cuts_the_past_at_every_position():
+@pytest.mark.parametrize("h", [4, 8])  # the sequential scan; the kernel
+def test_a_reset_cuts_the_past_at_every_position(h):
     rng = np.random.default_rng()
-    b, t, h = 2, 10, 4
+    b, t = 2, 10
     z, c = (rng.normal(size=(b, t, h)).astype(np.float32) for _ in range(2))
     h0 = rng.normal(size=(b, h)).astype(np.float32)
     for pos in range(t):
@@ -83,6 +86,61 @@ def test_bad_shapes_are_named():
         mingru(np.zeros((2, 3, 4)), np.zeros((2, 3, 5)), np.zeros((2, 3), bool), np.zeros((2, 4)))
     with pytest.raises(ValueError, match="reset must be"):
         mingru(np.zeros((2, 3, 4)), np.zeros((2, 3, 4)), np.zeros((2, 4), bool), np.zeros((2, 4)))
+
+
+needs_kernel = pytest.mark.skipif(not has_kernel() or kernels.default_platform() != "cpu",
+                                  reason="the minGRU kernel runs on CPU builds with the extension")
+
+
+@needs_kernel
+def test_the_kernel_runs_on_cpu_for_float32_only():
+    z = np.zeros((2, 5, 16), np.float32)
+    reset = np.zeros((2, 5), bool)
+    h0 = np.zeros((2, 16), np.float32)
+    assert "puffjax_mingru_forward" in jax.jit(mingru).lower(z, z, reset, h0).as_text()
+    grad = jax.jit(jax.grad(lambda z: mingru(z, z, reset, h0)[0].sum()))
+    assert "puffjax_mingru_backward" in grad.lower(z).as_text()
+    for odd in (np.zeros((2, 5, 12), np.float32), np.zeros((2, 5, 16), np.float64)):  # no kernel: the scan
+        with jax.enable_x64(odd.dtype == np.float64):
+            h = np.zeros((2, odd.shape[-1]), odd.dtype)
+            assert "custom_call" not in jax.jit(mingru).lower(odd, odd, reset, h).as_text()
+
+
+@needs_kernel
+@pytest.mark.parametrize("b, t, h, rate", [(6, 64, 64, 0.05), (3, 1, 8, 0.5), (5, 17, 16, 1.0), (4, 9, 32, 0.0)])
+def test_kernel_gradients_equal_the_sequential_scan(b, t, h, rate):
+    """The kernel's custom_vjp (z, candidate, h0; cotangents on every h_t and on h_T) against
+    JAX's derivative of the sequential scan (itself checked against finite differences above)."""
+    rng = np.random.default_rng()
+    z, c = (jnp.asarray(rng.normal(scale=2.0, size=(b, t, h)), jnp.float32) for _ in range(2))
+    h0 = jnp.asarray(rng.normal(size=(b, h)), jnp.float32)
+    reset = rng.random((b, t)) < rate
+    w_hs = jnp.asarray(rng.normal(size=(b, t, h)), jnp.float32)
+    w_last = jnp.asarray(rng.normal(size=(b, h)), jnp.float32)
+
+    def loss(fn):
+        def f(z, c, h0):
+            hs, last = fn(z, c, reset, h0)
+            return (hs * w_hs).sum() + (last * w_last).sum() + (hs ** 2).mean()
+        return f
+
+    got = jax.jit(jax.grad(loss(mingru), argnums=(0, 1, 2)))(z, c, h0)
+    want = jax.grad(loss(mingru_sequential), argnums=(0, 1, 2))(z, c, h0)
+    for a, w in zip(got, want):
+        np.testing.assert_allclose(a, w, rtol=1e-4, atol=1e-5)
+    if rate == 1.0:  # every step starts from zero: nothing flows back to h0
+        assert not np.any(got[2])
+
+
+@needs_kernel
+def test_kernel_under_vmap():
+    rng = np.random.default_rng()
+    z, c = (rng.normal(size=(3, 4, 5, 8)).astype(np.float32) for _ in range(2))
+    reset = rng.random((4, 5)) < 0.3
+    h0 = rng.normal(size=(3, 4, 8)).astype(np.float32)
+    hs = jax.vmap(lambda z, c, h0: mingru(z, c, reset, h0)[0])(z, c, h0)
+    for k in range(3):
+        np.testing.assert_allclose(hs[k], numpy_loop(z[k], c[k], reset, h0[k])[0], rtol=2e-5, atol=2e-5)
 
 
 OBS = gym.spaces.Box(-1, 1, (6,), np.float32)

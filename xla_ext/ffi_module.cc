@@ -14,10 +14,12 @@
 #include "advantage_cuda.h"
 #endif
 
-// The CPU handlers (advantage_cpu.cc, lstm_cpu.cc).
+// The CPU handlers (advantage_cpu.cc, lstm_cpu.cc, mingru_cpu.cc).
 extern "C" XLA_FFI_Error* PuffjaxPuffAdvantageCpu(XLA_FFI_CallFrame* call_frame);
 extern "C" XLA_FFI_Error* PuffjaxLstmForwardCpu(XLA_FFI_CallFrame* call_frame);
 extern "C" XLA_FFI_Error* PuffjaxLstmBackwardCpu(XLA_FFI_CallFrame* call_frame);
+extern "C" XLA_FFI_Error* PuffjaxMinGruForwardCpu(XLA_FFI_CallFrame* call_frame);
+extern "C" XLA_FFI_Error* PuffjaxMinGruBackwardCpu(XLA_FFI_CallFrame* call_frame);
 
 namespace nb = nanobind;
 
@@ -33,7 +35,7 @@ nb::capsule EncapsulateHandler(Fn* fn) {
 }  // namespace
 
 NB_MODULE(_ffi, m) {
-  m.doc() = "XLA FFI handlers of puffjax (the puff advantage and the fused LSTM recurrence)";
+  m.doc() = "XLA FFI handlers of puffjax (the puff advantage, the fused LSTM and minGRU recurrences)";
   m.def(
       "registrations",
       []() {
@@ -41,6 +43,8 @@ NB_MODULE(_ffi, m) {
         cpu["puffjax_puff_advantage"] = EncapsulateHandler(&PuffjaxPuffAdvantageCpu);
         cpu["puffjax_lstm_forward"] = EncapsulateHandler(&PuffjaxLstmForwardCpu);
         cpu["puffjax_lstm_backward"] = EncapsulateHandler(&PuffjaxLstmBackwardCpu);
+        cpu["puffjax_mingru_forward"] = EncapsulateHandler(&PuffjaxMinGruForwardCpu);
+        cpu["puffjax_mingru_backward"] = EncapsulateHandler(&PuffjaxMinGruBackwardCpu);
         nb::dict registrations;
         registrations["cpu"] = cpu;
 #ifdef PUFFJAX_WITH_CUDA

@@ -18,65 +18,18 @@
 //   The weight gradient dW_h = sum over t of h_{t-1}^T dgx_t is one large matmul, left to XLA.
 // Where reset[b, t] is set, the carry entering step t is zero (a new episode), so no
 // gradient flows to the steps before it.
-#include <algorithm>
-#include <atomic>
 #include <cstdint>
 #include <cstring>
-#include <functional>
-#include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "xla/ffi/api/ffi.h"
-
-namespace ffi = xla::ffi;
+#include "cpu_kernels.h"
 
 namespace {
-
-// Eight floats in one AVX register; GCC splits them into two SSE registers on older CPUs.
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v8u __attribute__((vector_size(32), aligned(4)));  // for unaligned loads
-typedef int32_t v8i __attribute__((vector_size(32)));
-
-// The block functions are compiled twice (AVX2+FMA and baseline x86-64); the loader picks
-// the one this CPU runs. Helpers are always inlined, so each copy gets its own instructions.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define PJ_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define PJ_CLONES
-#endif
-#define PJ_INLINE inline __attribute__((always_inline))
 
 constexpr int kStrip = 16;  // matmul columns per register tile (two v8)
 constexpr int kTile = 6;    // rows per register tile: 12 accumulators + 2 weight vectors + 1
 constexpr int kBlock = 24;  // rows per task: their state and one weight strip stay in L1
-
-PJ_INLINE v8 Load(const float* p) { return *reinterpret_cast<const v8u*>(p); }
-PJ_INLINE void Store(float* p, v8 v) { *reinterpret_cast<v8u*>(p) = v; }
-
-// exp(x) as in Cephes: 2^k * p(r) with x = k ln2 + r, |r| <= ln2 / 2; relative error ~1e-7.
-PJ_INLINE v8 Exp(v8 x) {
-  x = x < -87.0f ? v8{} - 87.0f : x;
-  x = x > 88.0f ? v8{} + 88.0f : x;
-  const v8 round = v8{} + 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  v8 k = (x * 1.44269504088896341f + round) - round;
-  v8 r = x - k * 0.693359375f + k * 2.12194440e-4f;
-  v8 p = v8{} + 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  v8i bits = (__builtin_convertvector(k, v8i) + 127) << 23;
-  v8 scale;
-  std::memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
-}
-
-PJ_INLINE v8 Sigmoid(v8 x) { return 1.0f / (1.0f + Exp(-x)); }
-PJ_INLINE v8 Tanh(v8 x) { return 2.0f / (1.0f + Exp(-2.0f * x)) - 1.0f; }
 
 // c[MR][16] += a[MR][K] @ b[K][16]: one register tile.
 template <int MR>
@@ -226,52 +179,7 @@ PJ_CLONES void BackwardBlock(Dims d, int64_t r0, int64_t n, const float* dhs, co
   std::memcpy(dh0 + r0 * H, dh, sizeof(float) * n * H);
 }
 
-// Runs fn(block) for every block of kBlock rows on the calling thread and XLA's intra-op
-// pool. Blocks are claimed from a shared counter, so the call finishes even if no pool
-// thread ever picks its task up; a late task finds nothing left and only touches `work`.
-struct Work {
-  std::atomic<int64_t> next{0}, done{0};
-  int64_t count = 0;
-  std::function<void(int64_t)> fn;
-  void Drain() {
-    for (int64_t i; (i = next.fetch_add(1)) < count;) {
-      fn(i);
-      done.fetch_add(1, std::memory_order_release);
-    }
-  }
-};
-
-void ParallelBlocks(ffi::ThreadPool& pool, int64_t rows, std::function<void(int64_t, int64_t)> fn) {
-  auto work = std::make_shared<Work>();
-  work->count = (rows + kBlock - 1) / kBlock;
-  work->fn = [&fn, rows](int64_t b) { fn(b * kBlock, std::min<int64_t>(kBlock, rows - b * kBlock)); };
-  const int64_t helpers = std::min<int64_t>(pool.num_threads(), work->count) - 1;
-  for (int64_t i = 0; i < helpers; ++i) pool.Schedule([work] { work->Drain(); });
-  work->Drain();
-  while (work->done.load(std::memory_order_acquire) < work->count) std::this_thread::yield();
-}
-
-std::string Shape(ffi::Span<const int64_t> dims) {
-  std::string s = "[";
-  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
-  return s + "]";
-}
-
-template <typename Buf>
-bool HasShape(const Buf& buf, std::initializer_list<int64_t> want) {
-  const auto dims = buf.dimensions();
-  return dims.size() == want.size() && std::equal(want.begin(), want.end(), dims.begin());
-}
-
-ffi::Error Mismatch(const char* name, ffi::Span<const int64_t> got, std::initializer_list<int64_t> want) {
-  std::vector<int64_t> w(want);
-  return ffi::Error::InvalidArgument(std::string("puffjax lstm: ") + name + " has shape " +
-                                     Shape(got) + ", expected " +
-                                     Shape(ffi::Span<const int64_t>(w.data(), w.size())));
-}
-
-#define PJ_CHECK(buf, name, ...)                                                 \
-  if (!HasShape(buf, {__VA_ARGS__})) return Mismatch(name, (buf).dimensions(), {__VA_ARGS__})
+#define PJ_CHECK(buf, name, ...) PJ_CHECK_SHAPE("lstm", buf, name, __VA_ARGS__)
 
 // Reads B, T, H from gx [B, T, 4H] and checks H.
 ffi::Error GateDims(ffi::Buffer<ffi::F32>& gx, Dims* d) {
@@ -301,7 +209,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> gx, ffi::Buffer<f
   if (with_acts) PJ_CHECK(*acts, "acts", B, T, 4 * H);
   if (B == 0 || T == 0) return ffi::Error::Success();
   const std::vector<float> packed = Pack(wh.typed_data(), H, 4 * H, 4 * H, 1);
-  ParallelBlocks(pool, B, [&](int64_t r0, int64_t n) {
+  ParallelBlocks(pool, B, kBlock, [&](int64_t r0, int64_t n) {
     ForwardBlock(d, r0, n, gx.typed_data(), reset.typed_data(), packed.data(), c0.typed_data(),
                  h0.typed_data(), hs->typed_data(), cs->typed_data(),
                  with_acts ? acts->typed_data() : nullptr);
@@ -331,7 +239,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> dhs, ffi::Buffer
   if (B == 0) return ffi::Error::Success();
   // dh_{t-1} = dgx_t @ W_h^T: pack W_h^T ([G, H], element (k, j) = wh[j, k]).
   const std::vector<float> packed = Pack(wh.typed_data(), 4 * H, H, 1, 4 * H);
-  ParallelBlocks(pool, B, [&](int64_t r0, int64_t n) {
+  ParallelBlocks(pool, B, kBlock, [&](int64_t r0, int64_t n) {
     BackwardBlock(d, r0, n, dhs.typed_data(), dc_t.typed_data(), dh_t.typed_data(),
                   acts.typed_data(), cs.typed_data(), c0.typed_data(), reset.typed_data(),
                   packed.data(), dgx->typed_data(), dc0->typed_data(), dh0->typed_data());
