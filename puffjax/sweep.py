@@ -680,6 +680,8 @@ def _run_workers(s, store, storage, study, directory, target, workers, say) -> N
                 del procs[i]
                 if p.returncode == 0:
                     continue
+                if p.returncode == 130:  # SIGINT reached the worker alone (`kill -INT`, or a parent that
+                    raise KeyboardInterrupt  # ignores it, as under `nohup ... &`): stop as on Ctrl-C
                 mine = [t for t in s.get_trials(deepcopy=False, states=(_optuna().trial.TrialState.RUNNING,))
                         if t.user_attrs.get("worker") == f"{host}:{p.pid}"]
                 why = (f"killed by signal {-p.returncode}" if p.returncode < 0 else f"exit status {p.returncode}")

@@ -318,13 +318,17 @@ def test_killed_worker_fails_its_trial_and_the_sweep_goes_on(tmp_path, jax_cache
     assert second.state.name == "COMPLETE"
 
 
-def test_ctrl_c_leaves_the_study_consistent(tmp_path, jax_cache):
+@pytest.mark.parametrize("target", ["group", "worker"])
+def test_ctrl_c_leaves_the_study_consistent(tmp_path, jax_cache, target):
     path = space_file(tmp_path, FIXED)
     p = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "2", "--dir", "intr", "--budget", "65536",
                   wait=False)  # a trial long enough to be caught running
     try:
-        _wait_for_running(tmp_path / "intr", p)
-        os.killpg(p.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+        worker = _wait_for_running(tmp_path / "intr", p)
+        if target == "group":
+            os.killpg(p.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+        else:  # the worker alone (`kill -INT`; or Ctrl-C where the sweep's own process ignores SIGINT)
+            os.kill(int(worker.rpartition(":")[2]), signal.SIGINT)
         rc, out = finish(p, 90)
     finally:
         if p.poll() is None:
