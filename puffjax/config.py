@@ -42,7 +42,7 @@ class EnvConfig:
 class PolicyConfig:
     kind: str = "default"  # default | recurrent (LSTM) | mingru | cnn | cnn_recurrent | cnn_mingru (puffjax.models)
     hidden_size: int = 128
-    layers: int = 1  # recurrent layers of the recurrent kinds
+    layers: int = 1  # recurrent layers (recurrent kinds); dense layers, the encoder's included (others)
     value_head: str = "scalar"  # scalar | hl_gauss | two_hot (categorical heads: see puffjax.value_head)
     num_bins: int = 101  # categorical value heads: bins over [v_min, v_max]
     v_min: float = -10.0

@@ -23,7 +23,9 @@ Architectures (``kind``):
 * ``"mingru"`` / ``"cnn_mingru"``: the MLP or CNN encoder, then a minimal GRU
   (:func:`puffjax.mingru.mingru`: gates from the input only, a parallel scan over time).
 
-Recurrent kinds stack ``layers`` recurrent layers of ``hidden`` units.
+``layers`` sets the depth after the encoder: recurrent kinds stack ``layers`` recurrent layers
+of ``hidden`` units; feed-forward kinds add ``layers - 1`` more ``Dense(hidden)`` + GELU layers
+(``layers = 1``: the encoder alone).
 
 Heads, on the ``hidden`` features:
 
@@ -151,7 +153,7 @@ class _Net(nn.Module):
     obs_shape: tuple[int, ...]
     encoder: str  # "mlp" | "cnn"
     recurrent: str  # "" | "lstm" | "mingru"
-    layers: int  # recurrent layers
+    layers: int  # recurrent layers; feed-forward: dense layers, the encoder's included
     hidden_size: int
     action_kind: str  # "categorical" | "multi" | "gaussian" | "mixed"
     num_action_params: int
@@ -181,6 +183,9 @@ class _Net(nn.Module):
             x = x.reshape(b * t, -1)
             x = nn.Dense(self.hidden_size, kernel_init=_orth(_SQRT2), bias_init=_zeros, name="encoder")(x)
             x = nn.relu(x)
+        for i in range(1, 1 if self.recurrent else self.layers):  # a deeper feed-forward network
+            x = nn.Dense(self.hidden_size, kernel_init=_orth(_SQRT2), bias_init=_zeros, name=f"dense_{i}")(x)
+            x = nn.gelu(x, approximate=False)
         x = x.reshape(b, t, self.hidden_size)
 
         if self.recurrent:  # the carry holds one state per layer
@@ -381,7 +386,8 @@ def make_policy(
       action_space: ``Discrete``, ``MultiDiscrete``, ``MultiBinary`` or float ``Box``.
       kind: one of ``"default"``, ``"recurrent"``, ``"cnn"``, ``"cnn_recurrent"``.
       hidden_size: encoder width (and recurrent state size).
-      layers: recurrent layers (recurrent kinds only).
+      layers: recurrent layers (recurrent kinds), or dense layers counting the encoder's
+        (feed-forward kinds).
       value_head: ``"scalar"``, ``"hl_gauss"`` or ``"two_hot"``.
       num_bins, v_min, v_max, symlog: the categorical heads' support (ignored for scalar).
 

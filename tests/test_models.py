@@ -175,6 +175,28 @@ def test_exact_gelu_and_uint8_scaling():
     np.testing.assert_allclose(np.asarray(a.action_params), logits, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("layers", [2, 3])
+def test_deeper_feed_forward_policy_matches_numpy(layers):
+    """policy.layers on a feed-forward kind: the encoder and layers - 1 more Dense + GELU layers."""
+    from math import erf, sqrt
+
+    rng = np.random.default_rng()
+    policy = make_policy(gym.spaces.Box(-1, 1, (5,), np.float32), gym.spaces.Discrete(3), hidden_size=8, layers=layers)
+    assert not policy.is_recurrent and policy.initial_carry(2) == ()
+    params = _random_params(policy, rng)
+    assert count_params(params) == (5 * 8 + 8) + (layers - 1) * (8 * 8 + 8) + (8 * 3 + 3) + (8 + 1)
+    x = rng.uniform(-1, 1, (4, 5)).astype(np.float32)
+    out, _ = jax.jit(policy.step)(params, x, (), None)
+    gelu = np.vectorize(lambda v: v * 0.5 * (1 + erf(v / sqrt(2))))
+    h = x.astype(np.float64)
+    for name in ["encoder"] + [f"dense_{i}" for i in range(1, layers)]:
+        h = gelu(h @ np.asarray(params[name]["kernel"], np.float64) + np.asarray(params[name]["bias"]))
+    logits = h @ np.asarray(params["actor"]["kernel"], np.float64) + np.asarray(params["actor"]["bias"])
+    np.testing.assert_allclose(np.asarray(out.action_params), logits, rtol=1e-4, atol=1e-5)
+    v = h @ np.asarray(params["value"]["kernel"], np.float64)[:, 0] + np.asarray(params["value"]["bias"])[0]
+    np.testing.assert_allclose(np.asarray(out.value), v, rtol=1e-4, atol=1e-5)
+
+
 def test_recurrent_unroll_equals_repeated_step_with_resets(breakout):
     rng = np.random.default_rng()
     policy, params = breakout
