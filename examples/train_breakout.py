@@ -1,4 +1,6 @@
-"""Train Breakout with PufferLib's tuned config (8192 agents, LSTM policy, 90M steps).
+"""Train Breakout with the shipped config (two-layer MLP, 4096 agents, 40M steps; about 9 minutes
+on 2 CPU cores, mean perf 0.9 after about 6). PufferLib 3.0's own config (LSTM, 8192 agents,
+90M steps) is `breakout_lstm`: `puffjax train breakout_lstm`.
 
     python examples/train_breakout.py                                   # the full run
     python examples/train_breakout.py --train.total-timesteps 5_000_000 # a shorter one

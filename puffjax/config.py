@@ -112,7 +112,7 @@ class Config:
 
 
 def available() -> list[str]:
-    """Names of the shipped environment configs."""
+    """Names of the shipped configs: an environment's name, or a variant (``breakout_lstm``)."""
     return sorted(f[:-5] for f in os.listdir(CONFIG_DIR) if f.endswith(".toml"))
 
 

@@ -1,4 +1,6 @@
 """Config loading, overrides, CLI parsing and batch-geometry validation."""
+import dataclasses
+
 import pytest
 
 import puffjax
@@ -11,16 +13,28 @@ def test_shipped_configs_load():
     assert {"breakout", "pong", "squared", "cartpole", "memory"} <= set(available())
     for name in available():
         cfg = load_config(name)
-        assert cfg.env.name == name
+        assert cfg.env.name == name or name.startswith(cfg.env.name + "_")  # a variant: breakout_lstm
 
 
-def test_breakout_has_pufferlib_values_and_geometry():
-    cfg = load_config("breakout")
+def test_breakout_lstm_has_pufferlib_values_and_geometry():
+    cfg = load_config("breakout_lstm")
+    assert cfg.env.name == "breakout" and cfg.policy.kind == "recurrent" and cfg.policy.hidden_size == 128
     assert cfg.train.learning_rate == pytest.approx(0.044482546441415506)
     assert cfg.env.num_envs == 8192 and cfg.env.options["frameskip"] == 4
     g = geometry(cfg.train, cfg.env.num_envs)
     assert g.batch_size == 524288 and g.minibatches_per_epoch == 16 and g.total_epochs == 171
     assert g.minibatch_segments == 512 and g.accumulation_steps == 1
+
+
+def test_breakout_keeps_pufferlib_hyperparameters_with_its_own_geometry():
+    cfg, lstm = load_config("breakout"), load_config("breakout_lstm")
+    assert (cfg.policy.kind, cfg.policy.hidden_size, cfg.policy.layers) == ("default", 256, 2)
+    geometry_fields = {"total_timesteps", "bptt_horizon", "minibatch_size", "update_epochs"}
+    for field in dataclasses.fields(cfg.train):
+        if field.name not in geometry_fields:
+            assert getattr(cfg.train, field.name) == getattr(lstm.train, field.name), field.name
+    g = geometry(cfg.train, cfg.env.num_envs)
+    assert g.batch_size == 131072 and g.minibatches_per_epoch == 16 and g.total_epochs == 305  # 8 per pass
 
 
 def test_overrides_all_forms():
