@@ -59,7 +59,8 @@ def main() -> None:
         zc = jnp.asarray(rng.normal(size=(B, T, 2 * H)), jnp.float32)
         gru = {"forward": lambda fn: jax.jit(lambda zc: fn(*jnp.split(zc, 2, -1), reset, carry[0])[0])}
         if T > 1:
-            gru["fwd+bwd"] = lambda fn: jax.jit(jax.grad(lambda zc: fn(*jnp.split(zc, 2, -1), reset, carry[0])[0].sum()))
+            gru["fwd+bwd"] = lambda fn: jax.jit(jax.grad(
+                lambda zc: fn(*jnp.split(zc, 2, -1), reset, carry[0])[0].sum()))
         for name, make in passes.items():
             kernel = median_ms(make(L.lstm), gx, w, repeats=args.repeats)
             scan = median_ms(make(L.lstm_reference), gx, w, repeats=args.repeats)

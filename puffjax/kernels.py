@@ -16,8 +16,9 @@ a JAX backend); nothing registers them again.
 Fallback policy, the same for every kernel. Every fallback is the function's pure-JAX
 reference (:func:`~puffjax.advantage.puff_advantage_reference`,
 :func:`~puffjax.lstm.lstm_reference`, :func:`~puffjax.mingru.mingru_sequential`): the same
-computation, the one the kernels are tested against, only slower. A warning is given exactly when a kernel that puffjax ships for the
-platform in use is missing from this installation, once, saying why and how to build it:
+computation, the one the kernels are tested against, only slower. A warning is given exactly
+when a kernel that puffjax ships for the platform in use is missing from this installation,
+once, saying why and how to build it:
 
 1. The extension is missing (never built, or a broken or partial build): one
    ``RuntimeWarning`` per process, naming ``puffjax._ffi``, the import error and the build

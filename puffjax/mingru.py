@@ -107,7 +107,8 @@ def mingru(z, candidate, reset, h0):
     z, candidate, reset, h0 = _check(z, candidate, reset, h0)
     cpu = mingru_sequential
     # One step (the rollout) is one elementwise expression, which XLA fuses better than a call.
-    if z.shape[1] > 1 and z.shape[-1] % 8 == 0 and {x.dtype for x in (z, candidate, h0)} == {jnp.dtype(jnp.float32)}:
+    fits = z.shape[1] > 1 and z.shape[-1] % 8 == 0
+    if fits and {x.dtype for x in (z, candidate, h0)} == {jnp.dtype(jnp.float32)}:
         if "cpu" in kernels.kernel_platforms("mingru", _FORWARD, _BACKWARD):
             cpu = _mingru_kernel
     # Resolved when lowering: only the branch of the target platform is compiled.
