@@ -19,8 +19,8 @@ def test_pure_functions_example(tmp_path):
 
 def test_train_breakout_example_small_budget(tmp_path):
     p = run("train_breakout.py", "--env.num-envs", "256", "--train.bptt-horizon", "64",
-            "--train.minibatch-size", "4096", "--train.total-timesteps", "16384", "--train.video-frames", "0", "--train.data-dir", str(tmp_path),
-            cwd=tmp_path)
+            "--train.minibatch-size", "4096", "--train.total-timesteps", "16384", "--train.video-frames", "0",
+            "--train.data-dir", str(tmp_path), cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "Done: 16,384 steps" in p.stdout
     assert "epoch_000001.msgpack" in p.stdout
