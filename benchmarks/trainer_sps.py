@@ -1,6 +1,7 @@
-"""Trainer throughput on the shipped Breakout config: steps/s of a few epochs (the first compiles).
+"""Trainer throughput on a shipped Breakout config: steps/s of a few epochs (the first compiles).
 
     python benchmarks/trainer_sps.py                     # 6 epochs, mean steps/s of epochs 2+
+    python benchmarks/trainer_sps.py --config breakout_lstm   # PufferLib's config (LSTM, 8192 agents)
     python benchmarks/trainer_sps.py --compare guard     # the non-finite guard's cost, side by side
     python benchmarks/trainer_sps.py --compare groups    # the overlapped rollout against one group
     python benchmarks/trainer_sps.py --env.num-envs 16384 --train.minibatch-size 65536   # any override
@@ -45,8 +46,8 @@ def swapped(what: str):
             trainer_module.groups_for = saved
 
 
-def make_trainer(data_dir: str, overrides: dict):
-    cfg = puffjax.load_config("breakout", **{"train.data_dir": data_dir, "train.video_frames": 0,
+def make_trainer(config: str, data_dir: str, overrides: dict):
+    cfg = puffjax.load_config(config, **{"train.data_dir": data_dir, "train.video_frames": 0,
                                              "train.checkpoint_interval": 10_000, **overrides})
     trainer = puffjax.Trainer(cfg, dashboard="none")
     return trainer, trainer.train_iter()
@@ -56,15 +57,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--compare", choices=["guard", "groups"])
+    parser.add_argument("--config", default="breakout", help="a shipped Breakout config (default breakout)")
     args, extra = parser.parse_known_args()
     puffjax.keep_freed_memory()
     overrides = puffjax.parse_overrides(extra)
     data_dir = tempfile.mkdtemp(prefix="puffjax-bench-")
-    runs = {"as shipped": make_trainer(data_dir, overrides)}
+    runs = {"as shipped": make_trainer(args.config, data_dir, overrides)}
     next(runs["as shipped"][1])  # compiles and plays epoch 1
     if args.compare:
         with swapped(args.compare) as name:
-            runs[name] = make_trainer(data_dir, overrides)
+            runs[name] = make_trainer(args.config, data_dir, overrides)
             next(runs[name][1])
     sps = {name: [] for name in runs}
     cpu = {name: [] for name in runs}  # CPU seconds this process spent per epoch (all its threads)
