@@ -301,17 +301,24 @@ def _wait_for_running(directory, p, timeout=60):
 
 
 @pytest.mark.slow  # ~17 s: two worker starts; the Ctrl-C test below covers the same recording path
-def test_killed_worker_fails_its_trial_and_the_sweep_goes_on(tmp_path, jax_cache):
+def _signal_a_running_trial(tmp_path, jax_cache, directory, send, timeout):
+    """Start a 2-trial sweep, call ``send(sweep_process, worker_pid)`` once a trial runs, and
+    return the sweep's (exit status, output); the sweep is killed if it outlives the test."""
     path = space_file(tmp_path, FIXED)
-    p = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "2", "--dir", "kill", "--budget", "65536",
+    p = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "2", "--dir", directory, "--budget", "65536",
                   wait=False)  # trials long enough to be caught running
     try:
-        worker = _wait_for_running(tmp_path / "kill", p)
-        os.kill(int(worker.rpartition(":")[2]), signal.SIGKILL)
-        rc, out = finish(p, 120)
+        worker = _wait_for_running(tmp_path / directory, p)
+        send(p, int(worker.rpartition(":")[2]))
+        return finish(p, timeout)
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
+
+
+def test_killed_worker_fails_its_trial_and_the_sweep_goes_on(tmp_path, jax_cache):
+    rc, out = _signal_a_running_trial(tmp_path, jax_cache, "kill", lambda p, worker: os.kill(worker, signal.SIGKILL),
+                                      120)
     assert rc == 0, out
     first, second = trials_of(tmp_path / "kill")
     assert first.state.name == "FAIL" and "killed by signal 9" in first.user_attrs["fail_reason"]
@@ -320,19 +327,13 @@ def test_killed_worker_fails_its_trial_and_the_sweep_goes_on(tmp_path, jax_cache
 
 @pytest.mark.parametrize("target", ["group", "worker"])
 def test_ctrl_c_leaves_the_study_consistent(tmp_path, jax_cache, target):
-    path = space_file(tmp_path, FIXED)
-    p = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "2", "--dir", "intr", "--budget", "65536",
-                  wait=False)  # a trial long enough to be caught running
-    try:
-        worker = _wait_for_running(tmp_path / "intr", p)
+    def send(p, worker):
         if target == "group":
             os.killpg(p.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
         else:  # the worker alone (`kill -INT`; or Ctrl-C where the sweep's own process ignores SIGINT)
-            os.kill(int(worker.rpartition(":")[2]), signal.SIGINT)
-        rc, out = finish(p, 90)
-    finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
+            os.kill(worker, signal.SIGINT)
+
+    rc, out = _signal_a_running_trial(tmp_path, jax_cache, "intr", send, 90)
     assert rc == 130, out
     assert "run the same command to continue" in out
     trials = trials_of(tmp_path / "intr")
