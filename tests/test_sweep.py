@@ -300,7 +300,6 @@ def _wait_for_running(directory, p, timeout=60):
     pytest.fail("no trial started")
 
 
-@pytest.mark.slow  # ~17 s: two worker starts; the Ctrl-C test below covers the same recording path
 def _signal_a_running_trial(tmp_path, jax_cache, directory, send, timeout):
     """Start a 2-trial sweep, call ``send(sweep_process, worker_pid)`` once a trial runs, and
     return the sweep's (exit status, output); the sweep is killed if it outlives the test."""
@@ -316,6 +315,7 @@ def _signal_a_running_trial(tmp_path, jax_cache, directory, send, timeout):
             os.killpg(p.pid, signal.SIGKILL)
 
 
+@pytest.mark.slow  # ~17 s: two worker starts; the Ctrl-C test below covers the same recording path
 def test_killed_worker_fails_its_trial_and_the_sweep_goes_on(tmp_path, jax_cache):
     rc, out = _signal_a_running_trial(tmp_path, jax_cache, "kill", lambda p, worker: os.kill(worker, signal.SIGKILL),
                                       120)
