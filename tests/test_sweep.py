@@ -228,19 +228,24 @@ def test_tiny_sweep_exports_a_config_that_trains_and_resumes(tmp_path, jax_cache
 
 def test_failing_trials_are_recorded_and_the_sweep_goes_on(tmp_path, jax_cache):
     path = space_file(tmp_path, {"defaults": False, "policy.kind": {"values": ["default", "cnn"]},
-                                 "env.num_envs": {"values": [16, 128]}})
+                                 "env.num_envs": {"values": [16, 128]},
+                                 "train.learning_rate": {"low": 0.001, "high": 1e30, "log": True}})
     directory = str(tmp_path / "fail")
     sweep(config_file=path, trials=0, directory=directory, progress=None)  # creates the study only
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{directory}/study.db")
-    study.enqueue_trial({"policy.kind": "cnn", "env.num_envs": 16})  # raises in the Trainer
-    study.enqueue_trial({"policy.kind": "default", "env.num_envs": 128})  # one batch: 2048 steps > the budget
-    rc, out = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "3", "--dir", "fail")
+    lr = load_config("cartpole").train.learning_rate
+    study.enqueue_trial({"policy.kind": "cnn", "env.num_envs": 16, "train.learning_rate": lr})  # raises
+    study.enqueue_trial({"policy.kind": "default", "env.num_envs": 128,  # one batch: 2048 steps > the budget
+                         "train.learning_rate": lr})
+    study.enqueue_trial({"policy.kind": "default", "env.num_envs": 16, "train.learning_rate": 1e30})  # diverges
+    rc, out = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "4", "--dir", "fail")
     assert rc == 0, out
-    config, raising, big = trials_of(tmp_path / "fail")
+    config, raising, big, diverging = trials_of(tmp_path / "fail")
     assert config.state.name == "COMPLETE"  # the first queued trial: the config itself
-    assert raising.state.name == "FAIL" and big.state.name == "FAIL"
+    assert raising.state.name == big.state.name == diverging.state.name == "FAIL"
     assert "kind='cnn' needs an image observation" in raising.user_attrs["fail_reason"]
     assert "impossible batch geometry" in big.user_attrs["fail_reason"]
+    assert diverging.user_attrs["fail_reason"].startswith("diverged: epoch 1: the loss or its gradients")
     assert "failed trials" in out
 
 
