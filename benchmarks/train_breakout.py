@@ -1,6 +1,6 @@
 """The acceptance benchmark: train Breakout with the shipped config and summarise the run.
 
-    python benchmarks/train_breakout.py                 # train (40M steps), then summarise
+    python benchmarks/train_breakout.py                 # train (30M steps), then summarise
     python benchmarks/train_breakout.py --run RUN_DIR   # summarise an existing run directory
 
 Prints mean SPS, the time split, the wall time and steps to mean perf >= 0.9 (score >= 778),

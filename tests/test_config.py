@@ -34,7 +34,7 @@ def test_breakout_keeps_pufferlib_hyperparameters_with_its_own_geometry():
         if field.name not in geometry_fields:
             assert getattr(cfg.train, field.name) == getattr(lstm.train, field.name), field.name
     g = geometry(cfg.train, cfg.env.num_envs)
-    assert g.batch_size == 131072 and g.minibatches_per_epoch == 16 and g.total_epochs == 305  # 8 per pass
+    assert g.batch_size == 131072 and g.minibatches_per_epoch == 32 and g.total_epochs == 228  # one pass
 
 
 def test_overrides_all_forms():
