@@ -40,7 +40,9 @@ Heads, on the ``hidden`` features:
 
 Initialisation (as PufferLib's ``layer_init``): every Dense/Conv kernel is
 orthogonal with all biases 0; gains are sqrt(2) for the encoder layers (PufferLib's
-``layer_init`` default), 0.01 for the action head, 1.0 for the value head. The
+``layer_init`` default), 0.01 for the action head, 1.0 for the value head. One exception: a
+categorical value head's bias is the log of the HL-Gauss target of 0, so that its first
+estimate is near 0, as the scalar head's is, not the middle of the support. The
 LSTM's kernels (input and recurrent) are orthogonal with gain 1.0 and its bias is
 0, as PufferLib initialises its ``nn.LSTM``.
 
@@ -147,6 +149,20 @@ class _MinGRU(nn.Module):
 _RECURRENT_LAYERS = {"lstm": _LSTM, "mingru": _MinGRU}
 
 
+def _centred_value_bias(support):
+    """Bias init of a categorical value head: the log of the HL-Gauss target of 0 (floored at 1e-6).
+
+    A zero bias would make the first value estimate the support's middle (105 for [-10, 220]),
+    every terminal TD error about -105, and the policy collapse before the critic recovers. This
+    bias starts the head near 0, as the scalar head starts (0 is clipped into the support).
+    """
+    def init(key, shape, dtype=jnp.float32):
+        del key
+        probs = _vh.hl_gauss_target(jnp.zeros(()), support)
+        return jnp.log(jnp.maximum(probs, 1e-6)).astype(dtype).reshape(shape)
+    return init
+
+
 class _Net(nn.Module):
     """The network on preprocessed float32 inputs ``[B, T, *obs_shape]``."""
 
@@ -213,7 +229,8 @@ class _Net(nn.Module):
             log_std = self.param("log_std", _zeros, (self.num_action_params,), jnp.float32)
             action_params = (head, jnp.broadcast_to(log_std, head.shape))
 
-        v = nn.Dense(self.value_bins, kernel_init=_orth(1.0), bias_init=_zeros, name="value")(x)
+        value_bias = _zeros if self.support is None else _centred_value_bias(self.support)
+        v = nn.Dense(self.value_bins, kernel_init=_orth(1.0), bias_init=value_bias, name="value")(x)
         if self.support is None:
             out = PolicyOutput(action_params, v[..., 0], None)
         else:

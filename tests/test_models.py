@@ -131,6 +131,25 @@ def test_orthogonal_init_gains_and_zero_biases(breakout):
         assert np.all(np.asarray(bias) == 0)
 
 
+@pytest.mark.parametrize("v_min, v_max, symlog, start", [
+    (-10.0, 220.0, False, 0.0), (-10.0, 220.0, True, 0.0), (-1.0, 1.0, False, 0.0), (5.0, 50.0, False, 5.0)])
+def test_categorical_value_head_starts_near_zero(v_min, v_max, symlog, start):
+    # a zero bias would start at the support's middle (105 for [-10, 220]); the bias is the log of
+    # the HL-Gauss target of 0 (clipped into the support), so the first estimates sit there
+    rng = np.random.default_rng()
+    space = gym.spaces.Box(-1, 1, (7,), np.float32)
+    policy = make_policy(space, gym.spaces.Discrete(3), hidden_size=64, value_head="hl_gauss",
+                         v_min=v_min, v_max=v_max, symlog=symlog)
+    params = policy.init(_key())
+    support = dl.make_support(v_min, v_max, 101, symlog=symlog)
+    target = np.maximum(np.asarray(dl.hl_gauss_target(np.float32(0.0), support), np.float64), 1e-6)
+    np.testing.assert_allclose(np.exp(np.asarray(params["value"]["bias"], np.float64)), target, rtol=1e-4, atol=1e-7)
+    obs = rng.uniform(-1, 1, (256, 1, 7)).astype(np.float32)
+    value = np.asarray(policy.unroll(params, obs, np.zeros((256, 1), bool)).value)
+    width = (v_max - v_min) / 100
+    assert np.all(np.abs(value - start) < (0.5 if symlog else 2 * width)), (value.min(), value.max())
+
+
 def test_cnn_init_and_forward():
     rng = np.random.default_rng()
     space = gym.spaces.Box(0, 255, (11, 11, 3), np.uint8)
