@@ -309,8 +309,8 @@ def _signal_a_running_trial(tmp_path, jax_cache, directory, send, timeout):
     """Start a 2-trial sweep, call ``send(sweep_process, worker_pid)`` once a trial runs, and
     return the sweep's (exit status, output); the sweep is killed if it outlives the test."""
     path = space_file(tmp_path, FIXED)
-    p = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "2", "--dir", directory, "--budget", "65536",
-                  wait=False)  # trials long enough to be caught running
+    p = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "2", "--dir", directory, "--budget", "262144",
+                  wait=False)  # trials of a few seconds: caught running, not in their last step
     try:
         worker = _wait_for_running(tmp_path / directory, p)
         send(p, int(worker.rpartition(":")[2]))
