@@ -27,6 +27,21 @@ TARGETS = {  # env -> (logged metric, target)
 }
 
 
+def reached(history: list[dict], key: str, target: float):
+    """(first, held): the first log whose ``key`` is >= target, and the log from which it stayed
+    there to the end (None where there is none)."""
+    first = held = None
+    for log in history:
+        if key not in log:
+            continue
+        if log[key] >= target:
+            first = first or log
+            held = held or log
+        else:
+            held = None
+    return first, held
+
+
 def seeds(text: str) -> list[int]:
     if "-" in text:
         lo, hi = text.split("-")
@@ -49,32 +64,28 @@ def main() -> None:
     overrides = puffjax.parse_overrides(extra)
     data_dir = tempfile.mkdtemp(prefix="puffjax-solve-")
     print(f"{args.env}: {key} >= {target}, overrides {overrides or 'none'}", flush=True)
-    finals, reached = [], []
+    finals, held_at = [], []
     for seed in args.seeds:
         cfg = puffjax.load_config(args.env, **{"train.data_dir": data_dir, "train.video_frames": 0,
                                                "train.seed": seed, **overrides})
         trainer = puffjax.Trainer(cfg, dashboard="none")
-        logged, first = [], None
-        for log in trainer.train_iter():
-            if key in log:
-                logged.append(log[key])
-                if log[key] < target:
-                    first = None
-                elif first is None:
-                    first = (log["agent_steps"], log["uptime"])
+        history = list(trainer.train_iter())
         trainer.close()
+        logged = [log[key] for log in history if key in log]
+        _, held = reached(history, key, target)
+        first = held and (held["agent_steps"], held["uptime"])
         final = statistics.mean(logged[-3:]) if logged else float("nan")
         finals.append(final)
         when = f"held from {first[0] / 1e6:.2f}M steps, {first[1]:.1f} s on" if first else "not held to the end"
         if first:
-            reached.append(first)
+            held_at.append(first)
         print(f"seed {seed}: {metric} {final:.3f} (mean of the last 3 logged epochs) after "
               f"{trainer.global_step / 1e6:.2f}M steps, {trainer.uptime:.1f} s; target {when}", flush=True)
-    print(f"{len(reached)} of {len(args.seeds)} seeds held {metric} >= {target} to the end; final {metric} "
+    print(f"{len(held_at)} of {len(args.seeds)} seeds held {metric} >= {target} to the end; final {metric} "
           f"{min(finals):.3f} to {max(finals):.3f}, median {statistics.median(finals):.3f}")
-    if reached:
-        print(f"held from: median {statistics.median(s for s, _ in reached) / 1e6:.2f}M steps, "
-              f"{statistics.median(t for _, t in reached):.1f} s")
+    if held_at:
+        print(f"held from: median {statistics.median(s for s, _ in held_at) / 1e6:.2f}M steps, "
+              f"{statistics.median(t for _, t in held_at):.1f} s")
 
 
 if __name__ == "__main__":

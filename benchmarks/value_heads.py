@@ -17,25 +17,12 @@ import statistics
 import numpy as np
 
 import puffjax
+from solve import reached  # benchmarks/solve.py: first reached and held from
 
 
 def final(history, key):
     values = [h[key] for h in history if key in h]
     return float(np.mean(values[-3:])) if values else float("nan")
-
-
-def reached(history, target=0.9):
-    """(first, held): the first log with perf >= target, and the log from which it stayed there."""
-    first = held = None
-    for h in history:
-        if "environment/perf" not in h:
-            continue
-        if h["environment/perf"] >= target:
-            first = first or h
-            held = held or h
-        else:
-            held = None
-    return first, held
 
 
 def when(h):
@@ -72,7 +59,7 @@ def main() -> None:
             trainer = puffjax.Trainer(cfg, dashboard="none")
             history = trainer.train()
             trainer.close()
-            first, held = reached(history)
+            first, held = reached(history, "environment/perf", 0.9)
             sps = statistics.median(h["SPS"] for h in history[1:]) if len(history) > 1 else float("nan")
             row = (final(history, "environment/perf"), final(history, "environment/episode_return"),
                    history[-1]["uptime"] / 60)
