@@ -1,23 +1,46 @@
 #!/usr/bin/env bash
-# The GPU check in one command: build puffjax with its CUDA handler against the installed jaxlib,
-# run the GPU tests, the advantage and LSTM benchmarks, the steps/s curve over num_envs and a timed
-# Breakout run (cold compile cache, then a warm start), and write every log plus summary.json into
-# OUT_DIR. Sized for about 7 minutes on one H200, so it can be rerun once in a 15-minute slot.
+# Measure puffjax on one CUDA GPU and write every log plus summary.json into OUT_DIR:
 #
-#   benchmarks/device_wheels.sh                 # once, on a machine with network: wheels the GPU
-#                                               # machine lacks (gymnasium, ...) into .device_wheels/
-#   benchmarks/device_check.sh OUT_DIR          # on the GPU machine ($OUT under the device tool,
-#                                               # carrying .device_wheels)
+#   1. build puffjax against the installed jaxlib with the CUDA advantage handler (sm_$CUDA_ARCH);
+#   2. the GPU tests (pytest -m gpu): the CUDA advantage against NumPy and the CPU handler under
+#      jit, vmap and shard_map, the recurrent policy, the overlapped rollout, a training run whose
+#      checkpoint a CPU loads;
+#   3. the advantage against the memory-bandwidth floor (benchmarks/advantage.py) and the
+#      recurrences (benchmarks/lstm.py);
+#   4. training steps/s at 8192, 32768 and 131072 environments (benchmarks/trainer_sps.py);
+#   5. Breakout with the shipped config from a cold compile cache, stopped after BREAKOUT_SECONDS
+#      and summarised (benchmarks/train_breakout.py --run), then the time to the first epoch of a
+#      warm start.
 #
-# Environment: PYTHON (default /opt/torch/.venv/bin/python3, else python3), CUDA_ARCH (default 90),
-# BREAKOUT_SECONDS (time limit of the Breakout run, default 150). Every step has its own time limit
-# and a failed step does not stop the others: summary.json records each step's exit status.
+# Every step has its own time limit and a failed step does not stop the others: summary.json
+# (written by benchmarks/device_summary.py) records each step's exit status and seconds. Expected
+# run time: about 7 minutes.
+#
+#   benchmarks/device_check.sh OUT_DIR                       # python3 from PATH
+#   PYTHON=/path/to/python benchmarks/device_check.sh OUT_DIR
+#
+# The interpreter ($PYTHON, else python3 on PATH) must import jax with CUDA, flax and optax. Unless
+# it is a virtual environment's own, the script makes a virtual environment on top of it
+# (--system-site-packages) in WORK_DIR and installs the wheels in .device_wheels/ there, if any
+# (benchmarks/device_wheels.sh downloads them, for a GPU machine without network).
+#
+# Environment: PYTHON, CUDA_ARCH (default 90), BREAKOUT_SECONDS (default 150), WORK_DIR (build,
+# compile cache and runs; default /tmp/puffjax-device, deleted at the start).
 set -u
-OUT=$(mkdir -p "${1:-${OUT:-device_check_out}}" && cd "${1:-${OUT:-device_check_out}}" && pwd)
+OUT=$(mkdir -p "${1:-device_check_out}" && cd "${1:-device_check_out}" && pwd)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-PY=${PYTHON:-/opt/torch/.venv/bin/python3}
-[ -x "$PY" ] || PY=$(command -v python3)
+if [ -n "${PYTHON:-}" ]; then
+    PY=$PYTHON
+    "$PY" -c "import jax" > /dev/null 2>&1 || {
+        echo "device_check.sh: PYTHON=$PY cannot import jax; point PYTHON at an interpreter that has jax" >&2
+        exit 2; }
+elif command -v python3 > /dev/null && python3 -c "import jax" > /dev/null 2>&1; then
+    PY=$(command -v python3)
+else
+    echo "device_check.sh: python3 on PATH cannot import jax; set PYTHON to an interpreter that has jax" >&2
+    exit 2
+fi
 ARCH=${CUDA_ARCH:-90}
 WORK=${WORK_DIR:-/tmp/puffjax-device}
 STATUS="$OUT/status.txt"
@@ -39,9 +62,10 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to OUT/NAME
 rm -rf "$WORK" && mkdir -p "$WORK"
 step machine 60 bash -c "nvidia-smi; nproc; free -g; $PY -c 'import jax, jaxlib; print(jax.__version__, jaxlib.__version__, jax.devices())'"
 
-# A venv on top of the machine's packages (jax with CUDA, flax, optax, nanobind, ...), plus the
-# carried wheels, then puffjax built against the installed jaxlib with the CUDA handler on.
-# (A PYTHON that is itself a venv's is used as it is: a dry run on a CPU machine.)
+# A virtual environment on top of the interpreter's packages (jax with CUDA, flax, optax, nanobind,
+# ...) plus the wheels in .device_wheels/, then puffjax built against the installed jaxlib with the
+# CUDA handler on. An interpreter that is a virtual environment's own is used as it is (on a
+# machine without a GPU the GPU tests skip and the rest runs on the CPU).
 if "$PY" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
     VPY=$PY
     step setup 120 true
@@ -75,6 +99,6 @@ cfg = puffjax.load_config('breakout', **{'train.total_timesteps': 524288, 'train
 log = puffjax.Trainer(cfg, dashboard='none').train()[0]
 print(f'warm start: first epoch done {time.time() - t:.1f} s after start (epoch {log[\"uptime\"]:.1f} s)')"
 
-"$VPY" benchmarks/device_summary.py "$OUT" > "$OUT/summary.log" 2>&1 || python3 benchmarks/device_summary.py "$OUT"
+"$VPY" benchmarks/device_summary.py "$OUT" > "$OUT/summary.log" 2>&1 || "$PY" benchmarks/device_summary.py "$OUT"
 cat "$OUT/steps.log"
 echo "summary: $OUT/summary.json"

@@ -1,4 +1,9 @@
-"""Summarise the logs of benchmarks/device_check.sh into OUT_DIR/summary.json (and print it).
+"""Summarise the logs that benchmarks/device_check.sh wrote into OUT_DIR as OUT_DIR/summary.json,
+and print it: each step's exit status and seconds, the GPU's name, the GPU test counts, the
+advantage's GPU timings (and its 65536 x 64 time over the bandwidth floor), the recurrences'
+timings, steps/s per num_envs, the Breakout run (steps/s, steps and minutes to mean perf 0.9,
+best perf, time split, first epoch) and the warm start's time to the first epoch. A number whose
+log is missing or lacks it is null.
 
     python benchmarks/device_summary.py OUT_DIR
 """
@@ -19,7 +24,11 @@ def find(pattern: str, text: str, cast=float):
 
 
 def main() -> None:
+    if len(sys.argv) != 2:
+        sys.exit("usage: python benchmarks/device_summary.py OUT_DIR (the folder device_check.sh wrote)")
     out = sys.argv[1]
+    if not os.path.isfile(os.path.join(out, "status.txt")):
+        sys.exit(f"device_summary.py: {out} has no status.txt; run benchmarks/device_check.sh {out} first")
     summary: dict = {"steps": {}}
     for line in open(os.path.join(out, "status.txt")):
         name, rc, seconds = line.split()
