@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
               "[--export FILE.toml [--export-trial N]] [--section.field VALUE ...]",
         description="Runs trials until the study holds N of them (again: continues it). The search space is "
                     "the config file's [sweep] section, or the default space. --section.field options change "
-                    "the base config. See puffjax/sweep.py.")
+                    "the base config. See the puffjax.sweep package.")
     sw.add_argument("--config", help="a config file to sweep around (its [sweep] section is the search space)")
     sw.add_argument("--trials", type=int, required=True, help="trials the study holds when done (interrupted "
                     "ones excluded); 0: only report (and --export)")

@@ -7,13 +7,14 @@ files ``puffjax/configs/<env>.toml`` override some of them.
 ``run_config(RUN_DIR)`` gives back the config a run was trained with (for resuming it).
 ``load_config_file("best.toml")`` reads a config file of the same format (the environment named
 in its ``[env]`` section), e.g. one exported by ``puffjax sweep``. A ``[sweep]`` section in a
-config file declares a hyperparameter search space (:mod:`puffjax.sweep_space`) and is not part
+config file declares a hyperparameter search space (:mod:`puffjax.sweep.space`) and is not part
 of the config itself.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import tomllib
 import typing
@@ -87,7 +88,7 @@ class TrainConfig:
 
 
 SECTIONS = {"env": EnvConfig, "policy": PolicyConfig, "train": TrainConfig}
-SWEEP_SECTION = "sweep"  # a config file's search space (puffjax.sweep_space), not a config section
+SWEEP_SECTION = "sweep"  # a config file's search space (puffjax.sweep.space), not a config section
 
 
 @dataclass
@@ -226,6 +227,40 @@ def load_config_file(path: str, **overrides: Any) -> Config:
         return _from_tables(name, tables, overrides)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    raise TypeError(f"cannot write {v!r} to a config file")
+
+
+def write_config(cfg: Config, path: str, header: list[str] = ()) -> None:
+    """Write ``cfg`` to ``path`` as a config file that :func:`load_config_file` reads back to an
+    equal config: every field that differs from the dataclass defaults, the environment's name
+    and options in ``[env]``, each line of ``header`` as a comment on top."""
+    default = Config()
+    lines = [f"# {h}" for h in header]
+    for section in SECTIONS:
+        obj, ref = getattr(cfg, section), getattr(default, section)
+        entries = []
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.name == "options":
+                entries += [f"{k} = {_toml_value(v)}" for k, v in sorted(value.items())]
+            elif f.name == "name" or value != getattr(ref, f.name):
+                entries.append(f"{f.name} = {_toml_value(value)}")
+        if entries:
+            lines += ["", f"[{section}]", *entries]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(lines).lstrip("\n") + "\n")
 
 
 def run_config(run: str, **overrides: Any) -> Config:

@@ -4,8 +4,7 @@ import dataclasses
 import pytest
 
 import puffjax
-from puffjax.config import parse_overrides
-from puffjax.config import load_config, available
+from puffjax.config import available, load_config, load_config_file, parse_overrides, write_config
 from puffjax.geometry import geometry
 
 
@@ -95,3 +94,31 @@ def test_geometry_accumulation_and_multiple_rows():
     g = geometry(cfg.train, 16)
     assert g.segments == 64 and g.rows_per_agent == 4 and g.accumulation_steps == 4
     assert g.minibatches_per_epoch == 4 and g.minibatch_segments == 32
+
+
+def test_config_file_round_trip(tmp_path):
+    cfg = load_config("breakout", **{"train.learning_rate": 0.01, "env.frameskip": 2, "policy.symlog": True,
+                                     "train.batch_size": 1 << 20, "train.anneal_lr": False})
+    path = str(tmp_path / "c.toml")
+    write_config(cfg, path, ["a header"])
+    text = open(path).read()
+    assert text.startswith("# a header") and "frameskip = 2" in text and "seed" not in text
+    assert load_config_file(path).to_dict() == cfg.to_dict()
+    assert load_config_file(path, **{"train.gamma": 0.9}).train.gamma == 0.9
+    with open(path, "a") as f:  # a [sweep] section is the sweep's, not the config's
+        f.write('\n[sweep]\n"train.gamma" = { low = 0.9, high = 0.99 }\n')
+    assert load_config_file(path).to_dict() == cfg.to_dict()
+    (tmp_path / "noname.toml").write_text("[train]\ngamma = 0.9\n")
+    with pytest.raises(ValueError, match="must name the environment"):
+        load_config_file(str(tmp_path / "noname.toml"))
+    (tmp_path / "typo.toml").write_text('[env]\nname = "cartpole"\n[trian]\ngamma = 0.9\n')
+    with pytest.raises(ValueError, match="unknown config section 'trian'"):
+        load_config_file(str(tmp_path / "typo.toml"))
+
+
+@pytest.mark.parametrize("name", available())
+def test_write_config_round_trips_every_shipped_config(tmp_path, name):
+    cfg = load_config(name)
+    path = str(tmp_path / "sub" / f"{name}.toml")  # missing folders are made
+    write_config(cfg, path)
+    assert load_config_file(path).to_dict() == cfg.to_dict()

@@ -19,10 +19,11 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 import puffjax
-from puffjax.config import load_config, load_config_file
+from puffjax.config import load_config, load_config_file, write_config
 from puffjax.geometry import fit_geometry, geometry
-from puffjax.sweep import FINAL_EPOCHS, REPORT_POINTS, result, sweep, write_config
-from puffjax.sweep_space import default_space, space_from_section, validate_space
+from puffjax.sweep import REPORT_POINTS, result, sweep
+from puffjax.sweep.prune import median_stops
+from puffjax.sweep.space import default_space, space_from_section, validate_space
 
 TINY = ["--env.num-envs", "16", "--train.bptt-horizon", "16", "--train.minibatch-size", "128",
         "--policy.hidden-size", "16"]
@@ -36,8 +37,13 @@ def jax_cache(tmp_path_factory):
 
 def cli_sweep(tmp_path, jax_cache, *args, timeout=150, wait=True):
     """Start `puffjax sweep` in its own session (cwd tmp_path); with ``wait``, its (rc, output)."""
+    return python(tmp_path, jax_cache, "-m", "puffjax", "sweep", *args, timeout=timeout, wait=wait)
+
+
+def python(tmp_path, jax_cache, *args, timeout=150, wait=True):
+    """Start `python ARGS` in its own session (cwd tmp_path); with ``wait``, its (rc, output)."""
     env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": jax_cache, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
-    p = subprocess.Popen([sys.executable, "-m", "puffjax", "sweep", *args], cwd=tmp_path, env=env,
+    p = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     if not wait:
         return p
@@ -140,26 +146,6 @@ def test_fit_geometry_repairs_or_rejects():
         fit_geometry(short.train, 256, budget=8000)  # one batch (8192 steps) is over the budget
 
 
-def test_config_file_round_trip(tmp_path):
-    cfg = load_config("breakout", **{"train.learning_rate": 0.01, "env.frameskip": 2, "policy.symlog": True,
-                                     "train.batch_size": 1 << 20, "train.anneal_lr": False})
-    path = str(tmp_path / "c.toml")
-    write_config(cfg, path, ["a header"])
-    text = open(path).read()
-    assert text.startswith("# a header") and "frameskip = 2" in text and "seed" not in text
-    assert load_config_file(path).to_dict() == cfg.to_dict()
-    assert load_config_file(path, **{"train.gamma": 0.9}).train.gamma == 0.9
-    with open(path, "a") as f:  # a [sweep] section is the sweep's, not the config's
-        f.write('\n[sweep]\n"train.gamma" = { low = 0.9, high = 0.99 }\n')
-    assert load_config_file(path).to_dict() == cfg.to_dict()
-    (tmp_path / "noname.toml").write_text("[train]\ngamma = 0.9\n")
-    with pytest.raises(ValueError, match="must name the environment"):
-        load_config_file(str(tmp_path / "noname.toml"))
-    (tmp_path / "typo.toml").write_text('[env]\nname = "cartpole"\n[trian]\ngamma = 0.9\n')
-    with pytest.raises(ValueError, match="unknown config section 'trian'"):
-        load_config_file(str(tmp_path / "typo.toml"))
-
-
 def test_train_config_flag_errors(tmp_path, capsys):
     from puffjax.cli import main
     path = str(tmp_path / "c.toml")
@@ -181,6 +167,48 @@ def test_bad_sweep_arguments(tmp_path):
         sweep(None, 1, directory=str(tmp_path))
     with pytest.raises(ValueError, match="train.gamma: high 2.0"):
         sweep("cartpole", 1, directory=str(tmp_path), space={"train.gamma": {"low": 0.9, "high": 2.0}})
+
+
+def test_median_rule_by_hand():
+    completed = [[[100, 0.1], [200, 0.2]], [[100, 0.5], [200, 0.6]], [[100, 0.3]], [[100, 0.9], [200, 0.8]],
+                 [[100, 0.7], [200, 0.4]]]
+    # at step 100 the completed trials hold 0.1 0.5 0.3 0.9 0.7: median 0.5
+    assert median_stops([[100, 0.45]], completed, warmup=100)
+    assert not median_stops([[100, 0.5]], completed, warmup=100)  # not below it
+    assert not median_stops([[50, 0.55], [100, 0.1]], completed, warmup=100)  # the best so far counts
+    # at step 200 four of them hold 0.2 0.6 0.8 0.4: median (0.4 + 0.6) / 2 = 0.5
+    assert median_stops([[200, 0.49]], completed, warmup=100)
+    assert not median_stops([[200, 0.51]], completed, warmup=100)
+    assert not median_stops([[100, 0.0]], completed, warmup=101)  # still warming up
+    assert not median_stops([[300, 0.0]], completed, warmup=0)  # no completed trial reached step 300
+    assert not median_stops([[100, 0.0]], completed[:4], warmup=0)  # 4 of the 5 start-up trials
+    assert median_stops([[100, 0.0]], completed[:4], warmup=0, startup=4)
+    assert median_stops([[100, 0.35]], completed[:4] + [[]], warmup=0)  # a curveless trial counts, median 0.4
+    assert not median_stops([[100, 0.0]], [], warmup=0, startup=0)
+
+
+def test_median_rule_matches_optunas_median_pruner():
+    """The rule decides as Optuna's MedianPruner on a single-objective study whose trials
+    reported their curves as intermediate values."""
+    import random
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rng, steps, decisions = random.Random(0), [10 * s for s in range(1, 11)], set()
+    for _ in range(60):
+        completed = [[[s, rng.random()] for s in steps if rng.random() < 0.8] for _ in range(rng.randint(0, 8))]
+        study = optuna.create_study(direction="maximize",
+                                    pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=30))
+        for c in completed:
+            study.add_trial(optuna.trial.create_trial(value=0.0, intermediate_values={s: v for s, v in c}))
+        trial, curve = study.ask(), []
+        for s in steps:
+            if rng.random() < 0.3:
+                continue
+            curve.append([s, rng.random()])
+            trial.report(curve[-1][1], s)
+            ours = median_stops(curve, completed, warmup=30)
+            assert ours == trial.should_prune(), (curve, completed)
+            decisions.add(ours)
+    assert decisions == {True, False}
 
 
 # ---------------------------------------------------------------------------- sweeps
@@ -305,12 +333,29 @@ def _wait_for_running(directory, p, timeout=60):
     pytest.fail("no trial started")
 
 
-def _signal_a_running_trial(tmp_path, jax_cache, directory, send, timeout):
-    """Start a 2-trial sweep, call ``send(sweep_process, worker_pid)`` once a trial runs, and
-    return the sweep's (exit status, output); the sweep is killed if it outlives the test."""
+# `puffjax.sweep` called from Python with a SIGINT handler of the caller's own
+API_SWEEP = """
+import signal, sys, puffjax
+def handler(signum, frame):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGINT, handler)
+try:
+    puffjax.sweep(config_file=sys.argv[1], trials=2, directory=sys.argv[2], budget=262144, progress=None)
+except KeyboardInterrupt:
+    print("interrupted; SIGINT handler", "restored" if signal.getsignal(signal.SIGINT) is handler else "changed")
+"""
+
+
+def _signal_a_running_trial(tmp_path, jax_cache, directory, send, timeout, api=False):
+    """Start a 2-trial sweep (the CLI, or ``api``: :data:`API_SWEEP`), call
+    ``send(sweep_process, worker_pid)`` once a trial runs, and return the sweep's (exit status,
+    output); the sweep is killed if it outlives the test."""
     path = space_file(tmp_path, FIXED)
-    p = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "2", "--dir", directory, "--budget", "262144",
-                  wait=False)  # trials of a few seconds: caught running, not in their last step
+    if api:
+        p = python(tmp_path, jax_cache, "-c", API_SWEEP, path, directory, wait=False)
+    else:  # trials of a few seconds: caught running, not in their last step
+        p = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "2", "--dir", directory, "--budget", "262144",
+                      wait=False)
     try:
         worker = _wait_for_running(tmp_path / directory, p)
         send(p, int(worker.rpartition(":")[2]))
@@ -342,5 +387,16 @@ def test_ctrl_c_leaves_the_study_consistent(tmp_path, jax_cache, target):
     assert rc == 130, out
     assert "run the same command to continue" in out
     trials = trials_of(tmp_path / "intr")
+    assert trials and all(t.state.name != "RUNNING" for t in trials)
+    assert trials[-1].state.name == "FAIL" and trials[-1].user_attrs["fail_reason"] == "interrupted"
+
+
+def test_interrupted_sweep_restores_the_callers_sigint_handler(tmp_path, jax_cache):
+    """SIGINT to the calling process alone: the sweep passes it on to its workers, records their
+    trials as interrupted, and gives the caller back its own SIGINT handler."""
+    rc, out = _signal_a_running_trial(tmp_path, jax_cache, "api", lambda p, worker: os.kill(p.pid, signal.SIGINT),
+                                      90, api=True)
+    assert rc == 0 and "interrupted; SIGINT handler restored" in out, out
+    trials = trials_of(tmp_path / "api")
     assert trials and all(t.state.name != "RUNNING" for t in trials)
     assert trials[-1].state.name == "FAIL" and trials[-1].user_attrs["fail_reason"] == "interrupted"

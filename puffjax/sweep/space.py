@@ -25,7 +25,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from .config import SECTIONS, Config, apply_overrides, validate
+from ..config import SECTIONS, Config, apply_overrides, validate
 
 _SPEC_KEYS = {"low", "high", "log", "values"}
 
@@ -198,6 +198,14 @@ def apply(cfg: Config, params: dict) -> Config:
     return out
 
 
+def field_value(cfg: Config, name: str):
+    """The value of the swept field ``name`` ("train.gamma", or an environment option
+    "env.frameskip": None where ``cfg`` does not set it) in ``cfg``."""
+    section, _, fld = name.partition(".")
+    obj = getattr(cfg, section)
+    return getattr(obj, fld) if hasattr(obj, fld) and fld != "options" else obj.options.get(fld)
+
+
 def validate_space(space: dict[str, Param], cfg: Config) -> None:
     """Check every parameter of ``space`` against ``cfg``: each end of a range and each
     categorical value must be a legal value of its field (:func:`puffjax.config.validate`; an
@@ -214,7 +222,7 @@ def validate_space(space: dict[str, Param], cfg: Config) -> None:
                 probe = apply(cfg, {p.name: value})
                 validate(probe)
                 if p.name.startswith("env.") and p.name[4:] not in ("num_envs",):
-                    from . import envs
+                    from .. import envs
                     envs.make(probe.env.name, num_envs=1, **probe.env.options).close()
             except (ValueError, TypeError) as e:
                 raise ValueError(f"sweep parameter {p.name}: {what} {value!r} is not a legal value ({e})") from None
