@@ -355,11 +355,11 @@ static EnvShape breakout_shape(const double* options) {
     };
 }
 
-static const EnvOption BREAKOUT_OPTIONS[] = {
+static const EnvOption breakout_options[] = {
     {"frameskip", 4, 1, 1000, 1, "frames per agent step (same action, rewards summed)"},
     {"continuous", 0, 0, 1, 1, "1: Box(-1, 1, (1,)) paddle velocity instead of Discrete(3)"},
 };
-static const EnvField BREAKOUT_FIELDS[] = {
+static const EnvField breakout_fields[] = {
     {"paddle_x", offsetof(Breakout, paddle_x), FIELD_FLOAT, 1},
     {"paddle_width", offsetof(Breakout, paddle_width), FIELD_FLOAT, 1},
     {"ball_x", offsetof(Breakout, ball_x), FIELD_FLOAT, 1},
@@ -375,19 +375,6 @@ static const EnvField BREAKOUT_FIELDS[] = {
     {"bricks", offsetof(Breakout, bricks), FIELD_BYTES, BREAKOUT_NUM_BRICKS},
 };
 
-ENV_WRAPPERS(Breakout, breakout)
-
-static const EnvType BREAKOUT_TYPE = {
-    .name = "breakout",
-    .env_size = sizeof(Breakout),
-    .log_offset = offsetof(Breakout, log),
-    .options = BREAKOUT_OPTIONS,
-    .num_options = ENV_COUNT(BREAKOUT_OPTIONS),
-    .fields = BREAKOUT_FIELDS,
-    .num_fields = ENV_COUNT(BREAKOUT_FIELDS),
-    .shape = breakout_shape,
-    .init = breakout_init_any, .reset = breakout_reset_any, .step_range = breakout_step_range,
-    .refresh = breakout_refresh_any, .render = breakout_render_any, /* made by ENV_WRAPPERS */
-};
+PUFFJAX_ENV(Breakout, breakout)
 
 #endif

@@ -135,10 +135,10 @@ static EnvShape cartpole_shape(const double* options) {
     };
 }
 
-static const EnvOption CARTPOLE_OPTIONS[] = {
+static const EnvOption cartpole_options[] = {
     {"max_steps", 500, 1, 1e9, 1, "steps after which an episode is truncated"},
 };
-static const EnvField CARTPOLE_FIELDS[] = {
+static const EnvField cartpole_fields[] = {
     {"x", offsetof(CartPole, x), FIELD_DOUBLE, 1},
     {"x_dot", offsetof(CartPole, x_dot), FIELD_DOUBLE, 1},
     {"theta", offsetof(CartPole, theta), FIELD_DOUBLE, 1},
@@ -146,19 +146,6 @@ static const EnvField CARTPOLE_FIELDS[] = {
     {"steps", offsetof(CartPole, steps), FIELD_INT, 1},
 };
 
-ENV_WRAPPERS(CartPole, cartpole)
-
-static const EnvType CARTPOLE_TYPE = {
-    .name = "cartpole",
-    .env_size = sizeof(CartPole),
-    .log_offset = offsetof(CartPole, log),
-    .options = CARTPOLE_OPTIONS,
-    .num_options = ENV_COUNT(CARTPOLE_OPTIONS),
-    .fields = CARTPOLE_FIELDS,
-    .num_fields = ENV_COUNT(CARTPOLE_FIELDS),
-    .shape = cartpole_shape,
-    .init = cartpole_init_any, .reset = cartpole_reset_any, .step_range = cartpole_step_range,
-    .refresh = cartpole_refresh_any, .render = cartpole_render_any, /* made by ENV_WRAPPERS */
-};
+PUFFJAX_ENV(CartPole, cartpole)
 
 #endif

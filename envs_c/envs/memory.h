@@ -89,27 +89,14 @@ static EnvShape memory_shape(const double* options) {
     };
 }
 
-static const EnvOption MEMORY_OPTIONS[] = {
+static const EnvOption memory_options[] = {
     {"delay", 4, 0, 1e6, 1, "blank steps between the cue and the query"},
 };
-static const EnvField MEMORY_FIELDS[] = {
+static const EnvField memory_fields[] = {
     {"bit", offsetof(Memory, bit), FIELD_INT, 1},
     {"t", offsetof(Memory, t), FIELD_INT, 1},
 };
 
-ENV_WRAPPERS(Memory, memory)
-
-static const EnvType MEMORY_TYPE = {
-    .name = "memory",
-    .env_size = sizeof(Memory),
-    .log_offset = offsetof(Memory, log),
-    .options = MEMORY_OPTIONS,
-    .num_options = ENV_COUNT(MEMORY_OPTIONS),
-    .fields = MEMORY_FIELDS,
-    .num_fields = ENV_COUNT(MEMORY_FIELDS),
-    .shape = memory_shape,
-    .init = memory_init_any, .reset = memory_reset_any, .step_range = memory_step_range,
-    .refresh = memory_refresh_any, .render = memory_render_any, /* made by ENV_WRAPPERS */
-};
+PUFFJAX_ENV(Memory, memory)
 
 #endif

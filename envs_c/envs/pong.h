@@ -242,10 +242,10 @@ static EnvShape pong_shape(const double* options) {
     };
 }
 
-static const EnvOption PONG_OPTIONS[] = {
+static const EnvOption pong_options[] = {
     {"frameskip", 4, 1, 1000, 1, "frames per agent step (same action, rewards summed)"},
 };
-static const EnvField PONG_FIELDS[] = {
+static const EnvField pong_fields[] = {
     {"agent_y", offsetof(Pong, agent_y), FIELD_FLOAT, 1},
     {"opponent_y", offsetof(Pong, opponent_y), FIELD_FLOAT, 1},
     {"ball_x", offsetof(Pong, ball_x), FIELD_FLOAT, 1},
@@ -256,19 +256,6 @@ static const EnvField PONG_FIELDS[] = {
     {"opponent_points", offsetof(Pong, opponent_points), FIELD_INT, 1},
 };
 
-ENV_WRAPPERS(Pong, pong)
-
-static const EnvType PONG_TYPE = {
-    .name = "pong",
-    .env_size = sizeof(Pong),
-    .log_offset = offsetof(Pong, log),
-    .options = PONG_OPTIONS,
-    .num_options = ENV_COUNT(PONG_OPTIONS),
-    .fields = PONG_FIELDS,
-    .num_fields = ENV_COUNT(PONG_FIELDS),
-    .shape = pong_shape,
-    .init = pong_init_any, .reset = pong_reset_any, .step_range = pong_step_range,
-    .refresh = pong_refresh_any, .render = pong_render_any, /* made by ENV_WRAPPERS */
-};
+PUFFJAX_ENV(Pong, pong)
 
 #endif
