@@ -23,7 +23,7 @@
 #include "../env_type.h"
 #include "../render.h"
 #include "../rng.h"
-#include "../sweep.h"
+#include "../collision.h"
 
 #define BREAKOUT_WIDTH 576.0f
 #define BREAKOUT_HEIGHT 330.0f
@@ -178,7 +178,7 @@ static inline void breakout_move_ball(Breakout* env) {
     float x = env->ball_x, y = env->ball_y;
     float dx = env->ball_vx * BREAKOUT_TICK, dy = env->ball_vy * BREAKOUT_TICK;
     float best_t = 2.0f;
-    int hit = BREAKOUT_HIT_NONE, side = SWEEP_SIDE_Y, brick_hit = -1;
+    int hit = BREAKOUT_HIT_NONE, side = COLLISION_SIDE_Y, brick_hit = -1;
 
     /* 1. Bricks: only those under the box the ball sweeps this frame. */
     float top = dy < 0.0f ? y + dy : y, bottom = (dy > 0.0f ? y + dy : y) + size;
@@ -197,9 +197,9 @@ static inline void breakout_move_ball(Breakout* env) {
                 float t;
                 int s;
                 if (env->bricks[brick]) continue;
-                if (sweep_boxes(x, y, size, size, dx, dy, col * BREAKOUT_BRICK_WIDTH,
-                                BREAKOUT_BRICKS_Y + row * BREAKOUT_BRICK_HEIGHT, BREAKOUT_BRICK_WIDTH,
-                                BREAKOUT_BRICK_HEIGHT, &t, &s) &&
+                if (collide_boxes(x, y, size, size, dx, dy, col * BREAKOUT_BRICK_WIDTH,
+                                  BREAKOUT_BRICKS_Y + row * BREAKOUT_BRICK_HEIGHT, BREAKOUT_BRICK_WIDTH,
+                                  BREAKOUT_BRICK_HEIGHT, &t, &s) &&
                     t < best_t) {
                     best_t = t;
                     side = s;
@@ -213,15 +213,15 @@ static inline void breakout_move_ball(Breakout* env) {
     /* 2. Walls: left (x = 0), right (x = 576) and the back wall (y = 0). */
     if (dx < 0.0f && x + dx < 0.0f) {
         float t = fmaxf(x / -dx, 0.0f);
-        if (t < best_t) { best_t = t; side = SWEEP_SIDE_X; hit = BREAKOUT_HIT_SIDE_WALL; }
+        if (t < best_t) { best_t = t; side = COLLISION_SIDE_X; hit = BREAKOUT_HIT_SIDE_WALL; }
     }
     if (dx > 0.0f && x + size + dx > BREAKOUT_WIDTH) {
         float t = fmaxf((BREAKOUT_WIDTH - size - x) / dx, 0.0f);
-        if (t < best_t) { best_t = t; side = SWEEP_SIDE_X; hit = BREAKOUT_HIT_SIDE_WALL; }
+        if (t < best_t) { best_t = t; side = COLLISION_SIDE_X; hit = BREAKOUT_HIT_SIDE_WALL; }
     }
     if (dy < 0.0f && y + dy < 0.0f) {
         float t = fmaxf(y / -dy, 0.0f);
-        if (t < best_t) { best_t = t; side = SWEEP_SIDE_Y; hit = BREAKOUT_HIT_BACK_WALL; }
+        if (t < best_t) { best_t = t; side = COLLISION_SIDE_Y; hit = BREAKOUT_HIT_BACK_WALL; }
     }
 
     /* 3. The paddle's top face, only for a ball coming down onto it. */
@@ -246,7 +246,7 @@ static inline void breakout_move_ball(Breakout* env) {
         breakout_paddle_bounce(env);
         return;
     }
-    if (side == SWEEP_SIDE_X) env->ball_vx = -env->ball_vx;
+    if (side == COLLISION_SIDE_X) env->ball_vx = -env->ball_vx;
     else env->ball_vy = -env->ball_vy;
     if (hit == BREAKOUT_HIT_BRICK) breakout_destroy_brick(env, brick_hit);
     /* Hitting the back wall halves the paddle until the ball is lost. */

@@ -22,7 +22,7 @@
 #include "../env_type.h"
 #include "../render.h"
 #include "../rng.h"
-#include "../sweep.h"
+#include "../collision.h"
 
 #define PONG_WIDTH 512.0f
 #define PONG_HEIGHT 384.0f
@@ -132,7 +132,7 @@ static inline int pong_frame(Pong* env, int action) {
     float x = env->ball_x, y = env->ball_y;
     float dx = env->ball_vx * PONG_TICK, dy = env->ball_vy * PONG_TICK;
     float best_t = 2.0f, t;
-    int hit = PONG_HIT_NONE, side = SWEEP_SIDE_Y, s;
+    int hit = PONG_HIT_NONE, side = COLLISION_SIDE_Y, s;
     if (dy < 0.0f && y + dy < 0.0f) { /* top wall */
         best_t = fmaxf(y / -dy, 0.0f);
         hit = PONG_HIT_WALL;
@@ -141,14 +141,14 @@ static inline int pong_frame(Pong* env, int action) {
         best_t = fmaxf((PONG_HEIGHT - PONG_BALL_SIZE - y) / dy, 0.0f);
         hit = PONG_HIT_WALL;
     }
-    if (sweep_boxes(x, y, PONG_BALL_SIZE, PONG_BALL_SIZE, dx, dy, PONG_AGENT_X, env->agent_y,
-                    PONG_PADDLE_WIDTH, PONG_PADDLE_HEIGHT, &t, &s) && t < best_t) {
+    if (collide_boxes(x, y, PONG_BALL_SIZE, PONG_BALL_SIZE, dx, dy, PONG_AGENT_X, env->agent_y,
+                      PONG_PADDLE_WIDTH, PONG_PADDLE_HEIGHT, &t, &s) && t < best_t) {
         best_t = t;
         side = s;
         hit = PONG_HIT_AGENT;
     }
-    if (sweep_boxes(x, y, PONG_BALL_SIZE, PONG_BALL_SIZE, dx, dy, PONG_OPPONENT_X, env->opponent_y,
-                    PONG_PADDLE_WIDTH, PONG_PADDLE_HEIGHT, &t, &s) && t < best_t) {
+    if (collide_boxes(x, y, PONG_BALL_SIZE, PONG_BALL_SIZE, dx, dy, PONG_OPPONENT_X, env->opponent_y,
+                      PONG_PADDLE_WIDTH, PONG_PADDLE_HEIGHT, &t, &s) && t < best_t) {
         best_t = t;
         side = s;
         hit = PONG_HIT_OPPONENT;
@@ -159,7 +159,7 @@ static inline int pong_frame(Pong* env, int action) {
     } else {
         env->ball_x = x + dx * best_t;
         env->ball_y = y + dy * best_t;
-        if (hit == PONG_HIT_WALL || side == SWEEP_SIDE_Y) {
+        if (hit == PONG_HIT_WALL || side == COLLISION_SIDE_Y) {
             /* Walls and the paddles' short ends just reflect vertically. */
             env->ball_vy = -env->ball_vy;
         } else if (hit == PONG_HIT_AGENT) {
