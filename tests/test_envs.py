@@ -379,6 +379,28 @@ def test_bad_names_and_options():
         envs.make(3)
 
 
+def test_a_registered_env_without_a_config_file_trains_from_the_defaults(tmp_path, monkeypatch, capsys):
+    """`puffjax train NAME` for a registered C env with no configs/NAME.toml starts from the
+    defaults, as gym:ID envs do; a name that is neither is refused in one line."""
+    from puffjax import config
+    from puffjax.cli import main
+
+    monkeypatch.setattr(config, "CONFIG_DIR", str(tmp_path))  # no shipped config at all
+    defaults = config.Config()
+    defaults.env.name = "memory"
+    assert config.load_config("memory").to_dict() == defaults.to_dict()
+    code = main(["train", "memory", "--env.num-envs", "64", "--train.bptt-horizon", "16",
+                 "--train.minibatch-size", "1024", "--train.total-timesteps", "2048", "--train.video-frames", "0",
+                 "--run-dir", str(tmp_path / "run"), "--dashboard", "none"])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "run" / "metrics.jsonl").exists()
+    assert main(["train", "memroy", "--dashboard", "none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("puffjax: no config for environment 'memroy' and no C environment of that name")
+    assert err.endswith("C environments: breakout, cartpole, memory, pong, snake, squared")
+    assert len(err.splitlines()) == 1
+
+
 @pytest.mark.parametrize("bad", [0, -1])
 def test_bad_counts(bad):
     with pytest.raises(ValueError, match="num_envs must be >= 1"):
