@@ -5,8 +5,8 @@
  *   - the struct Foo. Its first member is `EnvIO io` (below), which the
  *     vector layer fills in: the env reads *env->io.action and writes
  *     env->io.observations[...], *env->io.reward, ... Its last member is
- *     `EpisodeLog log`, where it sums its finished episodes (last, away from
- *     the fields every step touches),
+ *     `EpisodeLog log`, to which it adds each finished episode with
+ *     episode_log_add (last, away from the fields every step touches),
  *   - five typed functions:
  *       void foo_init(Foo* env, const double* options)  store the options
  *       void foo_reset(Foo* env)                        start an episode
@@ -75,6 +75,17 @@ typedef struct EpisodeLog {
 
 #define EPISODE_LOG_FIELDS 4 /* not counting n */
 static const char* const EPISODE_LOG_NAMES[] = {"perf", "score", "episode_return", "episode_length"};
+
+/* Add one finished episode to a log (an environment calls this when an
+ * episode ends). */
+static inline void episode_log_add(EpisodeLog* log, float perf, float score, float episode_return,
+                                   float episode_length) {
+    log->perf += perf;
+    log->score += score;
+    log->episode_return += episode_return;
+    log->episode_length += episode_length;
+    log->n += 1.0f;
+}
 
 /* Add a log's sums (then n) into sums, and clear it. */
 static inline void episode_log_take(EpisodeLog* log, double* sums) {

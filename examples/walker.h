@@ -73,11 +73,9 @@ static inline void walker_step(Walker* env) {
     *env->io.terminal = (unsigned char)reached;
     *env->io.truncation = (unsigned char)(!reached && env->t >= env->max_steps);
     if (reached || env->t >= env->max_steps) {
-        env->log.perf += reached ? 1.0f : 0.0f;
-        env->log.score += reached ? 1.0f : 0.0f;
-        env->log.episode_return += env->episode_return;
-        env->log.episode_length += (float)env->t;
-        env->log.n += 1.0f;
+        /* perf, score, return, length of the finished episode */
+        episode_log_add(&env->log, reached ? 1.0f : 0.0f, reached ? 1.0f : 0.0f, env->episode_return,
+                        (float)env->t);
         walker_reset(env); /* auto-reset: the row now holds the next episode's first observation */
         return;
     }

@@ -304,11 +304,8 @@ static inline void breakout_step(Breakout* env) {
             /* Record the episode, then start the next one: the observation
              * we return is the new episode's first. perf = score / 864;
              * episode_length in frames. */
-            env->log.perf += (float)env->score / (float)BREAKOUT_MAX_SCORE;
-            env->log.score += (float)env->score;
-            env->log.episode_return += (float)env->score; /* reward = points */
-            env->log.episode_length += (float)env->frames;
-            env->log.n += 1.0f;
+            episode_log_add(&env->log, (float)env->score / (float)BREAKOUT_MAX_SCORE, (float)env->score,
+                            (float)env->score /* reward = points */, (float)env->frames);
             *env->io.terminal = 1;
             breakout_reset(env);
             return;

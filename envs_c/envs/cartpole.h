@@ -86,12 +86,9 @@ static inline void cartpole_step(CartPole* env) {
     *env->io.terminal = (unsigned char)failed;
     *env->io.truncation = (unsigned char)out_of_time;
     if (failed || out_of_time) {
-        /* perf = episode length / max_steps */
-        env->log.perf += (float)env->steps / (float)env->max_steps;
-        env->log.score += (float)env->steps;
-        env->log.episode_return += (float)env->steps; /* +1 per step */
-        env->log.episode_length += (float)env->steps;
-        env->log.n += 1.0f;
+        /* perf = episode length / max_steps; the return is the length (+1 per step) */
+        episode_log_add(&env->log, (float)env->steps / (float)env->max_steps, (float)env->steps,
+                        (float)env->steps, (float)env->steps);
         cartpole_reset(env);
         return;
     }

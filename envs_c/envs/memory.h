@@ -51,11 +51,7 @@ static inline void memory_step(Memory* env) {
         float r = *env->io.action == env->bit ? 1.0f : -1.0f;
         *env->io.reward = r;
         *env->io.terminal = 1;
-        env->log.perf += r > 0.0f ? 1.0f : 0.0f;
-        env->log.score += r > 0.0f ? 1.0f : 0.0f;
-        env->log.episode_return += r;
-        env->log.episode_length += (float)(env->t + 1);
-        env->log.n += 1.0f;
+        episode_log_add(&env->log, r > 0.0f ? 1.0f : 0.0f, r > 0.0f ? 1.0f : 0.0f, r, (float)(env->t + 1));
         memory_reset(env);
         return;
     }

@@ -197,11 +197,8 @@ static inline void pong_step(Pong* env) {
             /* perf = points won / points played; score = points won;
              * episode_length in agent steps. */
             int played = env->agent_points + env->opponent_points;
-            env->log.perf += (float)env->agent_points / (float)played;
-            env->log.score += (float)env->agent_points;
-            env->log.episode_return += env->episode_return;
-            env->log.episode_length += (float)env->steps;
-            env->log.n += 1.0f;
+            episode_log_add(&env->log, (float)env->agent_points / (float)played, (float)env->agent_points,
+                            env->episode_return, (float)env->steps);
             *env->io.terminal = 1;
             pong_reset(env);
             return;

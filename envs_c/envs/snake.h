@@ -153,11 +153,7 @@ static inline void snake_reset(Snake* env) {
 static inline void snake_end_episode(Snake* env, int k) {
     SnakeAgent* s = &env->snake[k];
     float score = (float)s->eaten;
-    env->log.score += score;
-    env->log.perf += score >= 10.0f ? 1.0f : score / 10.0f;
-    env->log.episode_return += s->episode_return;
-    env->log.episode_length += (float)s->steps;
-    env->log.n += 1.0f;
+    episode_log_add(&env->log, score >= 10.0f ? 1.0f : score / 10.0f, score, s->episode_return, (float)s->steps);
     snake_remove(env, k);
     snake_spawn(env, k);
 }

@@ -69,11 +69,7 @@ static inline void squared_end(Squared* env, int reached) {
     } else {
         *env->io.truncation = 1;
     }
-    env->log.perf += (float)reached;
-    env->log.score += (float)reached;
-    env->log.episode_return += (float)reached;
-    env->log.episode_length += (float)env->steps;
-    env->log.n += 1.0f;
+    episode_log_add(&env->log, (float)reached, (float)reached, (float)reached, (float)env->steps);
     squared_reset(env);
 }
 

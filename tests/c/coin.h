@@ -48,11 +48,8 @@ static inline void coin_step(Coin* env) {
     env->heads = (int)(rng_next(&env->io.rng) & 1);
     if (env->t >= env->length) {
         *env->io.truncation = 1;
-        env->log.perf += env->episode_return / (float)env->length;
-        env->log.score += env->episode_return;
-        env->log.episode_return += env->episode_return;
-        env->log.episode_length += (float)env->t;
-        env->log.n += 1.0f;
+        episode_log_add(&env->log, env->episode_return / (float)env->length, env->episode_return,
+                        env->episode_return, (float)env->t);
         coin_reset(env);
         return;
     }
