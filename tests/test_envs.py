@@ -261,9 +261,9 @@ def test_render_shapes(name):
         env.render(2)
 
 
-def _previous_observation_space(name, shape):
-    """The observation spaces as puffjax/envs/vector.py wrote them by hand
-    before the C headers declared their bounds (kept as the reference)."""
+def _documented_observation_space(name, shape):
+    """Each environment's observation space as its header's comment describes
+    it, written out independently of the bounds the header declares."""
     if name == "squared":
         return gymnasium.spaces.Box(0, 2, shape, np.uint8)
     if name == "cartpole":  # same bounds as gymnasium's CartPole-v1
@@ -286,9 +286,9 @@ def _previous_observation_space(name, shape):
     ("squared", {"size": 255}), ("cartpole", {"max_steps": 10}), ("memory", {"delay": 0}),
     ("memory", {"delay": 17}),
 ])
-def test_observation_space_bounds_come_from_c_and_match_the_previous_ones(name, options):
+def test_observation_space_bounds_come_from_c_and_match_the_documented_ones(name, options):
     space = envs.make(name, num_envs=1, **options).observation_space
-    expected = _previous_observation_space(name, space.shape)
+    expected = _documented_observation_space(name, space.shape)
     assert type(space) is gymnasium.spaces.Box and space == expected
     assert space.shape == expected.shape and space.dtype == expected.dtype
     for got, want in [(space.low, expected.low), (space.high, expected.high),
