@@ -1,7 +1,8 @@
 /* env_type.h - what every environment header tells the vector layer.
  *
- * An environment is one header, envs_c/envs/foo.h, and nothing else. Every
- * name it defines starts with the file name, foo:
+ * An environment is one header, envs_c/envs/foo.h, and nothing else. The
+ * names it defines start with the file name (Foo for its struct, FOO_ for
+ * its constants, foo_ for the rest). It defines
  *   - the struct Foo. Its first member is `EnvIO io` (below), which the
  *     vector layer fills in: the env reads *env->io.action and writes
  *     env->io.observations[...], *env->io.reward, ... Its last member is
