@@ -197,6 +197,7 @@ struct PyVecEnv {
         if (f == nullptr) {
             std::string known;
             for (int k = 0; k < type->num_fields; k++) known += std::string(k ? ", " : "") + type->fields[k].name;
+            if (known.empty()) known = "(none)";
             throw nb::key_error(("no field '" + name + "' in " + type->name + "; fields: " + known).c_str());
         }
         return f;

@@ -1,13 +1,13 @@
 /* env_type.h - what every environment header tells the vector layer.
  *
- * An environment is one header in envs_c/envs/, and nothing else: the build
- * finds it there (see "The registry" below). For a struct Foo, the header
- * envs/foo.h defines
+ * An environment is one header, envs_c/envs/foo.h, and nothing else. The
+ * names it defines start with the file name (Foo for its struct, FOO_ for
+ * its constants, foo_ for the rest). It defines
  *   - the struct Foo. Its first member is `EnvIO io` (below), which the
  *     vector layer fills in: the env reads *env->io.action and writes
  *     env->io.observations[...], *env->io.reward, ... Its last member is
- *     `EpisodeLog log`, where it sums its finished episodes (last: away from
- *     the fields every step touches; inside EnvIO it slowed Squared by ~3%),
+ *     `EpisodeLog log`, to which it adds each finished episode with
+ *     episode_log_add (last, away from the fields every step touches),
  *   - five typed functions:
  *       void foo_init(Foo* env, const double* options)  store the options
  *       void foo_reset(Foo* env)                        start an episode
@@ -16,10 +16,16 @@
  *           state; also called after a test edited the state (EnvField)
  *       void foo_render(const Foo* env, unsigned char* rgb)
  *   - EnvShape foo_shape(const double* options): shapes and bounds,
- *   - FOO_OPTIONS (EnvOption) and FOO_FIELDS (EnvField, test hooks) tables,
- *   - ENV_WRAPPERS(Foo, foo), then `static const EnvType FOO_TYPE = {...}`.
- * Options reach foo_init and foo_shape as doubles, in the order of
- * FOO_OPTIONS. envs/memory.h is the shortest complete example.
+ *   - static const EnvOption foo_options[]: its options, which reach
+ *     foo_init and foo_shape as doubles, in this order,
+ *   - static const EnvField foo_fields[]: named pieces of its state, which
+ *     tests read and write by name,
+ *   - and last the line PUFFJAX_ENV(Foo, foo). It defines foo_type, the
+ *     EnvType the vector layer steps (named "foo").
+ * An environment without options or without fields ends with the longer
+ * form PUFFJAX_ENV_TABLES(Foo, foo, options, num_options, fields,
+ * num_fields) instead, NULL, 0 standing for a table it has not got (see
+ * tests/c/coin.h). envs/memory.h is the shortest complete example.
  *
  * Many agents: an environment with K agents (EnvShape.num_agents = K) owns
  * K consecutive rows of every buffer, and its EnvIO points at the first: agent
@@ -34,12 +40,11 @@
  * puffjax_env_abi() (PUFFJAX_ENV_ABI, below), and steps it with this same
  * vector layer. See examples/walker.h.
  *
- * The registry: envs/foo.h must define FOO_TYPE (the file name in capitals,
- * then _TYPE), with .name = "foo". envs_c/gen_registry.py lists the headers
- * in envs/ and writes env_registry.h (their #includes and the table of
- * EnvTypes, sorted by file name), which vecenv.c includes. CMake runs it when
- * it configures, and configures again when a header is added or removed; the
- * sanitizer test, which builds with plain gcc, runs the same script.
+ * The registry: envs_c/gen_registry.py lists the headers in envs/ and writes
+ * env_registry.h (their #includes and the table of their foo_types, sorted by
+ * file name), which vecenv.c includes. CMake runs it when it configures, and
+ * configures again when a header is added or removed; the sanitizer test,
+ * which builds with plain gcc, runs the same script.
  */
 #ifndef PUFFJAX_ENV_TYPE_H
 #define PUFFJAX_ENV_TYPE_H
@@ -71,6 +76,17 @@ typedef struct EpisodeLog {
 
 #define EPISODE_LOG_FIELDS 4 /* not counting n */
 static const char* const EPISODE_LOG_NAMES[] = {"perf", "score", "episode_return", "episode_length"};
+
+/* Add one finished episode to a log (an environment calls this when an
+ * episode ends). */
+static inline void episode_log_add(EpisodeLog* log, float perf, float score, float episode_return,
+                                   float episode_length) {
+    log->perf += perf;
+    log->score += score;
+    log->episode_return += episode_return;
+    log->episode_length += episode_length;
+    log->n += 1.0f;
+}
 
 /* Add a log's sums (then n) into sums, and clear it. */
 static inline void episode_log_take(EpisodeLog* log, double* sums) {
@@ -162,7 +178,7 @@ typedef struct EnvType {
 
     /* Shapes and bounds for these option values (in the order of `options`). */
     EnvShape (*shape)(const double* options);
-    /* The rest are made by ENV_WRAPPERS from the typed functions. */
+    /* The rest are made by PUFFJAX_ENV from the typed functions. */
     void (*init)(void* env, const double* options);
     void (*reset)(void* env);
     void (*step_range)(void* envs, int start, int end); /* envs [start, end) of an array */
@@ -170,12 +186,13 @@ typedef struct EnvType {
     void (*render)(const void* env, unsigned char* rgb);
 } EnvType;
 
-/* ENV_WRAPPERS(Foo, foo) defines the functions an EnvType points to, which
- * take void* because the vector layer does not know the struct:
- * foo_init_any, foo_reset_any, foo_step_range, foo_refresh_any and
- * foo_render_any. Each just calls the typed function, so the compiler
- * inlines foo_step into the foo_step_range loop. */
-#define ENV_WRAPPERS(Struct, prefix)                                                                   \
+/* PUFFJAX_ENV_TABLES(Foo, foo, options, num_options, fields, num_fields)
+ * defines the EnvType foo_type, named "foo". Its function pointers take
+ * void* because the vector layer does not know the struct Foo, so the macro
+ * first defines foo_init_any, foo_reset_any, foo_step_range, foo_refresh_any
+ * and foo_render_any, each of which just calls the typed function (so the
+ * compiler inlines foo_step into the foo_step_range loop). */
+#define PUFFJAX_ENV_TABLES(Struct, prefix, options_table, options_count, fields_table, fields_count)    \
     static void prefix##_init_any(void* env, const double* options) {                                  \
         prefix##_init((Struct*)env, options);                                                          \
     }                                                                                                  \
@@ -187,6 +204,27 @@ typedef struct EnvType {
     static void prefix##_refresh_any(void* env) { prefix##_write_observation((Struct*)env); }          \
     static void prefix##_render_any(const void* env, unsigned char* rgb) {                             \
         prefix##_render((const Struct*)env, rgb);                                                      \
-    }
+    }                                                                                                  \
+    static const EnvType prefix##_type = {                                                             \
+        .name = #prefix,                                                                               \
+        .env_size = sizeof(Struct),                                                                    \
+        .log_offset = offsetof(Struct, log),                                                           \
+        .options = options_table,                                                                      \
+        .num_options = options_count,                                                                  \
+        .fields = fields_table,                                                                        \
+        .num_fields = fields_count,                                                                    \
+        .shape = prefix##_shape,                                                                       \
+        .init = prefix##_init_any,                                                                     \
+        .reset = prefix##_reset_any,                                                                   \
+        .step_range = prefix##_step_range,                                                             \
+        .refresh = prefix##_refresh_any,                                                               \
+        .render = prefix##_render_any,                                                                 \
+    };
+
+/* PUFFJAX_ENV(Foo, foo): the same, with the tables foo_options and
+ * foo_fields. */
+#define PUFFJAX_ENV(Struct, prefix)                                                                    \
+    PUFFJAX_ENV_TABLES(Struct, prefix, prefix##_options, ENV_COUNT(prefix##_options), prefix##_fields, \
+                       ENV_COUNT(prefix##_fields))
 
 #endif

@@ -2,9 +2,10 @@
 
     python envs_c/gen_registry.py OUTPUT_FILE
 
-Every header in envs_c/envs/ is an environment: envs/foo.h must define
-FOO_TYPE (see env_type.h). The generated file #includes each header and lists
-the EnvTypes, sorted by file name, so puffjax.envs.names() is alphabetical.
+Every header in envs_c/envs/ is an environment: envs/foo.h ends with
+PUFFJAX_ENV(Foo, foo), which defines foo_type (see env_type.h). The generated
+file #includes each header and lists the foo_types, sorted by file name, so
+puffjax.envs.names() is alphabetical.
 CMake runs this script when it configures (envs_c/CMakeLists.txt), and the
 plain-gcc sanitizer build runs it too (tests/test_envs_sanitize.py), so both
 builds see the same registry. The output is rewritten only when its text
@@ -22,7 +23,7 @@ def registry_text(envs_dir: Path = ENVS_DIR) -> str:
     if not names:
         raise SystemExit(f"gen_registry.py: no environment headers in {envs_dir}")
     for name in names:
-        # The name becomes part of C identifiers (FOO_TYPE).
+        # The name starts C identifiers (foo_type).
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             raise SystemExit(f"gen_registry.py: {envs_dir / name}.h: an environment header's name must be "
                              "lower-case letters, digits and underscores, starting with a letter")
@@ -33,7 +34,7 @@ def registry_text(envs_dir: Path = ENVS_DIR) -> str:
              ""]
     lines += [f'#include "envs/{name}.h"' for name in names]
     lines += ["", "static const EnvType* const ENV_TYPES[] = {"]
-    lines += [f"    &{name.upper()}_TYPE," for name in names]
+    lines += [f"    &{name}_type," for name in names]
     lines += ["};", "", "#endif", ""]
     return "\n".join(lines)
 

@@ -3,7 +3,7 @@
  *
  * The registry is generated, so adding an environment changes nothing here:
  * env_registry.h #includes every header in envs_c/envs/ and lists their
- * EnvTypes in ENV_TYPES (envs/foo.h defines FOO_TYPE; see env_type.h).
+ * EnvTypes in ENV_TYPES (envs/foo.h defines foo_type; see env_type.h).
  * envs_c/gen_registry.py writes it; CMake runs the script when it configures
  * (and configures again when a header is added or removed), and the plain-gcc
  * sanitizer build (tests/test_envs_sanitize.py) runs the same script. */

@@ -1,7 +1,8 @@
 /* walker.h - a template for your own C environment, built out of tree.
  *
- * Copy this file anywhere, rename it (the file name names the env: foo.h must
- * define FOO_TYPE), and train it with no fork and no rebuild of puffjax:
+ * Copy this file anywhere, rename it (the file name names the env: in foo.h
+ * every name starts with foo, and the last line is PUFFJAX_ENV(Foo, foo)),
+ * and train it with no fork and no rebuild of puffjax:
  *
  *     puffjax train path/to/walker.h --env.num-envs 256
  *     env = puffjax.envs.make("path/to/walker.h", num_envs=256)   # from Python
@@ -23,7 +24,7 @@
 #include <stddef.h>
 #include <stdlib.h> /* abs */
 
-#include "puffjax/env_type.h" /* EnvIO, EnvType, ENV_WRAPPERS, ... */
+#include "puffjax/env_type.h" /* EnvIO, EnvShape, PUFFJAX_ENV, ... */
 #include "puffjax/render.h"   /* Canvas, draw_rect, clear_canvas */
 #include "puffjax/rng.h"      /* rng_int, rng_float, ... on env->io.rng */
 
@@ -72,11 +73,9 @@ static inline void walker_step(Walker* env) {
     *env->io.terminal = (unsigned char)reached;
     *env->io.truncation = (unsigned char)(!reached && env->t >= env->max_steps);
     if (reached || env->t >= env->max_steps) {
-        env->log.perf += reached ? 1.0f : 0.0f;
-        env->log.score += reached ? 1.0f : 0.0f;
-        env->log.episode_return += env->episode_return;
-        env->log.episode_length += (float)env->t;
-        env->log.n += 1.0f;
+        /* perf, score, return, length of the finished episode */
+        episode_log_add(&env->log, reached ? 1.0f : 0.0f, reached ? 1.0f : 0.0f, env->episode_return,
+                        (float)env->t);
         walker_reset(env); /* auto-reset: the row now holds the next episode's first observation */
         return;
     }
@@ -104,29 +103,18 @@ static EnvShape walker_shape(const double* options) {
     };
 }
 
-static const EnvOption WALKER_OPTIONS[] = {
+static const EnvOption walker_options[] = {
     /* name, default, min, max, integer?, help */
     {"length", 8, 2, 64, 1, "cells on the line"},
     {"max_steps", 32, 1, 1e6, 1, "steps before the episode is truncated"},
 };
-static const EnvField WALKER_FIELDS[] = {
+/* Named pieces of the state, which tests read and write by name. */
+static const EnvField walker_fields[] = {
     {"position", offsetof(Walker, position), FIELD_INT, 1},
     {"target", offsetof(Walker, target), FIELD_INT, 1},
 };
 
-ENV_WRAPPERS(Walker, walker)
-
-static const EnvType WALKER_TYPE = {
-    .name = "walker",
-    .env_size = sizeof(Walker),
-    .log_offset = offsetof(Walker, log),
-    .options = WALKER_OPTIONS,
-    .num_options = ENV_COUNT(WALKER_OPTIONS),
-    .fields = WALKER_FIELDS,
-    .num_fields = ENV_COUNT(WALKER_FIELDS),
-    .shape = walker_shape,
-    .init = walker_init_any, .reset = walker_reset_any, .step_range = walker_step_range,
-    .refresh = walker_refresh_any, .render = walker_render_any,
-};
+/* Defines walker_type, the environment "walker", from the names above. */
+PUFFJAX_ENV(Walker, walker)
 
 #endif

@@ -173,12 +173,20 @@ def _apply_section(cfg: Config, section: str, values: dict) -> None:
 
 
 def _read_toml(name: str) -> dict:
+    """The tables of ``configs/<name>.toml``; none (the defaults) for an environment that has no
+    such file: ``gym:ID``, ``module:factory``, ``path/to/env.h`` or a registered C env."""
     path = os.path.join(CONFIG_DIR, f"{name}.toml")
-    if not os.path.exists(path) and (":" in name or name.endswith((".h", ".c"))):
-        return {}  # gym:ID, module:factory, path/to/env.h: the defaults (and the caller's overrides)
-    if not os.path.exists(path):
-        raise ValueError(f"no config for environment {name!r}; shipped configs: {', '.join(available())}")
-    return read_toml_file(path)
+    if os.path.exists(path):
+        return read_toml_file(path)
+    if ":" in name or name.endswith((".h", ".c")):
+        return {}
+    from .envs import names
+
+    registered = names()
+    if name in registered:
+        return {}
+    raise ValueError(f"no config for environment {name!r} and no C environment of that name; shipped configs: "
+                     f"{', '.join(available())}; C environments: {', '.join(registered)}")
 
 
 def read_toml_file(path: str) -> dict:

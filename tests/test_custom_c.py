@@ -65,16 +65,41 @@ def test_a_changed_header_is_rebuilt(tmp_path):
 
 def test_compile_errors_show_the_compilers_message(tmp_path):
     bad = tmp_path / "broken.h"
-    bad.write_text(TEMPLATE.read_text().replace("WALKER", "BROKEN").replace("walker", "broken")
+    bad.write_text(TEMPLATE.read_text().replace("Walker", "Broken").replace("walker", "broken")
                    .replace("env->position = p < 0", "env->position = undeclared_thing < 0"))
     with pytest.raises(custom_c.CompileError, match=r"broken\.h.*error.*undeclared_thing"):
         envs.make(str(bad), num_envs=1)
     misnamed = tmp_path / "other.h"
     misnamed.write_text(TEMPLATE.read_text())
-    with pytest.raises(custom_c.CompileError, match="OTHER_TYPE"):
+    with pytest.raises(custom_c.CompileError, match=r"(?s)other_type.*must end with PUFFJAX_ENV\(Struct, other\)"):
         envs.make(str(misnamed), num_envs=1)
     with pytest.raises(FileNotFoundError):
         envs.make(str(tmp_path / "missing.h"), num_envs=1)
+
+
+def test_an_env_without_a_field_table(tmp_path):
+    """PUFFJAX_ENV_TABLES registers an env with NULL, 0 for the field table: it steps and
+    snapshots like the template, and a field lookup names the empty table."""
+    source = TEMPLATE.read_text()
+    fields = source[source.index("/* Named pieces of the state"):source.index("/* Defines walker_type")]
+    bare = tmp_path / "walker.h"
+    bare.write_text(source.replace(fields, "").replace(
+        "PUFFJAX_ENV(Walker, walker)", "PUFFJAX_ENV_TABLES(Walker, walker, walker_options, ENV_COUNT(walker_options), NULL, 0)"))
+    runs = []
+    for path in (TEMPLATE, bare):
+        env = envs.make(str(path), num_envs=4, seed=2)
+        acts = np.random.default_rng(0).integers(0, 3, (50, 4)).astype(np.int32)
+        runs.append([x.copy() for a in acts for x in env.step(a)[:4]])
+        state = env._c.get_state()
+        first = env.step(acts[0])[0].copy()
+        env._c.set_state(state)
+        np.testing.assert_array_equal(env.step(acts[0])[0], first)
+        if path == bare:
+            with pytest.raises(KeyError, match=r"no field 'position' in walker; fields: \(none\)"):
+                env._c.get_field(0, "position")
+        env.close()
+    for x, y in zip(*runs):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_a_library_of_another_abi_is_refused(monkeypatch):

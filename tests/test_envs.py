@@ -261,9 +261,9 @@ def test_render_shapes(name):
         env.render(2)
 
 
-def _previous_observation_space(name, shape):
-    """The observation spaces as puffjax/envs/vector.py wrote them by hand
-    before the C headers declared their bounds (kept as the reference)."""
+def _documented_observation_space(name, shape):
+    """Each environment's observation space as its header's comment describes
+    it, written out independently of the bounds the header declares."""
     if name == "squared":
         return gymnasium.spaces.Box(0, 2, shape, np.uint8)
     if name == "cartpole":  # same bounds as gymnasium's CartPole-v1
@@ -286,9 +286,9 @@ def _previous_observation_space(name, shape):
     ("squared", {"size": 255}), ("cartpole", {"max_steps": 10}), ("memory", {"delay": 0}),
     ("memory", {"delay": 17}),
 ])
-def test_observation_space_bounds_come_from_c_and_match_the_previous_ones(name, options):
+def test_observation_space_bounds_come_from_c_and_match_the_documented_ones(name, options):
     space = envs.make(name, num_envs=1, **options).observation_space
-    expected = _previous_observation_space(name, space.shape)
+    expected = _documented_observation_space(name, space.shape)
     assert type(space) is gymnasium.spaces.Box and space == expected
     assert space.shape == expected.shape and space.dtype == expected.dtype
     for got, want in [(space.low, expected.low), (space.high, expected.high),
@@ -377,6 +377,28 @@ def test_bad_names_and_options():
         envs.make("cartpole", frameskip=2)
     with pytest.raises(TypeError):
         envs.make(3)
+
+
+def test_a_registered_env_without_a_config_file_trains_from_the_defaults(tmp_path, monkeypatch, capsys):
+    """`puffjax train NAME` for a registered C env with no configs/NAME.toml starts from the
+    defaults, as gym:ID envs do; a name that is neither is refused in one line."""
+    from puffjax import config
+    from puffjax.cli import main
+
+    monkeypatch.setattr(config, "CONFIG_DIR", str(tmp_path))  # no shipped config at all
+    defaults = config.Config()
+    defaults.env.name = "memory"
+    assert config.load_config("memory").to_dict() == defaults.to_dict()
+    code = main(["train", "memory", "--env.num-envs", "64", "--train.bptt-horizon", "16",
+                 "--train.minibatch-size", "1024", "--train.total-timesteps", "2048", "--train.video-frames", "0",
+                 "--run-dir", str(tmp_path / "run"), "--dashboard", "none"])
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "run" / "metrics.jsonl").exists()
+    assert main(["train", "memroy", "--dashboard", "none"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("puffjax: no config for environment 'memroy' and no C environment of that name")
+    assert err.endswith("C environments: breakout, cartpole, memory, pong, snake, squared")
+    assert len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("bad", [0, -1])

@@ -58,7 +58,7 @@ def test_a_new_environment_is_one_header(tmp_path):
     shutil.copy(ROOT / "tests/c/coin.h", copy / "envs_c/envs/coin.h")
     exe, build = _build(_compiler(), copy, tmp_path, ["-O1"])
     assert build.returncode == 0, f"harness failed to compile:\n{build.stderr}"
-    assert "&COIN_TYPE," in (tmp_path / "env_registry.h").read_text()
+    assert "&coin_type," in (tmp_path / "env_registry.h").read_text()
     run = subprocess.run([str(exe), "300"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr[-4000:]}"
     # The harness steps every registered type: the new one too, with episodes ending.

@@ -5,6 +5,7 @@ for the platform in use is missing from the installation (no extension at all, o
 build made without nvcc); silently the reference where puffjax has no kernel by design.
 Every fallback must give the pure-JAX reference's result.
 """
+import ctypes
 import json
 import os
 import subprocess
@@ -143,6 +144,75 @@ def test_every_handler_registered_once_at_import():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["at_import"] == result["expected"]
     assert result["after_use"] == result["expected"]
+
+
+class _ExtensionBase(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("type", ctypes.c_int), ("next", ctypes.c_void_p)]
+
+
+class _ApiVersion(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("extension_start", ctypes.c_void_p),
+                ("major_version", ctypes.c_int), ("minor_version", ctypes.c_int)]
+
+
+class _Metadata(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("api_version", _ApiVersion), ("traits", ctypes.c_uint32),
+                ("state_type_id", ctypes.c_int64)]
+
+
+class _MetadataExtension(ctypes.Structure):
+    _fields_ = [("extension_base", _ExtensionBase), ("metadata", ctypes.POINTER(_Metadata))]
+
+
+class _List(ctypes.Structure):  # XLA_FFI_Args and XLA_FFI_Rets
+    _fields_ = [("struct_size", ctypes.c_size_t), ("extension_start", ctypes.c_void_p), ("size", ctypes.c_int64),
+                ("types", ctypes.c_void_p), ("items", ctypes.c_void_p)]
+
+
+class _Attrs(ctypes.Structure):
+    _fields_ = [("struct_size", ctypes.c_size_t), ("extension_start", ctypes.c_void_p), ("size", ctypes.c_int64),
+                ("types", ctypes.c_void_p), ("names", ctypes.c_void_p), ("attrs", ctypes.c_void_p)]
+
+
+class _CallFrame(ctypes.Structure):  # up to `attrs`: XLA_FFI_CallFrame_STRUCT_SIZE
+    _fields_ = [("struct_size", ctypes.c_size_t), ("extension_start", ctypes.c_void_p), ("api", ctypes.c_void_p),
+                ("ctx", ctypes.c_void_p), ("stage", ctypes.c_int), ("args", _List), ("rets", _List),
+                ("attrs", _Attrs), ("future", ctypes.c_void_p)]
+
+
+COMMAND_BUFFER_COMPATIBLE = 1  # XLA_FFI_HANDLER_TRAITS_COMMAND_BUFFER_COMPATIBLE
+
+
+def _metadata(capsule) -> _Metadata:
+    """A handler's metadata (FFI version and traits), asked for as XLA asks: a call whose frame
+    carries the metadata extension, which the handler answers without running."""
+    get_name = ctypes.pythonapi.PyCapsule_GetName
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    handler = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p)(get_pointer(capsule, get_name(capsule)))
+    metadata = _Metadata(struct_size=ctypes.sizeof(_Metadata))
+    extension = _MetadataExtension(_ExtensionBase(ctypes.sizeof(_MetadataExtension), 1, None),
+                                   ctypes.pointer(metadata))
+    frame = _CallFrame(struct_size=_CallFrame.future.offset,
+                       extension_start=ctypes.cast(ctypes.pointer(extension), ctypes.c_void_p))
+    assert handler(ctypes.addressof(frame)) is None  # no error
+    return metadata
+
+
+def test_only_the_cuda_handler_is_command_buffer_compatible():
+    """The CUDA advantage only launches a kernel on XLA's stream, so XLA may capture it in a CUDA
+    graph; the CPU handlers declare no traits."""
+    from puffjax import _ffi
+
+    regs = _ffi.registrations()
+    for target, capsule in regs["cpu"].items():
+        metadata = _metadata(capsule)
+        assert (metadata.api_version.major_version, metadata.api_version.minor_version) == _ffi.ffi_api_version
+        assert metadata.traits == 0, target
+    if "CUDA" not in regs:
+        pytest.skip("built without nvcc: no CUDA handler")
+    assert _metadata(regs["CUDA"][kernels.ADVANTAGE]).traits == COMMAND_BUFFER_COMPATIBLE
 
 
 # ----------------------------------------------------------------------------

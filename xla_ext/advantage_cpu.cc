@@ -103,16 +103,5 @@ ffi::Error PuffAdvantageCpuImpl(ffi::Buffer<ffi::F32> values,
 }  // namespace
 }  // namespace puffjax
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PuffjaxPuffAdvantageCpu,
-                              puffjax::PuffAdvantageCpuImpl,
-                              ffi::Ffi::Bind()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // values
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // rewards
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // terminals
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // ratio
-                                  .Attr<float>("gamma")
-                                  .Attr<float>("gae_lambda")
-                                  .Attr<float>("rho_clip")
-                                  .Attr<float>("c_clip")
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // advantages
-);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PuffjaxPuffAdvantageCpu, puffjax::PuffAdvantageCpuImpl,
+                              puffjax::AdvantageBinding(ffi::Ffi::Bind()));

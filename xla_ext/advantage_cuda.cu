@@ -156,17 +156,9 @@ ffi::Error PuffAdvantageCudaImpl(cudaStream_t stream,
 }  // namespace
 }  // namespace puffjax
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PuffjaxPuffAdvantageCuda,
-                              puffjax::PuffAdvantageCudaImpl,
-                              ffi::Ffi::Bind()
-                                  .Ctx<ffi::PlatformStream<cudaStream_t>>()
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // values
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // rewards
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // terminals
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // ratio
-                                  .Attr<float>("gamma")
-                                  .Attr<float>("gae_lambda")
-                                  .Attr<float>("rho_clip")
-                                  .Attr<float>("c_clip")
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // advantages
-);
+// Command-buffer compatible: the handler only enqueues a kernel on XLA's stream (no host
+// synchronisation, no allocation), so XLA may capture it in a CUDA graph.
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PuffjaxPuffAdvantageCuda, puffjax::PuffAdvantageCudaImpl,
+                              puffjax::AdvantageBinding(
+                                  ffi::Ffi::Bind().Ctx<ffi::PlatformStream<cudaStream_t>>()),
+                              {ffi::Traits::kCmdBufferCompatible});

@@ -1,12 +1,32 @@
-// advantage_shape.h - the argument check shared by the CPU and CUDA handlers.
+// advantage_shape.h - the signature and the argument check shared by the CPU and CUDA
+// handlers of the puff advantage.
 #ifndef PUFFJAX_ADVANTAGE_SHAPE_H
 #define PUFFJAX_ADVANTAGE_SHAPE_H
 
 #include <cstdint>
+#include <utility>
 
 #include "xla/ffi/api/ffi.h"
 
 namespace puffjax {
+
+// The handlers' buffers, attributes and result, bound after `binding` (ffi::Ffi::Bind(), with
+// the CUDA stream as context on GPU): four inputs of the same shape, the four scalars of the
+// recurrence, the advantages.
+template <typename Binding>
+auto AdvantageBinding(Binding binding) {
+  using Buffer = xla::ffi::Buffer<xla::ffi::F32>;
+  return std::move(binding)
+      .template Arg<Buffer>()  // values
+      .template Arg<Buffer>()  // rewards
+      .template Arg<Buffer>()  // terminals
+      .template Arg<Buffer>()  // ratio
+      .template Attr<float>("gamma")
+      .template Attr<float>("gae_lambda")
+      .template Attr<float>("rho_clip")
+      .template Attr<float>("c_clip")
+      .template Ret<Buffer>();  // advantages
+}
 
 // All inputs and the output hold the same number of elements; leading dimensions are rows
 // (vmap's broadcast_all adds some), the last is the horizon. Fills rows and horizon.

@@ -1,7 +1,6 @@
-// Shared by the fused CPU kernels (lstm_cpu.cc, mingru_cpu.cc): eight-float vectors with
-// their exp / sigmoid / tanh, the per-function CPU dispatch, XLA's thread pool over blocks of
-// rows, and shape checks. Everything lives in an anonymous namespace: each kernel's file gets
-// its own copy, compiled with that file's options.
+// Shared by the fused CPU kernels (lstm_cpu.cc, mingru_cpu.cc), in namespace puffjax::cpu:
+// eight-float vectors with their exp / sigmoid / tanh, the per-function CPU dispatch, XLA's
+// thread pool over blocks of rows, and shape checks.
 #ifndef PUFFJAX_CPU_KERNELS_H
 #define PUFFJAX_CPU_KERNELS_H
 
@@ -17,29 +16,27 @@
 
 #include "xla/ffi/api/ffi.h"
 
-namespace ffi = xla::ffi;
+// The block functions are compiled twice (AVX2+FMA and baseline x86-64); the loader picks
+// the one this CPU runs. Helpers are always inlined, so each copy gets its own instructions.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define PUFFJAX_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define PUFFJAX_CLONES
+#endif
+#define PUFFJAX_INLINE inline __attribute__((always_inline))
 
-namespace {
+namespace puffjax::cpu {
 
 // Eight floats in one AVX register; GCC splits them into two SSE registers on older CPUs.
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v8u __attribute__((vector_size(32), aligned(4)));  // for unaligned loads
 typedef int32_t v8i __attribute__((vector_size(32)));
 
-// The block functions are compiled twice (AVX2+FMA and baseline x86-64); the loader picks
-// the one this CPU runs. Helpers are always inlined, so each copy gets its own instructions.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define PJ_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define PJ_CLONES
-#endif
-#define PJ_INLINE inline __attribute__((always_inline))
-
-PJ_INLINE v8 Load(const float* p) { return *reinterpret_cast<const v8u*>(p); }
-PJ_INLINE void Store(float* p, v8 v) { *reinterpret_cast<v8u*>(p) = v; }
+PUFFJAX_INLINE v8 Load(const float* p) { return *reinterpret_cast<const v8u*>(p); }
+PUFFJAX_INLINE void Store(float* p, v8 v) { *reinterpret_cast<v8u*>(p) = v; }
 
 // exp(x) as in Cephes: 2^k * p(r) with x = k ln2 + r, |r| <= ln2 / 2; relative error ~1e-7.
-PJ_INLINE v8 Exp(v8 x) {
+PUFFJAX_INLINE v8 Exp(v8 x) {
   x = x < -87.0f ? v8{} - 87.0f : x;
   x = x > 88.0f ? v8{} + 88.0f : x;
   const v8 round = v8{} + 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
@@ -58,8 +55,8 @@ PJ_INLINE v8 Exp(v8 x) {
   return p * scale;
 }
 
-PJ_INLINE v8 Sigmoid(v8 x) { return 1.0f / (1.0f + Exp(-x)); }
-PJ_INLINE v8 Tanh(v8 x) { return 2.0f / (1.0f + Exp(-2.0f * x)) - 1.0f; }
+PUFFJAX_INLINE v8 Sigmoid(v8 x) { return 1.0f / (1.0f + Exp(-x)); }
+PUFFJAX_INLINE v8 Tanh(v8 x) { return 2.0f / (1.0f + Exp(-2.0f * x)) - 1.0f; }
 
 // Runs fn(first row, rows) for every block of `block` rows on the calling thread and XLA's
 // intra-op pool. Blocks are claimed from a shared counter, so the call finishes even if no pool
@@ -76,7 +73,7 @@ struct Work {
   }
 };
 
-inline void ParallelBlocks(ffi::ThreadPool& pool, int64_t rows, int64_t block,
+inline void ParallelBlocks(xla::ffi::ThreadPool& pool, int64_t rows, int64_t block,
                            std::function<void(int64_t, int64_t)> fn) {
   auto work = std::make_shared<Work>();
   work->count = (rows + block - 1) / block;
@@ -87,7 +84,7 @@ inline void ParallelBlocks(ffi::ThreadPool& pool, int64_t rows, int64_t block,
   while (work->done.load(std::memory_order_acquire) < work->count) std::this_thread::yield();
 }
 
-inline std::string Shape(ffi::Span<const int64_t> dims) {
+inline std::string Shape(xla::ffi::Span<const int64_t> dims) {
   std::string s = "[";
   for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
   return s + "]";
@@ -99,18 +96,22 @@ bool HasShape(const Buf& buf, std::initializer_list<int64_t> want) {
   return dims.size() == want.size() && std::equal(want.begin(), want.end(), dims.begin());
 }
 
-inline ffi::Error Mismatch(const char* kernel, const char* name, ffi::Span<const int64_t> got,
-                           std::initializer_list<int64_t> want) {
+inline xla::ffi::Error Mismatch(const char* kernel, const char* name,
+                                xla::ffi::Span<const int64_t> got,
+                                std::initializer_list<int64_t> want) {
   std::vector<int64_t> w(want);
-  return ffi::Error::InvalidArgument(std::string("puffjax ") + kernel + ": " + name + " has shape " +
-                                     Shape(got) + ", expected " +
-                                     Shape(ffi::Span<const int64_t>(w.data(), w.size())));
+  return xla::ffi::Error::InvalidArgument(std::string("puffjax ") + kernel + ": " + name +
+                                          " has shape " + Shape(got) + ", expected " +
+                                          Shape(xla::ffi::Span<const int64_t>(w.data(), w.size())));
 }
 
-// Returns an InvalidArgument error from the handler unless `buf` has the shape given.
-#define PJ_CHECK_SHAPE(kernel, buf, name, ...) \
-  if (!HasShape(buf, {__VA_ARGS__})) return Mismatch(kernel, name, (buf).dimensions(), {__VA_ARGS__})
+}  // namespace puffjax::cpu
 
-}  // namespace
+// Returns an InvalidArgument error from the handler unless `buf` has the shape given.
+#define PUFFJAX_CHECK_SHAPE(kernel, buf, name, ...)                                           \
+  do {                                                                                        \
+    if (!::puffjax::cpu::HasShape(buf, {__VA_ARGS__}))                                        \
+      return ::puffjax::cpu::Mismatch(kernel, name, (buf).dimensions(), {__VA_ARGS__});       \
+  } while (0)
 
 #endif  // PUFFJAX_CPU_KERNELS_H

@@ -25,6 +25,9 @@
 
 #include "cpu_kernels.h"
 
+namespace ffi = xla::ffi;
+
+namespace puffjax::cpu {
 namespace {
 
 constexpr int kStrip = 16;  // matmul columns per register tile (two v8)
@@ -33,7 +36,7 @@ constexpr int kBlock = 24;  // rows per task: their state and one weight strip s
 
 // c[MR][16] += a[MR][K] @ b[K][16]: one register tile.
 template <int MR>
-PJ_INLINE void Tile(const float* a, int64_t lda, const float* b, int64_t k_len, float* c,
+PUFFJAX_INLINE void Tile(const float* a, int64_t lda, const float* b, int64_t k_len, float* c,
                     int64_t ldc) {
   v8 lo[MR], hi[MR];
   for (int r = 0; r < MR; ++r) {
@@ -55,7 +58,7 @@ PJ_INLINE void Tile(const float* a, int64_t lda, const float* b, int64_t k_len, 
 }
 
 // c[m][n] += a[m][k] @ B, with B packed as [n / 16][k][16] (see Pack).
-PJ_INLINE void MatMulAdd(const float* a, int64_t lda, int64_t m, const float* packed,
+PUFFJAX_INLINE void MatMulAdd(const float* a, int64_t lda, int64_t m, const float* packed,
                          int64_t k_len, int64_t n, float* c, int64_t ldc) {
   for (int64_t s = 0; s < n / kStrip; ++s) {
     const float* b = packed + s * k_len * kStrip;
@@ -88,9 +91,9 @@ struct Dims {
 };
 
 // Rows [r0, r0 + n) through all T steps.
-PJ_CLONES void ForwardBlock(Dims d, int64_t r0, int64_t n, const float* gx, const bool* reset,
-                            const float* wh_packed, const float* c0, const float* h0, float* hs,
-                            float* cs, float* acts) {
+PUFFJAX_CLONES void ForwardBlock(Dims d, int64_t r0, int64_t n, const float* gx,
+                                 const bool* reset, const float* wh_packed, const float* c0,
+                                 const float* h0, float* hs, float* cs, float* acts) {
   const int64_t T = d.T, H = d.H, G = 4 * H;
   thread_local std::vector<float> scratch;  // reused by every block this thread runs
   scratch.resize(static_cast<size_t>(n * (2 * H + G)));
@@ -134,10 +137,10 @@ PJ_CLONES void ForwardBlock(Dims d, int64_t r0, int64_t n, const float* gx, cons
 }
 
 // Rows [r0, r0 + n), from step T - 1 back to 0.
-PJ_CLONES void BackwardBlock(Dims d, int64_t r0, int64_t n, const float* dhs, const float* dc_t,
-                             const float* dh_t, const float* acts, const float* cs,
-                             const float* c0, const bool* reset, const float* wht_packed,
-                             float* dgx, float* dc0, float* dh0) {
+PUFFJAX_CLONES void BackwardBlock(Dims d, int64_t r0, int64_t n, const float* dhs,
+                                  const float* dc_t, const float* dh_t, const float* acts,
+                                  const float* cs, const float* c0, const bool* reset,
+                                  const float* wht_packed, float* dgx, float* dc0, float* dh0) {
   const int64_t T = d.T, H = d.H, G = 4 * H;
   thread_local std::vector<float> scratch;  // reused by every block this thread runs
   scratch.resize(static_cast<size_t>(2 * n * H));
@@ -179,7 +182,7 @@ PJ_CLONES void BackwardBlock(Dims d, int64_t r0, int64_t n, const float* dhs, co
   std::memcpy(dh0 + r0 * H, dh, sizeof(float) * n * H);
 }
 
-#define PJ_CHECK(buf, name, ...) PJ_CHECK_SHAPE("lstm", buf, name, __VA_ARGS__)
+#define PUFFJAX_CHECK(buf, name, ...) PUFFJAX_CHECK_SHAPE("lstm", buf, name, __VA_ARGS__)
 
 // Reads B, T, H from gx [B, T, 4H] and checks H.
 ffi::Error GateDims(ffi::Buffer<ffi::F32>& gx, Dims* d) {
@@ -199,14 +202,14 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> gx, ffi::Buffer<f
   Dims d;
   if (ffi::Error e = GateDims(gx, &d); e.failure()) return e;
   const int64_t B = d.B, T = d.T, H = d.H;
-  PJ_CHECK(reset, "reset", B, T);
-  PJ_CHECK(wh, "w_h", H, 4 * H);
-  PJ_CHECK(c0, "c0", B, H);
-  PJ_CHECK(h0, "h0", B, H);
-  PJ_CHECK(*hs, "hs", B, T, H);
-  PJ_CHECK(*cs, "cs", B, T, H);
+  PUFFJAX_CHECK(reset, "reset", B, T);
+  PUFFJAX_CHECK(wh, "w_h", H, 4 * H);
+  PUFFJAX_CHECK(c0, "c0", B, H);
+  PUFFJAX_CHECK(h0, "h0", B, H);
+  PUFFJAX_CHECK(*hs, "hs", B, T, H);
+  PUFFJAX_CHECK(*cs, "cs", B, T, H);
   const bool with_acts = acts->element_count() != 0;
-  if (with_acts) PJ_CHECK(*acts, "acts", B, T, 4 * H);
+  if (with_acts) PUFFJAX_CHECK(*acts, "acts", B, T, 4 * H);
   if (B == 0 || T == 0) return ffi::Error::Success();
   const std::vector<float> packed = Pack(wh.typed_data(), H, 4 * H, 4 * H, 1);
   ParallelBlocks(pool, B, kBlock, [&](int64_t r0, int64_t n) {
@@ -226,16 +229,16 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> dhs, ffi::Buffer
   Dims d;
   if (ffi::Error e = GateDims(acts, &d); e.failure()) return e;
   const int64_t B = d.B, T = d.T, H = d.H;
-  PJ_CHECK(dhs, "dhs", B, T, H);
-  PJ_CHECK(dc_t, "dc_T", B, H);
-  PJ_CHECK(dh_t, "dh_T", B, H);
-  PJ_CHECK(cs, "cs", B, T, H);
-  PJ_CHECK(c0, "c0", B, H);
-  PJ_CHECK(reset, "reset", B, T);
-  PJ_CHECK(wh, "w_h", H, 4 * H);
-  PJ_CHECK(*dgx, "dgx", B, T, 4 * H);
-  PJ_CHECK(*dc0, "dc0", B, H);
-  PJ_CHECK(*dh0, "dh0", B, H);
+  PUFFJAX_CHECK(dhs, "dhs", B, T, H);
+  PUFFJAX_CHECK(dc_t, "dc_T", B, H);
+  PUFFJAX_CHECK(dh_t, "dh_T", B, H);
+  PUFFJAX_CHECK(cs, "cs", B, T, H);
+  PUFFJAX_CHECK(c0, "c0", B, H);
+  PUFFJAX_CHECK(reset, "reset", B, T);
+  PUFFJAX_CHECK(wh, "w_h", H, 4 * H);
+  PUFFJAX_CHECK(*dgx, "dgx", B, T, 4 * H);
+  PUFFJAX_CHECK(*dc0, "dc0", B, H);
+  PUFFJAX_CHECK(*dh0, "dh0", B, H);
   if (B == 0) return ffi::Error::Success();
   // dh_{t-1} = dgx_t @ W_h^T: pack W_h^T ([G, H], element (k, j) = wh[j, k]).
   const std::vector<float> packed = Pack(wh.typed_data(), 4 * H, H, 1, 4 * H);
@@ -247,9 +250,12 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> dhs, ffi::Buffer
   return ffi::Error::Success();
 }
 
-}  // namespace
+#undef PUFFJAX_CHECK
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PuffjaxLstmForwardCpu, Forward,
+}  // namespace
+}  // namespace puffjax::cpu
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PuffjaxLstmForwardCpu, puffjax::cpu::Forward,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()   // gx
@@ -262,7 +268,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(PuffjaxLstmForwardCpu, Forward,
                                   .Ret<ffi::Buffer<ffi::F32>>()   // acts (may be empty)
 );
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PuffjaxLstmBackwardCpu, Backward,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PuffjaxLstmBackwardCpu, puffjax::cpu::Backward,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()   // dhs

@@ -21,15 +21,18 @@
 
 #include "cpu_kernels.h"
 
+namespace ffi = xla::ffi;
+
+namespace puffjax::cpu {
 namespace {
 
 constexpr int64_t kRows = 16;  // rows per task
 
-#define PJ_CHECK(buf, name, ...) PJ_CHECK_SHAPE("mingru", buf, name, __VA_ARGS__)
+#define PUFFJAX_CHECK(buf, name, ...) PUFFJAX_CHECK_SHAPE("mingru", buf, name, __VA_ARGS__)
 
 // Rows [r0, r0 + n) through all T steps.
-PJ_CLONES void ForwardRows(int64_t T, int64_t H, int64_t r0, int64_t n, const float* z,
-                           const float* c, const bool* reset, const float* h0, float* hs) {
+PUFFJAX_CLONES void ForwardRows(int64_t T, int64_t H, int64_t r0, int64_t n, const float* z,
+                                const float* c, const bool* reset, const float* h0, float* hs) {
   const v8 zero = {}, one = zero + 1.0f, half = zero + 0.5f;
   for (int64_t row = r0; row < r0 + n; ++row) {
     const float* prev = h0 + row * H;  // the state entering step t
@@ -48,9 +51,10 @@ PJ_CLONES void ForwardRows(int64_t T, int64_t H, int64_t r0, int64_t n, const fl
 }
 
 // Rows [r0, r0 + n), from step T - 1 back to 0.
-PJ_CLONES void BackwardRows(int64_t T, int64_t H, int64_t r0, int64_t n, const float* dhs,
-                            const float* dh_t, const float* z, const float* c, const bool* reset,
-                            const float* h0, const float* hs, float* dz, float* dc, float* dh0) {
+PUFFJAX_CLONES void BackwardRows(int64_t T, int64_t H, int64_t r0, int64_t n, const float* dhs,
+                                 const float* dh_t, const float* z, const float* c,
+                                 const bool* reset, const float* h0, const float* hs, float* dz,
+                                 float* dc, float* dh0) {
   const v8 zero = {}, one = zero + 1.0f, half = zero + 0.5f;
   thread_local std::vector<float> scratch;  // the gradient reaching h_t from step t + 1
   scratch.resize(static_cast<size_t>(H));
@@ -93,10 +97,10 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> z, ffi::Buffer<ff
                    ffi::ResultBuffer<ffi::F32> hs) {
   int64_t B, T, H;
   if (ffi::Error e = StateDims(z, &B, &T, &H); e.failure()) return e;
-  PJ_CHECK(c, "candidate", B, T, H);
-  PJ_CHECK(reset, "reset", B, T);
-  PJ_CHECK(h0, "h0", B, H);
-  PJ_CHECK(*hs, "hs", B, T, H);
+  PUFFJAX_CHECK(c, "candidate", B, T, H);
+  PUFFJAX_CHECK(reset, "reset", B, T);
+  PUFFJAX_CHECK(h0, "h0", B, H);
+  PUFFJAX_CHECK(*hs, "hs", B, T, H);
   if (B == 0 || T == 0 || H == 0) return ffi::Error::Success();
   ParallelBlocks(pool, B, kRows, [&](int64_t r0, int64_t n) {
     ForwardRows(T, H, r0, n, z.typed_data(), c.typed_data(), reset.typed_data(), h0.typed_data(),
@@ -112,15 +116,15 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> dhs, ffi::Buffer
                     ffi::ResultBuffer<ffi::F32> dh0) {
   int64_t B, T, H;
   if (ffi::Error e = StateDims(z, &B, &T, &H); e.failure()) return e;
-  PJ_CHECK(dhs, "dhs", B, T, H);
-  PJ_CHECK(dh_t, "dh_T", B, H);
-  PJ_CHECK(c, "candidate", B, T, H);
-  PJ_CHECK(reset, "reset", B, T);
-  PJ_CHECK(h0, "h0", B, H);
-  PJ_CHECK(hs, "hs", B, T, H);
-  PJ_CHECK(*dz, "dz", B, T, H);
-  PJ_CHECK(*dc, "dc", B, T, H);
-  PJ_CHECK(*dh0, "dh0", B, H);
+  PUFFJAX_CHECK(dhs, "dhs", B, T, H);
+  PUFFJAX_CHECK(dh_t, "dh_T", B, H);
+  PUFFJAX_CHECK(c, "candidate", B, T, H);
+  PUFFJAX_CHECK(reset, "reset", B, T);
+  PUFFJAX_CHECK(h0, "h0", B, H);
+  PUFFJAX_CHECK(hs, "hs", B, T, H);
+  PUFFJAX_CHECK(*dz, "dz", B, T, H);
+  PUFFJAX_CHECK(*dc, "dc", B, T, H);
+  PUFFJAX_CHECK(*dh0, "dh0", B, H);
   if (B == 0 || H == 0) return ffi::Error::Success();
   ParallelBlocks(pool, B, kRows, [&](int64_t r0, int64_t n) {
     BackwardRows(T, H, r0, n, dhs.typed_data(), dh_t.typed_data(), z.typed_data(), c.typed_data(),
@@ -130,9 +134,12 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> dhs, ffi::Buffer
   return ffi::Error::Success();
 }
 
-}  // namespace
+#undef PUFFJAX_CHECK
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PuffjaxMinGruForwardCpu, Forward,
+}  // namespace
+}  // namespace puffjax::cpu
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PuffjaxMinGruForwardCpu, puffjax::cpu::Forward,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()   // z
@@ -142,7 +149,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(PuffjaxMinGruForwardCpu, Forward,
                                   .Ret<ffi::Buffer<ffi::F32>>()   // hs
 );
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(PuffjaxMinGruBackwardCpu, Backward,
+XLA_FFI_DEFINE_HANDLER_SYMBOL(PuffjaxMinGruBackwardCpu, puffjax::cpu::Backward,
                               ffi::Ffi::Bind()
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()   // dhs

@@ -23,7 +23,7 @@
 #include "../env_type.h"
 #include "../render.h"
 #include "../rng.h"
-#include "../sweep.h"
+#include "../collision.h"
 
 #define BREAKOUT_WIDTH 576.0f
 #define BREAKOUT_HEIGHT 330.0f
@@ -178,7 +178,7 @@ static inline void breakout_move_ball(Breakout* env) {
     float x = env->ball_x, y = env->ball_y;
     float dx = env->ball_vx * BREAKOUT_TICK, dy = env->ball_vy * BREAKOUT_TICK;
     float best_t = 2.0f;
-    int hit = BREAKOUT_HIT_NONE, side = SWEEP_SIDE_Y, brick_hit = -1;
+    int hit = BREAKOUT_HIT_NONE, side = COLLISION_SIDE_Y, brick_hit = -1;
 
     /* 1. Bricks: only those under the box the ball sweeps this frame. */
     float top = dy < 0.0f ? y + dy : y, bottom = (dy > 0.0f ? y + dy : y) + size;
@@ -197,9 +197,9 @@ static inline void breakout_move_ball(Breakout* env) {
                 float t;
                 int s;
                 if (env->bricks[brick]) continue;
-                if (sweep_boxes(x, y, size, size, dx, dy, col * BREAKOUT_BRICK_WIDTH,
-                                BREAKOUT_BRICKS_Y + row * BREAKOUT_BRICK_HEIGHT, BREAKOUT_BRICK_WIDTH,
-                                BREAKOUT_BRICK_HEIGHT, &t, &s) &&
+                if (collide_boxes(x, y, size, size, dx, dy, col * BREAKOUT_BRICK_WIDTH,
+                                  BREAKOUT_BRICKS_Y + row * BREAKOUT_BRICK_HEIGHT, BREAKOUT_BRICK_WIDTH,
+                                  BREAKOUT_BRICK_HEIGHT, &t, &s) &&
                     t < best_t) {
                     best_t = t;
                     side = s;
@@ -213,15 +213,15 @@ static inline void breakout_move_ball(Breakout* env) {
     /* 2. Walls: left (x = 0), right (x = 576) and the back wall (y = 0). */
     if (dx < 0.0f && x + dx < 0.0f) {
         float t = fmaxf(x / -dx, 0.0f);
-        if (t < best_t) { best_t = t; side = SWEEP_SIDE_X; hit = BREAKOUT_HIT_SIDE_WALL; }
+        if (t < best_t) { best_t = t; side = COLLISION_SIDE_X; hit = BREAKOUT_HIT_SIDE_WALL; }
     }
     if (dx > 0.0f && x + size + dx > BREAKOUT_WIDTH) {
         float t = fmaxf((BREAKOUT_WIDTH - size - x) / dx, 0.0f);
-        if (t < best_t) { best_t = t; side = SWEEP_SIDE_X; hit = BREAKOUT_HIT_SIDE_WALL; }
+        if (t < best_t) { best_t = t; side = COLLISION_SIDE_X; hit = BREAKOUT_HIT_SIDE_WALL; }
     }
     if (dy < 0.0f && y + dy < 0.0f) {
         float t = fmaxf(y / -dy, 0.0f);
-        if (t < best_t) { best_t = t; side = SWEEP_SIDE_Y; hit = BREAKOUT_HIT_BACK_WALL; }
+        if (t < best_t) { best_t = t; side = COLLISION_SIDE_Y; hit = BREAKOUT_HIT_BACK_WALL; }
     }
 
     /* 3. The paddle's top face, only for a ball coming down onto it. */
@@ -246,7 +246,7 @@ static inline void breakout_move_ball(Breakout* env) {
         breakout_paddle_bounce(env);
         return;
     }
-    if (side == SWEEP_SIDE_X) env->ball_vx = -env->ball_vx;
+    if (side == COLLISION_SIDE_X) env->ball_vx = -env->ball_vx;
     else env->ball_vy = -env->ball_vy;
     if (hit == BREAKOUT_HIT_BRICK) breakout_destroy_brick(env, brick_hit);
     /* Hitting the back wall halves the paddle until the ball is lost. */
@@ -304,11 +304,8 @@ static inline void breakout_step(Breakout* env) {
             /* Record the episode, then start the next one: the observation
              * we return is the new episode's first. perf = score / 864;
              * episode_length in frames. */
-            env->log.perf += (float)env->score / (float)BREAKOUT_MAX_SCORE;
-            env->log.score += (float)env->score;
-            env->log.episode_return += (float)env->score; /* reward = points */
-            env->log.episode_length += (float)env->frames;
-            env->log.n += 1.0f;
+            episode_log_add(&env->log, (float)env->score / (float)BREAKOUT_MAX_SCORE, (float)env->score,
+                            (float)env->score /* reward = points */, (float)env->frames);
             *env->io.terminal = 1;
             breakout_reset(env);
             return;
@@ -355,11 +352,11 @@ static EnvShape breakout_shape(const double* options) {
     };
 }
 
-static const EnvOption BREAKOUT_OPTIONS[] = {
+static const EnvOption breakout_options[] = {
     {"frameskip", 4, 1, 1000, 1, "frames per agent step (same action, rewards summed)"},
     {"continuous", 0, 0, 1, 1, "1: Box(-1, 1, (1,)) paddle velocity instead of Discrete(3)"},
 };
-static const EnvField BREAKOUT_FIELDS[] = {
+static const EnvField breakout_fields[] = {
     {"paddle_x", offsetof(Breakout, paddle_x), FIELD_FLOAT, 1},
     {"paddle_width", offsetof(Breakout, paddle_width), FIELD_FLOAT, 1},
     {"ball_x", offsetof(Breakout, ball_x), FIELD_FLOAT, 1},
@@ -375,19 +372,6 @@ static const EnvField BREAKOUT_FIELDS[] = {
     {"bricks", offsetof(Breakout, bricks), FIELD_BYTES, BREAKOUT_NUM_BRICKS},
 };
 
-ENV_WRAPPERS(Breakout, breakout)
-
-static const EnvType BREAKOUT_TYPE = {
-    .name = "breakout",
-    .env_size = sizeof(Breakout),
-    .log_offset = offsetof(Breakout, log),
-    .options = BREAKOUT_OPTIONS,
-    .num_options = ENV_COUNT(BREAKOUT_OPTIONS),
-    .fields = BREAKOUT_FIELDS,
-    .num_fields = ENV_COUNT(BREAKOUT_FIELDS),
-    .shape = breakout_shape,
-    .init = breakout_init_any, .reset = breakout_reset_any, .step_range = breakout_step_range,
-    .refresh = breakout_refresh_any, .render = breakout_render_any, /* made by ENV_WRAPPERS */
-};
+PUFFJAX_ENV(Breakout, breakout)
 
 #endif

@@ -86,12 +86,9 @@ static inline void cartpole_step(CartPole* env) {
     *env->io.terminal = (unsigned char)failed;
     *env->io.truncation = (unsigned char)out_of_time;
     if (failed || out_of_time) {
-        /* perf = episode length / max_steps */
-        env->log.perf += (float)env->steps / (float)env->max_steps;
-        env->log.score += (float)env->steps;
-        env->log.episode_return += (float)env->steps; /* +1 per step */
-        env->log.episode_length += (float)env->steps;
-        env->log.n += 1.0f;
+        /* perf = episode length / max_steps; the return is the length (+1 per step) */
+        episode_log_add(&env->log, (float)env->steps / (float)env->max_steps, (float)env->steps,
+                        (float)env->steps, (float)env->steps);
         cartpole_reset(env);
         return;
     }
@@ -135,10 +132,10 @@ static EnvShape cartpole_shape(const double* options) {
     };
 }
 
-static const EnvOption CARTPOLE_OPTIONS[] = {
+static const EnvOption cartpole_options[] = {
     {"max_steps", 500, 1, 1e9, 1, "steps after which an episode is truncated"},
 };
-static const EnvField CARTPOLE_FIELDS[] = {
+static const EnvField cartpole_fields[] = {
     {"x", offsetof(CartPole, x), FIELD_DOUBLE, 1},
     {"x_dot", offsetof(CartPole, x_dot), FIELD_DOUBLE, 1},
     {"theta", offsetof(CartPole, theta), FIELD_DOUBLE, 1},
@@ -146,19 +143,6 @@ static const EnvField CARTPOLE_FIELDS[] = {
     {"steps", offsetof(CartPole, steps), FIELD_INT, 1},
 };
 
-ENV_WRAPPERS(CartPole, cartpole)
-
-static const EnvType CARTPOLE_TYPE = {
-    .name = "cartpole",
-    .env_size = sizeof(CartPole),
-    .log_offset = offsetof(CartPole, log),
-    .options = CARTPOLE_OPTIONS,
-    .num_options = ENV_COUNT(CARTPOLE_OPTIONS),
-    .fields = CARTPOLE_FIELDS,
-    .num_fields = ENV_COUNT(CARTPOLE_FIELDS),
-    .shape = cartpole_shape,
-    .init = cartpole_init_any, .reset = cartpole_reset_any, .step_range = cartpole_step_range,
-    .refresh = cartpole_refresh_any, .render = cartpole_render_any, /* made by ENV_WRAPPERS */
-};
+PUFFJAX_ENV(CartPole, cartpole)
 
 #endif

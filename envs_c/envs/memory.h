@@ -51,11 +51,7 @@ static inline void memory_step(Memory* env) {
         float r = *env->io.action == env->bit ? 1.0f : -1.0f;
         *env->io.reward = r;
         *env->io.terminal = 1;
-        env->log.perf += r > 0.0f ? 1.0f : 0.0f;
-        env->log.score += r > 0.0f ? 1.0f : 0.0f;
-        env->log.episode_return += r;
-        env->log.episode_length += (float)(env->t + 1);
-        env->log.n += 1.0f;
+        episode_log_add(&env->log, r > 0.0f ? 1.0f : 0.0f, r > 0.0f ? 1.0f : 0.0f, r, (float)(env->t + 1));
         memory_reset(env);
         return;
     }
@@ -89,27 +85,14 @@ static EnvShape memory_shape(const double* options) {
     };
 }
 
-static const EnvOption MEMORY_OPTIONS[] = {
+static const EnvOption memory_options[] = {
     {"delay", 4, 0, 1e6, 1, "blank steps between the cue and the query"},
 };
-static const EnvField MEMORY_FIELDS[] = {
+static const EnvField memory_fields[] = {
     {"bit", offsetof(Memory, bit), FIELD_INT, 1},
     {"t", offsetof(Memory, t), FIELD_INT, 1},
 };
 
-ENV_WRAPPERS(Memory, memory)
-
-static const EnvType MEMORY_TYPE = {
-    .name = "memory",
-    .env_size = sizeof(Memory),
-    .log_offset = offsetof(Memory, log),
-    .options = MEMORY_OPTIONS,
-    .num_options = ENV_COUNT(MEMORY_OPTIONS),
-    .fields = MEMORY_FIELDS,
-    .num_fields = ENV_COUNT(MEMORY_FIELDS),
-    .shape = memory_shape,
-    .init = memory_init_any, .reset = memory_reset_any, .step_range = memory_step_range,
-    .refresh = memory_refresh_any, .render = memory_render_any, /* made by ENV_WRAPPERS */
-};
+PUFFJAX_ENV(Memory, memory)
 
 #endif

@@ -22,7 +22,7 @@
 #include "../env_type.h"
 #include "../render.h"
 #include "../rng.h"
-#include "../sweep.h"
+#include "../collision.h"
 
 #define PONG_WIDTH 512.0f
 #define PONG_HEIGHT 384.0f
@@ -132,7 +132,7 @@ static inline int pong_frame(Pong* env, int action) {
     float x = env->ball_x, y = env->ball_y;
     float dx = env->ball_vx * PONG_TICK, dy = env->ball_vy * PONG_TICK;
     float best_t = 2.0f, t;
-    int hit = PONG_HIT_NONE, side = SWEEP_SIDE_Y, s;
+    int hit = PONG_HIT_NONE, side = COLLISION_SIDE_Y, s;
     if (dy < 0.0f && y + dy < 0.0f) { /* top wall */
         best_t = fmaxf(y / -dy, 0.0f);
         hit = PONG_HIT_WALL;
@@ -141,14 +141,14 @@ static inline int pong_frame(Pong* env, int action) {
         best_t = fmaxf((PONG_HEIGHT - PONG_BALL_SIZE - y) / dy, 0.0f);
         hit = PONG_HIT_WALL;
     }
-    if (sweep_boxes(x, y, PONG_BALL_SIZE, PONG_BALL_SIZE, dx, dy, PONG_AGENT_X, env->agent_y,
-                    PONG_PADDLE_WIDTH, PONG_PADDLE_HEIGHT, &t, &s) && t < best_t) {
+    if (collide_boxes(x, y, PONG_BALL_SIZE, PONG_BALL_SIZE, dx, dy, PONG_AGENT_X, env->agent_y,
+                      PONG_PADDLE_WIDTH, PONG_PADDLE_HEIGHT, &t, &s) && t < best_t) {
         best_t = t;
         side = s;
         hit = PONG_HIT_AGENT;
     }
-    if (sweep_boxes(x, y, PONG_BALL_SIZE, PONG_BALL_SIZE, dx, dy, PONG_OPPONENT_X, env->opponent_y,
-                    PONG_PADDLE_WIDTH, PONG_PADDLE_HEIGHT, &t, &s) && t < best_t) {
+    if (collide_boxes(x, y, PONG_BALL_SIZE, PONG_BALL_SIZE, dx, dy, PONG_OPPONENT_X, env->opponent_y,
+                      PONG_PADDLE_WIDTH, PONG_PADDLE_HEIGHT, &t, &s) && t < best_t) {
         best_t = t;
         side = s;
         hit = PONG_HIT_OPPONENT;
@@ -159,7 +159,7 @@ static inline int pong_frame(Pong* env, int action) {
     } else {
         env->ball_x = x + dx * best_t;
         env->ball_y = y + dy * best_t;
-        if (hit == PONG_HIT_WALL || side == SWEEP_SIDE_Y) {
+        if (hit == PONG_HIT_WALL || side == COLLISION_SIDE_Y) {
             /* Walls and the paddles' short ends just reflect vertically. */
             env->ball_vy = -env->ball_vy;
         } else if (hit == PONG_HIT_AGENT) {
@@ -197,11 +197,8 @@ static inline void pong_step(Pong* env) {
             /* perf = points won / points played; score = points won;
              * episode_length in agent steps. */
             int played = env->agent_points + env->opponent_points;
-            env->log.perf += (float)env->agent_points / (float)played;
-            env->log.score += (float)env->agent_points;
-            env->log.episode_return += env->episode_return;
-            env->log.episode_length += (float)env->steps;
-            env->log.n += 1.0f;
+            episode_log_add(&env->log, (float)env->agent_points / (float)played, (float)env->agent_points,
+                            env->episode_return, (float)env->steps);
             *env->io.terminal = 1;
             pong_reset(env);
             return;
@@ -242,10 +239,10 @@ static EnvShape pong_shape(const double* options) {
     };
 }
 
-static const EnvOption PONG_OPTIONS[] = {
+static const EnvOption pong_options[] = {
     {"frameskip", 4, 1, 1000, 1, "frames per agent step (same action, rewards summed)"},
 };
-static const EnvField PONG_FIELDS[] = {
+static const EnvField pong_fields[] = {
     {"agent_y", offsetof(Pong, agent_y), FIELD_FLOAT, 1},
     {"opponent_y", offsetof(Pong, opponent_y), FIELD_FLOAT, 1},
     {"ball_x", offsetof(Pong, ball_x), FIELD_FLOAT, 1},
@@ -256,19 +253,6 @@ static const EnvField PONG_FIELDS[] = {
     {"opponent_points", offsetof(Pong, opponent_points), FIELD_INT, 1},
 };
 
-ENV_WRAPPERS(Pong, pong)
-
-static const EnvType PONG_TYPE = {
-    .name = "pong",
-    .env_size = sizeof(Pong),
-    .log_offset = offsetof(Pong, log),
-    .options = PONG_OPTIONS,
-    .num_options = ENV_COUNT(PONG_OPTIONS),
-    .fields = PONG_FIELDS,
-    .num_fields = ENV_COUNT(PONG_FIELDS),
-    .shape = pong_shape,
-    .init = pong_init_any, .reset = pong_reset_any, .step_range = pong_step_range,
-    .refresh = pong_refresh_any, .render = pong_render_any, /* made by ENV_WRAPPERS */
-};
+PUFFJAX_ENV(Pong, pong)
 
 #endif

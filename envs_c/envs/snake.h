@@ -153,11 +153,7 @@ static inline void snake_reset(Snake* env) {
 static inline void snake_end_episode(Snake* env, int k) {
     SnakeAgent* s = &env->snake[k];
     float score = (float)s->eaten;
-    env->log.score += score;
-    env->log.perf += score >= 10.0f ? 1.0f : score / 10.0f;
-    env->log.episode_return += s->episode_return;
-    env->log.episode_length += (float)s->steps;
-    env->log.n += 1.0f;
+    episode_log_add(&env->log, score >= 10.0f ? 1.0f : score / 10.0f, score, s->episode_return, (float)s->steps);
     snake_remove(env, k);
     snake_spawn(env, k);
 }
@@ -237,32 +233,19 @@ static EnvShape snake_shape(const double* options) {
     };
 }
 
-static const EnvOption SNAKE_OPTIONS[] = {
+static const EnvOption snake_options[] = {
     {"width", 16, 8, SNAKE_MAX_SIDE, 1, "grid width (cells)"},
     {"height", 16, 8, SNAKE_MAX_SIDE, 1, "grid height (cells)"},
     {"agents", 4, 1, SNAKE_MAX_AGENTS, 1, "snakes per grid, each one agent"},
     {"food", 8, 1, 16, 1, "pellets on the grid"},
     {"max_steps", 1000, 1, 1e6, 1, "steps before a snake's episode is truncated"},
 };
-static const EnvField SNAKE_FIELDS[] = {
+static const EnvField snake_fields[] = {
     {"grid", offsetof(Snake, grid), FIELD_BYTES, SNAKE_MAX_SIDE * SNAKE_MAX_SIDE},
     {"heading", offsetof(Snake, snake[0].heading), FIELD_INT, 1},
     {"length", offsetof(Snake, snake[0].length), FIELD_INT, 1},
 };
 
-ENV_WRAPPERS(Snake, snake)
-
-static const EnvType SNAKE_TYPE = {
-    .name = "snake",
-    .env_size = sizeof(Snake),
-    .log_offset = offsetof(Snake, log),
-    .options = SNAKE_OPTIONS,
-    .num_options = ENV_COUNT(SNAKE_OPTIONS),
-    .fields = SNAKE_FIELDS,
-    .num_fields = ENV_COUNT(SNAKE_FIELDS),
-    .shape = snake_shape,
-    .init = snake_init_any, .reset = snake_reset_any, .step_range = snake_step_range,
-    .refresh = snake_refresh_any, .render = snake_render_any, /* made by ENV_WRAPPERS */
-};
+PUFFJAX_ENV(Snake, snake)
 
 #endif

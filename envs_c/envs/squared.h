@@ -69,11 +69,7 @@ static inline void squared_end(Squared* env, int reached) {
     } else {
         *env->io.truncation = 1;
     }
-    env->log.perf += (float)reached;
-    env->log.score += (float)reached;
-    env->log.episode_return += (float)reached;
-    env->log.episode_length += (float)env->steps;
-    env->log.n += 1.0f;
+    episode_log_add(&env->log, (float)reached, (float)reached, (float)reached, (float)env->steps);
     squared_reset(env);
 }
 
@@ -150,10 +146,10 @@ static EnvShape squared_shape(const double* options) {
     };
 }
 
-static const EnvOption SQUARED_OPTIONS[] = {
+static const EnvOption squared_options[] = {
     {"size", 11, 3, 255, 1, "grid side length (the agent starts in the centre)"},
 };
-static const EnvField SQUARED_FIELDS[] = {
+static const EnvField squared_fields[] = {
     {"agent_row", offsetof(Squared, agent_row), FIELD_INT, 1},
     {"agent_col", offsetof(Squared, agent_col), FIELD_INT, 1},
     {"target_row", offsetof(Squared, target_row), FIELD_INT, 1},
@@ -161,19 +157,6 @@ static const EnvField SQUARED_FIELDS[] = {
     {"steps", offsetof(Squared, steps), FIELD_INT, 1},
 };
 
-ENV_WRAPPERS(Squared, squared)
-
-static const EnvType SQUARED_TYPE = {
-    .name = "squared",
-    .env_size = sizeof(Squared),
-    .log_offset = offsetof(Squared, log),
-    .options = SQUARED_OPTIONS,
-    .num_options = ENV_COUNT(SQUARED_OPTIONS),
-    .fields = SQUARED_FIELDS,
-    .num_fields = ENV_COUNT(SQUARED_FIELDS),
-    .shape = squared_shape,
-    .init = squared_init_any, .reset = squared_reset_any, .step_range = squared_step_range,
-    .refresh = squared_refresh_any, .render = squared_render_any, /* made by ENV_WRAPPERS */
-};
+PUFFJAX_ENV(Squared, squared)
 
 #endif

@@ -4,10 +4,10 @@
 
 ``foo.h`` is written exactly like a first-party env (``envs_c/env_type.h``; template:
 ``examples/walker.h``) but includes ``"puffjax/env_type.h"``, ``"puffjax/rng.h"`` and
-``"puffjax/render.h"``: the copies installed with the package (:func:`include_dir`). It must
-define ``FOO_TYPE`` (the file name in capitals, then ``_TYPE``).
+``"puffjax/render.h"``: the copies installed with the package (:func:`include_dir`). Its last
+line, ``PUFFJAX_ENV(Foo, foo)`` (the file name as the second argument), defines ``foo_type``.
 
-:func:`build` wraps it in a two-function C file (``puffjax_env_type()`` returns ``&FOO_TYPE``,
+:func:`build` wraps it in a two-function C file (``puffjax_env_type()`` returns ``&foo_type``,
 ``puffjax_env_abi()`` the ``PUFFJAX_ENV_ABI`` it was compiled with) and compiles it with the
 system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) into a shared library, cached under
 ``$PUFFJAX_CACHE_DIR`` (default ``~/.cache/puffjax/c_envs``) by a hash of the compiler, the flags
@@ -84,9 +84,9 @@ def build(path: str, cflags: tuple = ()) -> Path:
     if not source.is_file():
         raise FileNotFoundError(f"C environment {path!r}: no such file")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", source.stem) or '"' in str(source) or "\n" in str(source):
-        raise ValueError(f"C environment {path!r}: the file name must be a C identifier (it names FOO_TYPE) "
-                         "and the path must not hold quotes or newlines")
-    type_name = source.stem.upper() + "_TYPE"
+        raise ValueError(f"C environment {path!r}: the file name must be a C identifier (it starts every "
+                         "name the header defines) and the path must not hold quotes or newlines")
+    type_name = source.stem + "_type"
     cc = _compiler()
     flags = [*FLAGS, *cflags, f"-I{include_dir()}", f"-I{source.parent}"]
     cache = _cache_dir()
@@ -105,7 +105,11 @@ def build(path: str, cflags: tuple = ()) -> Path:
         run = subprocess.run([cc, *flags, "-shared", "-o", str(tmp_out), str(shim), "-lm"], capture_output=True,
                              text=True)
         if run.returncode != 0:
-            raise CompileError(f"C environment {path} does not compile ({cc}):\n{run.stderr.strip()}")
+            hint = ""
+            if type_name in run.stderr and "undeclared" in run.stderr:
+                hint = (f"\n{source.name} must end with PUFFJAX_ENV(Struct, {source.stem}), which defines "
+                        f"{type_name} (see puffjax/env_type.h)")
+            raise CompileError(f"C environment {path} does not compile ({cc}):\n{run.stderr.strip()}{hint}")
         os.replace(tmp_out, out)  # atomic: concurrent builds of the same key are fine
     return out
 

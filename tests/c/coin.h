@@ -1,7 +1,7 @@
 /* coin.h - a throwaway environment for tests/test_envs_sanitize.py, which
  * copies envs_c/, drops this file into envs_c/envs/ and builds: it shows
- * that a new environment is one header and nothing else. It is not part of
- * puffjax.
+ * that a new environment is one header and nothing else, and that one without
+ * a field table registers with PUFFJAX_ENV_TABLES. It is not part of puffjax.
  *
  * Guess a coin flip. Observation (1 float32): the fraction of the episode
  * done. Actions: Discrete(2), the guess (1 = heads). Reward +1 for a right
@@ -48,11 +48,8 @@ static inline void coin_step(Coin* env) {
     env->heads = (int)(rng_next(&env->io.rng) & 1);
     if (env->t >= env->length) {
         *env->io.truncation = 1;
-        env->log.perf += env->episode_return / (float)env->length;
-        env->log.score += env->episode_return;
-        env->log.episode_return += env->episode_return;
-        env->log.episode_length += (float)env->t;
-        env->log.n += 1.0f;
+        episode_log_add(&env->log, env->episode_return / (float)env->length, env->episode_return,
+                        env->episode_return, (float)env->t);
         coin_reset(env);
         return;
     }
@@ -78,27 +75,10 @@ static EnvShape coin_shape(const double* options) {
     };
 }
 
-static const EnvOption COIN_OPTIONS[] = {
+static const EnvOption coin_options[] = {
     {"length", 10, 1, 1000, 1, "steps per episode"},
 };
-static const EnvField COIN_FIELDS[] = {
-    {"heads", offsetof(Coin, heads), FIELD_INT, 1},
-    {"t", offsetof(Coin, t), FIELD_INT, 1},
-};
-
-ENV_WRAPPERS(Coin, coin)
-
-static const EnvType COIN_TYPE = {
-    .name = "coin",
-    .env_size = sizeof(Coin),
-    .log_offset = offsetof(Coin, log),
-    .options = COIN_OPTIONS,
-    .num_options = ENV_COUNT(COIN_OPTIONS),
-    .fields = COIN_FIELDS,
-    .num_fields = ENV_COUNT(COIN_FIELDS),
-    .shape = coin_shape,
-    .init = coin_init_any, .reset = coin_reset_any, .step_range = coin_step_range,
-    .refresh = coin_refresh_any, .render = coin_render_any, /* made by ENV_WRAPPERS */
-};
+/* No field table: NULL, 0 in its place. */
+PUFFJAX_ENV_TABLES(Coin, coin, coin_options, ENV_COUNT(coin_options), NULL, 0)
 
 #endif

@@ -1,23 +1,23 @@
-/* sweep.h - swept collision of two axis-aligned boxes.
+/* collision.h - swept collision of two axis-aligned boxes.
  *
  * A box at (x, y) of size (w, h) moves by (dx, dy) during one frame. We ask
  * at which fraction t of the frame (0 <= t <= 1) it first touches a still
  * box, and on which side. Checking the whole path (not only the end point)
  * means a fast ball can never tunnel through a thin object.
  */
-#ifndef PUFFJAX_SWEEP_H
-#define PUFFJAX_SWEEP_H
+#ifndef PUFFJAX_COLLISION_H
+#define PUFFJAX_COLLISION_H
 
-#define SWEEP_FAR 1e30f
+#define COLLISION_FAR 1e30f
 
-enum { SWEEP_SIDE_X = 0, /* hit a left/right face: flip the x velocity */
-       SWEEP_SIDE_Y = 1  /* hit a top/bottom face: flip the y velocity */ };
+enum { COLLISION_SIDE_X = 0, /* hit a left/right face: flip the x velocity */
+       COLLISION_SIDE_Y = 1  /* hit a top/bottom face: flip the y velocity */ };
 
 /* Returns 1 and fills *t and *side when the moving box runs into the still
  * box (bx, by, bw, bh) during this frame; returns 0 otherwise. A box that
  * already overlaps the still one, or only grazes it, does not count. */
-static inline int sweep_boxes(float x, float y, float w, float h, float dx, float dy,
-                              float bx, float by, float bw, float bh, float* t, int* side) {
+static inline int collide_boxes(float x, float y, float w, float h, float dx, float dy,
+                                float bx, float by, float bw, float bh, float* t, int* side) {
     float tx_in, tx_out, ty_in, ty_out;
     /* Times at which the x extents start and stop overlapping. */
     if (dx > 0.0f) {
@@ -28,8 +28,8 @@ static inline int sweep_boxes(float x, float y, float w, float h, float dx, floa
         tx_out = (bx - (x + w)) / dx;
     } else {
         if (x + w <= bx || x >= bx + bw) return 0; /* never overlap in x */
-        tx_in = -SWEEP_FAR;
-        tx_out = SWEEP_FAR;
+        tx_in = -COLLISION_FAR;
+        tx_out = COLLISION_FAR;
     }
     /* The same for y. */
     if (dy > 0.0f) {
@@ -40,8 +40,8 @@ static inline int sweep_boxes(float x, float y, float w, float h, float dx, floa
         ty_out = (by - (y + h)) / dy;
     } else {
         if (y + h <= by || y >= by + bh) return 0;
-        ty_in = -SWEEP_FAR;
-        ty_out = SWEEP_FAR;
+        ty_in = -COLLISION_FAR;
+        ty_out = COLLISION_FAR;
     }
     /* The boxes touch once both extents overlap, until either stops. */
     float t_in = tx_in > ty_in ? tx_in : ty_in;
@@ -49,7 +49,7 @@ static inline int sweep_boxes(float x, float y, float w, float h, float dx, floa
     if (t_in >= t_out || t_in < 0.0f || t_in > 1.0f) return 0;
     *t = t_in;
     /* The axis that started overlapping last is the face that was hit. */
-    *side = tx_in > ty_in ? SWEEP_SIDE_X : SWEEP_SIDE_Y;
+    *side = tx_in > ty_in ? COLLISION_SIDE_X : COLLISION_SIDE_Y;
     return 1;
 }
 
