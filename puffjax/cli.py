@@ -112,9 +112,10 @@ def _plot(args) -> int:
 
 def _sweep(args, extra: list[str]) -> int:
     from .config import parse_overrides
-    from .sweep import sweep
+    from .sweep import STORAGE_ENV, sweep
+    storage = args.storage or os.environ.get(STORAGE_ENV) or None
     try:
-        result = sweep(args.env, args.trials, config_file=args.config, storage=args.storage, study=args.study,
+        result = sweep(args.env, args.trials, config_file=args.config, storage=storage, study=args.study,
                        directory=args.dir, workers=args.workers, metric=args.metric, cost=args.cost,
                        objective=args.objective, budget=args.budget, overrides=parse_overrides(extra),
                        export=args.export, export_trial=args.export_trial)
@@ -198,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--config", help="a config file to sweep around (its [sweep] section is the search space)")
     sw.add_argument("--trials", type=int, required=True, help="trials the study holds when done (interrupted "
                     "ones excluded); 0: only report (and --export)")
-    sw.add_argument("--storage", help="SQLAlchemy URL of the study's database (default: sqlite in --dir); "
-                    "workers on several machines share a study through one PostgreSQL or MySQL URL")
+    sw.add_argument("--storage", help="SQLAlchemy URL of the study's database (default: "
+                    "$PUFFJAX_SWEEP_STORAGE, which keeps a password off the command line, else sqlite in --dir); "
+                    "workers on several machines share a study through one PostgreSQL or MySQL URL; shown with "
+                    "its password hidden")
     sw.add_argument("--study", help="study name (default: the environment's name)")
     sw.add_argument("--dir", help="the sweep's directory: database, trial runs, reports (default sweeps/STUDY)")
     sw.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1), each "

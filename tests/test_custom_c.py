@@ -1,15 +1,17 @@
 """Your own C env out of tree: the template (examples/walker.h) builds against the installed
-headers, is cached, steps with threads like a first-party env, and trains; compile errors show
-the compiler's message."""
+headers, is cached (privately, in its own subfolder, by the hash of the bytes it compiles),
+steps with threads like a first-party env, and trains; compile errors show the compiler's
+message."""
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import puffjax
-from puffjax import envs
+from puffjax import compile_cache, envs
 from puffjax.envs import custom_c
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "examples" / "walker.h"
@@ -30,7 +32,7 @@ def test_installed_headers():
 
 def test_template_builds_once_and_steps_like_a_first_party_env(cache):
     lib = custom_c.build(str(TEMPLATE))
-    assert lib.parent == cache and lib.suffix == ".so"
+    assert lib.parent == cache / "c_envs" and lib.suffix == ".so"
     mtime = lib.stat().st_mtime_ns
     assert custom_c.build(str(TEMPLATE)) == lib and lib.stat().st_mtime_ns == mtime  # cached
     runs = []
@@ -63,12 +65,78 @@ def test_a_changed_header_is_rebuilt(tmp_path):
     assert envs.make(str(copy), num_envs=1).options["length"] == 5
 
 
+def test_an_edit_during_the_build_cannot_give_a_library_unlike_its_hash(tmp_path, monkeypatch):
+    """The header changes between preprocessing (hashed) and compiling: the library cached under
+    the hash still behaves as the hashed source, and the edited header gets a library of its own."""
+    copy = tmp_path / "walker.h"
+    original = TEMPLATE.read_text()
+    edited = original.replace('{"length", 8,', '{"length", 5,')
+    copy.write_text(original)
+    compile_once = custom_c._compile
+
+    def edit_then_compile(*args):
+        copy.write_text(edited)
+        return compile_once(*args)
+
+    monkeypatch.setattr(custom_c, "_compile", edit_then_compile)
+    hashed = custom_c.build(str(copy))
+    monkeypatch.setattr(custom_c, "_compile", compile_once)
+    assert copy.read_text() == edited
+    assert envs.make(str(copy), num_envs=1).options["length"] == 5  # the edit: another hash, another library
+    copy.write_text(original)
+    assert custom_c.build(str(copy)) == hashed  # the original source: the library built while it changed
+    assert envs.make(str(copy), num_envs=1).options["length"] == 8
+
+
+def test_the_cache_is_private_and_apart_from_the_jax_cache(cache, monkeypatch):
+    lib = custom_c.build(str(TEMPLATE))
+    assert lib.parent == cache / "c_envs"
+    assert stat.S_IMODE(lib.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(lib.stat().st_mode) == 0o600  # dlopen needs read permission only
+    assert envs.make(str(TEMPLATE), num_envs=1).num_agents == 1  # and loads so
+    assert [p.name for p in lib.parent.iterdir()] == [lib.name]  # no build leftovers
+    # JAX's compilation cache: a sibling subfolder, as private
+    settings = {}
+    monkeypatch.setattr(compile_cache.jax.config, "update", lambda name, value: settings.update({name: value}))
+    assert compile_cache.enable_compile_cache() == str(cache / "jax")
+    assert settings["jax_compilation_cache_dir"] == str(cache / "jax")
+    assert stat.S_IMODE((cache / "jax").stat().st_mode) == 0o700
+    assert sorted(p.name for p in cache.iterdir()) == ["c_envs", "jax"]
+    # a folder named explicitly is created private, or used as it is
+    shared = cache.parent / "shared"
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)
+    assert compile_cache.enable_compile_cache(str(shared)) == str(shared)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+    assert compile_cache.enable_compile_cache(str(cache.parent / "new")) == str(cache.parent / "new")
+    assert stat.S_IMODE((cache.parent / "new").stat().st_mode) == 0o700
+
+
+def test_a_cache_folder_open_to_others_is_made_private_and_anothers_is_refused(cache, monkeypatch):
+    (cache / "c_envs").mkdir(parents=True)
+    os.chmod(cache / "c_envs", 0o777)
+    lib = custom_c.build(str(TEMPLATE))
+    assert stat.S_IMODE(lib.parent.stat().st_mode) == 0o700
+    with monkeypatch.context() as m:
+        m.setattr(os, "geteuid", lambda: os.stat(cache).st_uid + 1)
+        with pytest.raises(ValueError, match=r"cache folder .*c_envs belongs to another user"):
+            custom_c.build(str(TEMPLATE))
+    file = cache.parent / "a_file"
+    file.write_text("")
+    monkeypatch.setenv("PUFFJAX_CACHE_DIR", str(file))
+    with pytest.raises(ValueError, match=r"cannot make the cache folder .*a_file"):
+        custom_c.build(str(TEMPLATE))
+
+
 def test_compile_errors_show_the_compilers_message(tmp_path):
     bad = tmp_path / "broken.h"
     bad.write_text(TEMPLATE.read_text().replace("Walker", "Broken").replace("walker", "broken")
                    .replace("env->position = p < 0", "env->position = undeclared_thing < 0"))
-    with pytest.raises(custom_c.CompileError, match=r"broken\.h.*error.*undeclared_thing"):
+    with pytest.raises(custom_c.CompileError, match=r"broken\.h.*error.*undeclared_thing") as error:
         envs.make(str(bad), num_envs=1)
+    line = 1 + TEMPLATE.read_text().split("\n").index(next(
+        x for x in TEMPLATE.read_text().split("\n") if "env->position = p < 0" in x))
+    assert f"broken.h:{line}:" in str(error.value)  # the header's own line
     misnamed = tmp_path / "other.h"
     misnamed.write_text(TEMPLATE.read_text())
     with pytest.raises(custom_c.CompileError, match=r"(?s)other_type.*must end with PUFFJAX_ENV\(Struct, other\)"):

@@ -24,6 +24,8 @@ from puffjax.geometry import fit_geometry, geometry
 from puffjax.sweep import REPORT_POINTS, result, sweep
 from puffjax.sweep.prune import median_stops
 from puffjax.sweep.space import default_space, space_from_section, validate_space
+from puffjax.sweep.study import STORAGE_ENV, redact_url
+from puffjax.sweep.supervisor import worker_command, worker_env
 
 TINY = ["--env.num-envs", "16", "--train.bptt-horizon", "16", "--train.minibatch-size", "128",
         "--policy.hidden-size", "16"]
@@ -169,6 +171,82 @@ def test_bad_sweep_arguments(tmp_path):
         sweep("cartpole", 1, directory=str(tmp_path), space={"train.gamma": {"low": 0.9, "high": 2.0}})
 
 
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://user:PASSWORD@host/db", "postgresql://user:***@host/db"),
+    ("postgresql+psycopg2://user:PASSWORD@host:5432/db", "postgresql+psycopg2://user:***@host:5432/db"),
+    ("mysql+pymysql://root:PASSWORD@127.0.0.1:3306/optuna?charset=utf8mb4",
+     "mysql+pymysql://root:***@127.0.0.1:3306/optuna?charset=utf8mb4"),
+    ("postgresql://:PASSWORD@host/db", "postgresql://:***@host/db"),  # no user name
+    ("postgresql://user:P%40SS%2FWORD@host/db", "postgresql://user:***@host/db"),  # percent-encoded
+    ("postgresql://user:P@SS/WO?RD@host/db", "postgresql://user:***@host/db"),  # raw '@', '/', '?' in it
+    ("postgresql://user:PASSWORD@[::1]:5432/db", "postgresql://user:***@[::1]:5432/db"),
+    ("postgresql://user@host/db?password=PASSWORD&sslmode=require",
+     "postgresql://user@host/db?password=***&sslmode=require"),
+    ("mysql://user@host/db?charset=utf8&passwd=PASSWORD", "mysql://user@host/db?charset=utf8&passwd=***"),
+    ("postgresql://u:PASSWORD@host/db?sslpassword=PASSWORD", "postgresql://u:***@host/db?sslpassword=***"),
+    ("mssql+pyodbc://user:PASSWORD@dsn", "mssql+pyodbc://user:***@dsn"),
+    # no password: unchanged
+    ("sqlite:///study.db", "sqlite:///study.db"),
+    ("sqlite:////home/me/sweeps/a:b@c/study.db", "sqlite:////home/me/sweeps/a:b@c/study.db"),
+    ("sqlite://", "sqlite://"),
+    ("postgresql://user@host/db", "postgresql://user@host/db"),
+    ("postgresql://host:5432/db", "postgresql://host:5432/db"),
+    ("postgresql:///db?host=/var/run/postgresql", "postgresql:///db?host=/var/run/postgresql"),
+])
+def test_redact_url_hides_passwords_only(url, shown):
+    assert redact_url(url) == shown
+    assert "PASSWORD" not in redact_url(url) and "P@SS" not in redact_url(url)
+
+
+def test_workers_get_the_storage_url_in_their_environment_not_their_command_line(tmp_path):
+    url = "postgresql://user:PASSWORD@db.example/sweeps"
+    cmd = worker_command("study", str(tmp_path), 5, {0, 1})
+    assert not any("PASSWORD" in a or "postgresql" in a for a in cmd)
+    assert cmd[1:] == ["-m", "puffjax.sweep.worker", "--study", "study", "--dir", str(tmp_path), "--trials", "5",
+                       "--cpus", "0,1"]
+    env = worker_env(url, {"PATH": "/bin"})
+    assert env == {"PATH": "/bin", STORAGE_ENV: url}
+    # a worker without it says where the URL goes
+    p = subprocess.run([sys.executable, "-m", "puffjax.sweep.worker", *cmd[3:]], capture_output=True, text=True,
+                       env={k: v for k, v in os.environ.items() if k != STORAGE_ENV}, timeout=120)
+    assert p.returncode == 2 and f"environment variable {STORAGE_ENV}, which is not set" in p.stderr
+
+
+def test_a_storage_password_is_never_shown(tmp_path, monkeypatch, capsys):
+    """Progress lines, results, errors and files show the storage URL with its password hidden.
+    The PostgreSQL URL is served by an SQLite file; no worker is started."""
+    from puffjax.cli import main
+    from puffjax.sweep import study as study_module
+    package = sys.modules["puffjax.sweep"]  # the attribute puffjax.sweep is the function
+    url, sqlite = "postgresql://user:hunter2@db.example/sweeps", f"sqlite:///{tmp_path}/study.db"
+    open_storage = study_module.open_storage
+    monkeypatch.setattr(study_module, "open_storage", lambda u: open_storage(sqlite if u == url else u))
+    started = []
+    monkeypatch.setattr(package, "run_workers", lambda s, store, storage, *a: started.append(storage))
+    path = space_file(tmp_path, FIXED)
+    res = sweep(config_file=path, trials=1, storage=url, directory=str(tmp_path), progress=print)
+    assert started == [url]  # handed on as it is (to the workers' environment)
+    assert res.storage == "postgresql://user:***@db.example/sweeps" and "hunter2" not in repr(res) + res.table()
+    out = capsys.readouterr().out
+    assert "study 'tiny' (postgresql://user:***@db.example/sweeps): 0 of 1 trials done" in out
+    with pytest.raises(ValueError, match=r"no study 'other' in postgresql://user:\*\*\*@db") as error:
+        result(url, "other")
+    assert "hunter2" not in str(error.value)
+    with pytest.raises(ValueError, match="metric: 'environment/perf' in the study") as error:
+        sweep(config_file=path, trials=0, storage=url, directory=str(tmp_path), metric="environment/score")
+    assert "hunter2" not in str(error.value)
+    with pytest.raises(ValueError, match=r"storage 'nonsense://user:\*\*\*@host' is not a database URL") as error:
+        sweep(config_file=path, trials=0, storage="nonsense://user:hunter2@host", directory=str(tmp_path))
+    assert "hunter2" not in str(error.value)
+    monkeypatch.setenv(STORAGE_ENV, url)  # the CLI's default storage, off its command line
+    assert main(["sweep", "--config", path, "--trials", "0", "--dir", str(tmp_path), "--study", "other"]) == 0
+    assert main(["sweep", "--config", path, "--trials", "0", "--dir", str(tmp_path), "--export", "x.toml"]) == 2
+    out = capsys.readouterr()
+    assert "(postgresql://user:***@db.example/sweeps): 0 trials" in out.out and "has no completed" in out.err
+    assert "hunter2" not in out.out + out.err
+    assert not [f for f in tmp_path.rglob("*") if f.is_file() and b"hunter2" in f.read_bytes()]
+
+
 def test_median_rule_by_hand():
     completed = [[[100, 0.1], [200, 0.2]], [[100, 0.5], [200, 0.6]], [[100, 0.3]], [[100, 0.9], [200, 0.8]],
                  [[100, 0.7], [200, 0.4]]]
@@ -278,10 +356,13 @@ def test_failing_trials_are_recorded_and_the_sweep_goes_on(tmp_path, jax_cache):
 
 
 def test_two_workers_share_one_study(tmp_path, jax_cache):
+    """Through a storage URL that holds a password: it reaches the workers, and no line shows it."""
     path = space_file(tmp_path, FIXED)
+    url = f"sqlite:///file:{tmp_path}/w2/study.db?uri=true&password=hunter2"  # SQLite ignores the password
     rc, out = cli_sweep(tmp_path, jax_cache, "--config", path, "--trials", "4", "--workers", "2", "--dir", "w2",
-                        "--objective", "score", "--cost", "steps")  # the scalar mode, too
+                        "--storage", url, "--objective", "score", "--cost", "steps")  # the scalar mode, too
     assert rc == 0, out
+    assert "&password=***)" in out and "hunter2" not in out
     trials = trials_of(tmp_path / "w2")
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert all(t.state.name == "COMPLETE" for t in trials)

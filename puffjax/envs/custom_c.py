@@ -9,13 +9,18 @@ line, ``PUFFJAX_ENV(Foo, foo)`` (the file name as the second argument), defines 
 
 :func:`build` wraps it in a two-function C file (``puffjax_env_type()`` returns ``&foo_type``,
 ``puffjax_env_abi()`` the ``PUFFJAX_ENV_ABI`` it was compiled with) and compiles it with the
-system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) into a shared library, cached under
-``$PUFFJAX_CACHE_DIR`` (default ``~/.cache/puffjax/c_envs``) by a hash of the compiler, the flags
-and the preprocessed source, so any change to the header, to a file it includes or to
-puffjax's headers rebuilds it, and nothing else does. A compile error raises
-:class:`CompileError` with the compiler's own message. :func:`load` opens the library, checks
-its ABI and returns the ``EnvType`` address that the vector layer (vecenv.c, inside
-``puffjax._envs``) steps with its own threads over the usual zero-copy buffers.
+system C compiler (``$CC``, else ``cc``, ``gcc`` or ``clang``) into a shared library, cached in
+the ``c_envs`` subfolder of puffjax's cache (``$PUFFJAX_CACHE_DIR/c_envs``, default
+``~/.cache/puffjax/c_envs``: see :func:`puffjax.compile_cache.cache_dir`) by a hash of the
+compiler, the flags and the preprocessed source, so any change to the header, to a file it
+includes or to puffjax's headers rebuilds it, and nothing else does. The source is preprocessed
+once; those very bytes are hashed and compiled, so a file edited meanwhile cannot give a
+library that differs from its hash. The folder is private to this user (0700) and each library
+is readable by this user alone (0600). A compile error raises :class:`CompileError` with the
+compiler's own message (its line numbers point into the header: the preprocessed source keeps
+its line markers). :func:`load` opens the library, checks its ABI and returns the ``EnvType``
+address that the vector layer (vecenv.c, inside ``puffjax._envs``) steps with its own threads
+over the usual zero-copy buffers.
 """
 from __future__ import annotations
 
@@ -29,7 +34,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..compile_cache import cache_dir
+
 FLAGS = ("-std=c11", "-O3", "-fPIC", "-Wall", "-Wextra")
+CACHE = "c_envs"  # the subfolder of puffjax's cache folder holding the libraries
 
 
 class CompileError(RuntimeError):
@@ -60,12 +68,13 @@ def _compiler() -> str:
     return cc
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("PUFFJAX_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "puffjax", "c_envs")
-    path = Path(root)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def _text(output: bytes) -> str:
+    return output.decode(errors="replace").strip()
+
+
+def _compile(cc: str, flags: list, unit: Path, out: Path) -> subprocess.CompletedProcess:
+    """Compile the preprocessed C file ``unit`` (``.i``) into the shared library ``out``."""
+    return subprocess.run([cc, *flags, "-shared", "-o", str(out), str(unit), "-lm"], capture_output=True)
 
 
 def _shim(source: Path, type_name: str) -> str:
@@ -89,27 +98,29 @@ def build(path: str, cflags: tuple = ()) -> Path:
     type_name = source.stem + "_type"
     cc = _compiler()
     flags = [*FLAGS, *cflags, f"-I{include_dir()}", f"-I{source.parent}"]
-    cache = _cache_dir()
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        shim = Path(tmp) / f"{source.stem}_puffjax.c"
-        shim.write_text(_shim(source, type_name))
-        pre = subprocess.run([cc, *flags, "-E", "-P", str(shim)], capture_output=True, text=True)
-        if pre.returncode != 0:
-            raise CompileError(f"C environment {path}: the preprocessor failed ({cc}):\n{pre.stderr.strip()}")
-        version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
-        key = hashlib.sha256("\0".join([cc, version, *flags, pre.stdout]).encode()).hexdigest()[:20]
-        out = cache / f"{source.stem}-{key}.so"
-        if out.exists():
-            return out
-        tmp_out = Path(tmp) / out.name
-        run = subprocess.run([cc, *flags, "-shared", "-o", str(tmp_out), str(shim), "-lm"], capture_output=True,
-                             text=True)
+    cache = Path(cache_dir(CACHE))
+    pre = subprocess.run([cc, *flags, "-E", "-x", "c", "-"], input=_shim(source, type_name).encode(),
+                         capture_output=True)
+    if pre.returncode != 0:
+        raise CompileError(f"C environment {path}: the preprocessor failed ({cc}):\n{_text(pre.stderr)}")
+    unit = pre.stdout  # what is hashed is what is compiled: later edits to the files cannot change it
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256("\0".join([cc, version, *flags, ""]).encode() + unit).hexdigest()[:20]
+    out = cache / f"{source.stem}-{key}.so"
+    if out.exists():
+        return out
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:  # 0700, in the cache: os.replace stays atomic
+        unit_file, tmp_out = Path(tmp) / f"{source.stem}_puffjax.i", Path(tmp) / out.name
+        unit_file.write_bytes(unit)
+        run = _compile(cc, flags, unit_file, tmp_out)
         if run.returncode != 0:
+            stderr = _text(run.stderr)
             hint = ""
-            if type_name in run.stderr and "undeclared" in run.stderr:
+            if type_name in stderr and "undeclared" in stderr:
                 hint = (f"\n{source.name} must end with PUFFJAX_ENV(Struct, {source.stem}), which defines "
                         f"{type_name} (see puffjax/env_type.h)")
-            raise CompileError(f"C environment {path} does not compile ({cc}):\n{run.stderr.strip()}{hint}")
+            raise CompileError(f"C environment {path} does not compile ({cc}):\n{stderr}{hint}")
+        os.chmod(tmp_out, 0o600)  # dlopen needs read permission only
         os.replace(tmp_out, out)  # atomic: concurrent builds of the same key are fine
     return out
 

@@ -34,11 +34,13 @@ from ..config import CONFIG_DIR, SWEEP_SECTION, Config, load_config, load_config
 from .prune import PRUNE_STARTUP_TRIALS, PRUNE_WARMUP, REPORT_POINTS
 from .report import SweepResult, result, study_result, write_reports
 from .space import space_from_section, validate_space
-from .study import COSTS, FINAL_EPOCHS, METRIC, OBJECTIVES, Settings, counted, open_study, stored_settings
+from .study import (COSTS, FINAL_EPOCHS, METRIC, OBJECTIVES, STORAGE_ENV, Settings, counted, open_study, redact_url,
+                    stored_settings)
 from .supervisor import fail_dead_local, run_workers
 
 __all__ = ["COSTS", "FINAL_EPOCHS", "METRIC", "OBJECTIVES", "PRUNE_STARTUP_TRIALS", "PRUNE_WARMUP", "REPORT_POINTS",
-           "Settings", "SweepResult", "base_config", "open_study", "result", "sweep", "write_reports"]
+           "STORAGE_ENV", "Settings", "SweepResult", "base_config", "open_study", "redact_url", "result", "sweep",
+           "write_reports"]
 
 
 def base_config(env: str | None = None, config_file: str | None = None, budget: int | None = None,
@@ -116,7 +118,7 @@ def sweep(env: str | None = None, trials: int = 20, *, config_file: str | None =
     fail_dead_local(s, store)
     todo = trials - counted(s)
     if todo > 0:
-        say(f"puffjax sweep: study {study!r} ({storage}): {trials - todo} of {trials} trials done; running "
+        say(f"puffjax sweep: study {study!r} ({redact_url(storage)}): {trials - todo} of {trials} trials done; running "
             f"{todo} on {workers} worker{'s' * (workers > 1)}, {len(params)} parameters, budget "
             f"{settings.budget:,} steps each")
         run_workers(s, store, storage, directory, trials, workers, say)

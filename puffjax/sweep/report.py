@@ -15,14 +15,15 @@ from dataclasses import dataclass, field
 
 from ..config import Config, write_config
 from .space import field_value
-from .study import FINAL_EPOCHS, Settings, open_study
+from .study import FINAL_EPOCHS, Settings, open_study, redact_url
 
 
 @dataclass
 class SweepResult:
     """A study's trials (``rows``: one dict per trial), its ``pareto`` front (completed trials
     no other beats on both score and cost, by cost) and ``best`` (highest score; the cheaper
-    on a tie). ``seconds``: wall time of the call that returned it."""
+    on a tie). ``storage``: the study's storage URL for showing, its password hidden
+    (:func:`puffjax.sweep.study.redact_url`). ``seconds``: wall time of the call that returned it."""
     study: str
     storage: str
     directory: str
@@ -127,7 +128,7 @@ def study_result(s, storage: str, directory: str, settings: Settings, seconds: f
     rows = _rows(s, settings)
     front = _pareto(rows)
     best = max(front, key=lambda r: r["score"]) if front else None
-    return SweepResult(study, storage, directory, settings, rows, front, best, seconds)
+    return SweepResult(study, redact_url(storage), directory, settings, rows, front, best, seconds)
 
 
 def write_reports(res: SweepResult) -> list[str]:

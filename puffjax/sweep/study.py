@@ -10,6 +10,7 @@ Optuna's public API is used; Optuna is imported when a study is opened (``puffja
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 import warnings
 from dataclasses import dataclass
@@ -24,6 +25,25 @@ STARTUP_TRIALS = 8  # random trials before the TPE sampler models the results
 FINAL_EPOCHS = 3  # the score: mean of the metric over the last epochs that logged it
 ATTR = "puffjax_sweep"  # the study's user attribute holding the sweep's settings
 INTERRUPTED = "interrupted"  # the fail_reason of a trial stopped by Ctrl-C (not counted towards the total)
+STORAGE_ENV = "PUFFJAX_SWEEP_STORAGE"  # the environment variable that hands workers the storage URL
+
+# scheme://USER:PASSWORD@HOST...: the user part holds no ':', '/', '@', '?' or '#'; the password runs
+# to the URL's last '@', so one holding a raw '@', '/' or '?' is hidden whole
+_USERINFO = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@?#]*:)(?P<password>.*)(?P<tail>@[^@]*)",
+                       re.DOTALL)
+# a query parameter whose name says it holds a secret: password=, passwd=, pwd=, sslpassword=, token=, ...
+_SECRET_PARAM = re.compile(r"(?P<key>[?&;][^=&;#]*(?:pass|pwd|secret|token)[^=&;#]*=)(?P<value>[^&;#]*)",
+                           re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password hidden, for showing: ``postgresql://user:***@host/db``; query
+    parameters that hold secrets (``?password=``, ``passwd``, ``pwd``, ``token``, ...) too. A URL
+    without a password is returned as it is."""
+    m = _USERINFO.fullmatch(url)
+    if m:
+        url = m["head"] + "***" + m["tail"]
+    return _SECRET_PARAM.sub(lambda p: p["key"] + "***", url)
 
 
 def optuna():
@@ -79,6 +99,10 @@ def open_storage(url: str):
     for attempt in range(3):
         try:
             return optuna().storages.RDBStorage(url, engine_kwargs=kwargs)
+        except sqlalchemy.exc.ArgumentError as e:  # its message may quote the URL: shown redacted instead
+            raise ValueError(f"the storage {redact_url(url)!r} is not a database URL SQLAlchemy can open "
+                             f"({type(e).__name__}); e.g. sqlite:///study.db or postgresql://user:PASSWORD@host/db"
+                             ) from None
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
             if attempt == 2:
                 raise
@@ -111,7 +135,7 @@ def open_study(storage: str, study: str, settings: Settings | None = None, *, gi
     if study in names:
         s = opt.load_study(study_name=study, storage=store, sampler=_sampler())
         if ATTR not in s.user_attrs:
-            raise ValueError(f"study {study!r} in {storage} was not made by puffjax sweep")
+            raise ValueError(f"study {study!r} in {redact_url(storage)} was not made by puffjax sweep")
         stored = Settings(**s.user_attrs[ATTR])
         if settings is not None:
             diffs = []
@@ -123,12 +147,13 @@ def open_study(storage: str, study: str, settings: Settings | None = None, *, gi
                     diffs += (_differences({name: a}, {name: b}) if isinstance(a, dict)
                               else [f"{name}: {a!r} in the study, {b!r} here"])
             if diffs:
-                raise ValueError(f"study {study!r} in {storage} was made with other settings, so it cannot be "
-                                 f"continued with these: {'; '.join(diffs)}. Use the study's settings, or "
+                raise ValueError(f"study {study!r} in {redact_url(storage)} was made with other settings, so it "
+                                 f"cannot be continued with these: {'; '.join(diffs)}. Use the study's settings, or "
                                  f"another --study name.")
         return s, store, stored
     if settings is None:
-        raise ValueError(f"no study {study!r} in {storage}" + (f"; it holds {', '.join(names)}" if names else ""))
+        raise ValueError(f"no study {study!r} in {redact_url(storage)}"
+                         + (f"; it holds {', '.join(names)}" if names else ""))
     s = opt.create_study(storage=store, study_name=study, directions=_directions(settings.objective),
                          sampler=_sampler())
     s.set_user_attr(ATTR, dataclasses.asdict(settings))

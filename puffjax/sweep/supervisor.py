@@ -1,11 +1,13 @@
 """The worker processes of a sweep on this machine: started, watched, restarted, stopped.
 
 Each worker is a fresh interpreter, ``python -m puffjax.sweep.worker`` (whatever the caller's
-main module is: a script, Jupyter), pinned to its own share of the CPU cores. A worker killed
-mid-trial has that trial failed with the reason and is started again while the study needs
-trials. Ctrl-C (or a worker ending with status 130, as when SIGINT reached it alone) stops every
-worker, fails their running trials with the reason "interrupted" and raises KeyboardInterrupt;
-the caller's SIGINT handler is the same afterwards as before.
+main module is: a script, Jupyter), pinned to its own share of the CPU cores. The storage URL,
+which may hold a password, reaches it in the environment variable :data:`STORAGE_ENV`, never on
+its command line (which any user sees in ``ps``). A worker killed mid-trial has that trial
+failed with the reason and is started again while the study needs trials. Ctrl-C (or a worker
+ending with status 130, as when SIGINT reached it alone) stops every worker, fails their running
+trials with the reason "interrupted" and raises KeyboardInterrupt; the caller's SIGINT handler
+is the same afterwards as before.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import threading
 import time
 
 from .report import trial_line
-from .study import INTERRUPTED, counted, fail, running
+from .study import INTERRUPTED, STORAGE_ENV, counted, fail, running
 
 
 def cpu_shares(workers: int) -> list:
@@ -47,11 +49,16 @@ def fail_dead_local(study, store) -> None:
                 pass
 
 
-def worker_command(storage: str, study: str, directory: str, target: int, cpus: set | None) -> list[str]:
-    """The command line of one worker process."""
-    cmd = [sys.executable, "-m", "puffjax.sweep.worker", "--storage", storage, "--study", study, "--dir", directory,
-           "--trials", str(target)]
+def worker_command(study: str, directory: str, target: int, cpus: set | None) -> list[str]:
+    """The command line of one worker process (the storage URL is not on it: see :func:`worker_env`)."""
+    cmd = [sys.executable, "-m", "puffjax.sweep.worker", "--study", study, "--dir", directory, "--trials", str(target)]
     return cmd + (["--cpus", ",".join(map(str, sorted(cpus)))] if cpus else [])
+
+
+def worker_env(storage: str, environ: dict) -> dict:
+    """The environment of one worker process: ``environ`` (this process's) with the storage URL
+    in :data:`STORAGE_ENV`."""
+    return {**environ, STORAGE_ENV: storage}
 
 
 def run_workers(study, store, storage: str, directory: str, target: int, workers: int, say) -> None:
@@ -61,7 +68,8 @@ def run_workers(study, store, storage: str, directory: str, target: int, workers
     host = socket.gethostname()
 
     def start(i):
-        return subprocess.Popen(worker_command(storage, study.study_name, directory, target, shares[i]))
+        return subprocess.Popen(worker_command(study.study_name, directory, target, shares[i]),
+                                env=worker_env(storage, dict(os.environ)))
 
     procs = {i: start(i) for i in range(workers)}
     seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}

@@ -1,4 +1,4 @@
-"""A sweep's worker process: ``python -m puffjax.sweep.worker --storage URL --study NAME --dir DIR --trials N``.
+"""A sweep's worker process: ``python -m puffjax.sweep.worker --study NAME --dir DIR --trials N``.
 
 A worker asks the study for trials one at a time and trains each with :class:`puffjax.Trainer`
 until the study holds ``N`` of them, then exits with status 0. Each trial samples the search
@@ -7,7 +7,11 @@ space, fits the batch geometry to the budget, trains, records its metric curve e
 the study how it ended: complete (with its score and cost), pruned, or failed with the reason
 in user attribute ``fail_reason``. SIGINT fails the running trial with the reason
 "interrupted" and ends the worker with status 130. ``--cpus 0,1``: pin the process to these
-cores (before JAX starts, so XLA sizes its thread pool to them).
+cores (before JAX starts, so XLA sizes its thread pool to them). The study's storage URL comes in
+the environment variable ``PUFFJAX_SWEEP_STORAGE`` (:data:`puffjax.sweep.study.STORAGE_ENV`), not
+on the command line, where any user could read its password in ``ps``; the worker takes it out
+of its environment at once, so the processes it starts (env workers, the C compiler) do not
+inherit it.
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from ..config import validate
 from ..geometry import fit_geometry
 from .prune import grid_step, median_stops, warmup_steps
 from .space import apply
-from .study import FINAL_EPOCHS, INTERRUPTED, Settings, completed_curves, counted, open_study, optuna
+from .study import FINAL_EPOCHS, INTERRUPTED, STORAGE_ENV, Settings, completed_curves, counted, open_study, optuna
 
 
 def run_trial(study, trial, settings: Settings, directory: str, threads: int) -> None:
@@ -141,15 +145,17 @@ def _cpus(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m puffjax.sweep.worker", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--storage", required=True, help="SQLAlchemy URL of the study's database")
     parser.add_argument("--study", required=True, help="the study's name")
     parser.add_argument("--dir", required=True, help="the sweep's directory (trial runs, the ask lock)")
     parser.add_argument("--trials", type=int, required=True, help="stop when the study holds this many trials")
     parser.add_argument("--cpus", type=_cpus, help="cores to pin this process to, e.g. 0,1")
     args = parser.parse_args(argv)
+    storage = os.environ.pop(STORAGE_ENV, None)
+    if not storage:
+        parser.error(f"the study's storage URL goes in the environment variable {STORAGE_ENV}, which is not set")
     previous = signal.signal(signal.SIGINT, _interrupt_once)
     try:
-        return work(args.storage, args.study, args.dir, args.trials, args.cpus)
+        return work(storage, args.study, args.dir, args.trials, args.cpus)
     except KeyboardInterrupt:  # the trial is recorded as interrupted; leave quietly
         return 130
     finally:
