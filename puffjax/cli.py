@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--dashboard", default="auto", choices=["auto", "rich", "lines", "none"])
     train.add_argument("--compile-cache", default=None, metavar="DIR",
                        help="JAX's persistent compilation cache (default ~/.cache/puffjax/jax or "
-                            "$PUFFJAX_CACHE_DIR; 'none' turns it off)")
+                            "$PUFFJAX_CACHE_DIR/jax; 'none' turns it off)")
     dist = train.add_argument_group("several processes (jax.distributed)")
     dist.add_argument("--distributed", action="store_true",
                       help="join a multi-process run, the cluster detected by JAX (SLURM, Open MPI)")
