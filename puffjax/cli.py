@@ -20,9 +20,9 @@ def _train(args, extra: list[str]) -> int:
     from .compile_cache import enable_compile_cache
     from .heap import keep_freed_memory
     keep_freed_memory()  # process-wide settings: fine for the CLI's own process
-    if args.compile_cache != "none":
-        enable_compile_cache(args.compile_cache)
     try:
+        if args.compile_cache != "none":
+            enable_compile_cache(args.compile_cache)
         if args.distributed or args.coordinator is not None:
             parallel.initialize(args.coordinator, args.num_processes, args.process_id,
                                 heartbeat_timeout=args.heartbeat_timeout)
