@@ -58,7 +58,7 @@ class TrainConfig:
     batch_size: int | str = "auto"  # "auto" = total agents * bptt_horizon
     bptt_horizon: int = 64
     minibatch_size: int = 8192
-    max_minibatch_size: int = 32768  # larger minibatches accumulate gradients in chunks of this
+    max_minibatch_size: int = 32768  # per device: a device's larger share of a minibatch accumulates gradients in chunks of this
     update_epochs: int = 1
     devices: int = 0  # devices per process the batch is sharded over (0: every local device)
     optimizer: str = "muon"  # muon | adam

@@ -17,7 +17,7 @@ class Geometry:
     rows_per_agent: int  # segments / total_agents: horizons each agent plays per epoch
     minibatch_segments: int  # rows drawn per minibatch (minibatch_segments / devices on each device)
     minibatches_per_epoch: int  # update_epochs * batch_size / minibatch_size
-    accumulation_steps: int  # minibatch_size / max_minibatch_size when larger, else 1
+    accumulation_steps: int  # (minibatch_size / devices) / max_minibatch_size when larger, else 1
     total_epochs: int
 
     @property
@@ -58,16 +58,15 @@ def geometry(train_cfg, total_agents: int, devices: int = 1) -> Geometry:
     if (mb // horizon) % devices:
         raise ValueError(f"a minibatch of {mb // horizon} rows (minibatch_size {mb} / bptt_horizon {horizon}) "
                          f"does not split evenly over {devices} devices")
+    per_device = mb // devices  # steps of each minibatch on each device
     accum = 1
-    if mb > t.max_minibatch_size:
-        if mb % t.max_minibatch_size or t.max_minibatch_size % horizon:
+    if per_device > t.max_minibatch_size:
+        if per_device % t.max_minibatch_size or t.max_minibatch_size % horizon:
             raise ValueError(
-                f"gradient accumulation needs minibatch_size ({mb}) to be a multiple of "
-                f"max_minibatch_size ({t.max_minibatch_size}), itself a multiple of bptt_horizon ({horizon})")
-        accum = mb // t.max_minibatch_size
-        if (mb // horizon // devices) % accum:
-            raise ValueError(f"gradient accumulation: each device's {mb // horizon // devices} minibatch rows do not "
-                             f"split into {accum} chunks of max_minibatch_size {t.max_minibatch_size}")
+                f"gradient accumulation needs each device's share of minibatch_size ({mb} / {devices} devices = "
+                f"{per_device} steps) to be a multiple of max_minibatch_size ({t.max_minibatch_size}), itself a "
+                f"multiple of bptt_horizon ({horizon})")
+        accum = per_device // t.max_minibatch_size
     epochs = t.total_timesteps // batch
     if epochs < 1:
         raise ValueError(
@@ -92,8 +91,8 @@ def fit_geometry(train_cfg, total_agents: int, budget: int | None = None) -> lis
     configs whose sizes were set independently (a hyperparameter sweep samples them so):
     ``batch_size`` to a multiple of ``total_agents * bptt_horizon``, ``minibatch_size`` to a
     multiple of the horizon that divides the batch, ``max_minibatch_size`` to a chunk that
-    divides the minibatch, and a ``total_timesteps`` below one batch up to one batch if that is
-    within ``budget`` (agent steps). Returns the changes as ``"train.field: old -> new"`` lines;
+    divides the minibatch (of one device), and a ``total_timesteps`` below one batch up to one
+    batch if that is within ``budget`` (agent steps). Returns the changes as ``"train.field: old -> new"`` lines;
     raises ValueError (from :func:`geometry`) when no change of those fields can help, e.g. a
     batch larger than the budget."""
     t, changes = train_cfg, []

@@ -9,12 +9,10 @@ import jax
 import jax.numpy as jnp
 
 
-def _means(axis_name, *xs):
-    """The means of all elements of each of ``xs``; with ``axis_name`` (inside ``shard_map`` or
-    ``pmap``) over every device's elements too (the devices hold equally many), in ONE
-    all-reduce: the collective's latency, not its bytes, is what costs here."""
-    m = jnp.stack([jnp.mean(x) for x in xs])
-    return m if axis_name is None else jax.lax.pmean(m, axis_name)
+def _means(*xs):
+    """The means of all elements of each of ``xs``, stacked into one array: the moments a split
+    minibatch averages over its devices in one all-reduce, with whatever else crosses then."""
+    return jnp.stack([jnp.mean(x) for x in xs])
 
 
 def _weigh(x, weights):
@@ -29,14 +27,26 @@ def _variance(mean, mean_square):
     return jnp.maximum(mean_square - jnp.square(mean), 0.0)
 
 
+def normalize_moments(advantages, weights=None):
+    """This device's (weighted) mean and mean square of ``advantages``, as one array [2]: what
+    :func:`normalize_with` needs, to be averaged over devices first when the minibatch is split."""
+    return _means(_weigh(advantages, weights), _weigh(jnp.square(advantages), weights))
+
+
+def normalize_with(advantages, moments, eps: float = 1e-8):
+    """(A - mean) / (std + eps) from ``moments`` = [mean, mean square] (:func:`normalize_moments`)."""
+    mean, mean_square = moments[0], moments[1]
+    return (advantages - mean) / (jnp.sqrt(_variance(mean, mean_square)) + eps)
+
+
 def normalize(advantages, eps: float = 1e-8, axis_name=None, weights=None):
     """(A - mean) / (std + eps) over all elements (the minibatch); ``axis_name``: the minibatch is
     split over that mesh axis and the statistics are those of the whole of it.
 
     ``weights`` (optional, per element, with mean 1 over the whole minibatch): the statistics
     are weighted, e.g. 0 for masked agents' steps (:mod:`puffjax.update`); None = all 1."""
-    mean, mean_square = _means(axis_name, _weigh(advantages, weights), _weigh(jnp.square(advantages), weights))
-    return (advantages - mean) / (jnp.sqrt(_variance(mean, mean_square)) + eps)
+    moments = normalize_moments(advantages, weights)
+    return normalize_with(advantages, moments if axis_name is None else jax.lax.pmean(moments, axis_name), eps)
 
 
 def clipped_policy_loss(advantages, ratio, clip_coef: float, weights=None):
@@ -63,13 +73,25 @@ def kl_stats(logratio, ratio, clip_coef: float, weights=None):
     return old_approx_kl, approx_kl, clipfrac
 
 
+def explained_variance_moments(predicted, target, weights=None):
+    """This device's (weighted) means of target, target^2, residual and residual^2, as one array
+    [4]: what :func:`explained_variance_with` needs, averaged over devices first when split."""
+    target, predicted = jnp.asarray(target), jnp.asarray(predicted)
+    residual = target - predicted
+    return _means(*(_weigh(x, weights) for x in (target, jnp.square(target), residual, jnp.square(residual))))
+
+
+def explained_variance_with(moments):
+    """1 - Var(residual) / Var(target) from :func:`explained_variance_moments`; NaN when
+    Var(target) is 0 (or below what float32 moments resolve: 1e-5 of the target's mean square)."""
+    m_t, m_t2, m_r, m_r2 = moments[0], moments[1], moments[2], moments[3]
+    var_target = _variance(m_t, m_t2)
+    return jnp.where(var_target > 1e-5 * m_t2, 1.0 - _variance(m_r, m_r2) / var_target, jnp.nan)
+
+
 def explained_variance(predicted, target, axis_name=None, weights=None):
     """Standard 1 - Var(target - predicted) / Var(target); NaN when Var(target) is 0 (or below
     what float32 moments resolve: 1e-5 of the target's mean square). ``axis_name`` and
     ``weights``: as in :func:`normalize`."""
-    target, predicted = jnp.asarray(target), jnp.asarray(predicted)
-    residual = target - predicted
-    m_t, m_t2, m_r, m_r2 = _means(axis_name, *(_weigh(x, weights) for x in (
-        target, jnp.square(target), residual, jnp.square(residual))))
-    var_target = _variance(m_t, m_t2)
-    return jnp.where(var_target > 1e-5 * m_t2, 1.0 - _variance(m_r, m_r2) / var_target, jnp.nan)
+    moments = explained_variance_moments(predicted, target, weights)
+    return explained_variance_with(moments if axis_name is None else jax.lax.pmean(moments, axis_name))

@@ -14,7 +14,10 @@ priorities, p_i = (w_i + 1e-6) / (sum_{j in d} w_j + 1e-6), with importance weig
 (S_d * p_i)^(-beta); on one device that is exactly PufferLib's global formula. Advantage
 normalisation, the loss statistics and the gradients are averaged over the devices (equal
 shares), so a step on N devices is the step one device takes on the same rows; parameters and
-optimizer state stay replicated.
+optimizer state stay replicated. The devices meet once per minibatch: its gradients, its loss
+statistics and the next minibatch's normalisation moments (drawn as soon as this minibatch's
+ratios and values are written back) travel as one flat float32 vector in one all-reduce, plus
+one all-reduce per epoch for the first minibatch's moments.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from jax.flatten_util import ravel_pytree
 from jax.sharding import PartitionSpec as P
 
 from . import finite, losses, parallel, prioritized, value_head
@@ -33,6 +37,15 @@ from .advantage import puff_advantage
 class TrainState(NamedTuple):
     params: Any
     opt_state: Any
+
+
+class Drawn(NamedTuple):
+    """A minibatch's drawn rows on one device: their indices, importance weights and advantages,
+    and the moments its normalisation and loss weights need (see ``make_train_epoch``)."""
+    idx: jax.Array
+    weights: jax.Array
+    advantages: jax.Array
+    moments: jax.Array
 
 
 LOSS_KEYS = ("policy_loss", "value_loss", "entropy", "old_approx_kl", "approx_kl", "clipfrac",
@@ -99,38 +112,60 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh):
         aux = {k: (v.reshape(-1, *v.shape[2:]) if k.startswith("new_") else v.mean()) for k, v in aux.items()}
         return jax.tree.map(lambda g: g / accum, grads), aux
 
-    def minibatch(carry, key, batch, beta):
-        state, values, ratio = carry
+    def draw(batch, beta, key, values, ratio):
+        """A minibatch's rows, drawn by priority from the advantages of the current values and
+        ratios, and this device's moments that must be averaged before its gradient: the mean
+        mask, and the masked advantages' mean and mean square."""
         # Masked agents' steps (batch.masks 0) have no advantage, so no priority either.
         adv = puff_advantage(values, batch.rewards, batch.episode_starts, ratio, **adv_kw) * batch.masks
         idx, weights = prioritized.draw(parallel.device_key(key), adv, mb_rows, t.prio_alpha, beta)
-        mb_adv, mb_values = adv[idx], values[idx]
+        masks = batch.masks[idx]
+        moments = jnp.concatenate([masks.mean()[None], losses.normalize_moments(adv[idx], weights=masks)])
+        return Drawn(idx, weights, adv[idx], moments)
+
+    def minibatch(carry, xs, batch, beta):
+        state, values, ratio, drawn = carry  # drawn.moments: already averaged over the devices
+        k, next_key = xs
+        mask_mean = jnp.maximum(drawn.moments[0], 1e-8)
+        idx, mb_adv, mb_values = drawn.idx, drawn.advantages, values[drawn.idx]
         returns = mb_adv + mb_values
         # Loss weights: the masks scaled to mean 1 over the whole minibatch (all 1 when no agent is
         # masked), so every mean below is a mean over live steps.
-        live = batch.masks[idx] / jnp.maximum(mean(batch.masks[idx].mean()), 1e-8)
-        advantages = losses.normalize(mb_adv, axis_name=parallel.AXIS, weights=live) * weights[:, None]
+        live = batch.masks[idx] / mask_mean
+        advantages = losses.normalize_with(mb_adv, drawn.moments[1:] / mask_mean) * drawn.weights[:, None]
         mb = dict(obs=batch.obs[idx], actions=batch.actions[idx], logprobs=batch.logprobs[idx],
                   episode_starts=batch.episode_starts[idx], values=mb_values, returns=returns,
                   advantages=advantages, live=live)
-        grads, aux = gradients(state.params, mb)
-        grads = mean(grads)  # the gradient of the whole minibatch's mean loss
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        grads, aux = gradients(state.params, mb)  # this device's rows
         ratio = ratio.at[idx].set(aux.pop("new_ratio"))
         values = values.at[idx].set(aux.pop("new_values"))
-        metrics = dict(mean(aux), importance=mean(weights.mean()),
-                       explained_variance=losses.explained_variance(mb_values, returns, axis_name=parallel.AXIS,
-                                                                   weights=live))
+        # The next minibatch depends on this one only through the ratios and values just written
+        # back, so it is drawn now and its moments cross with this minibatch's gradients.
+        upcoming = jax.lax.cond(k + 1 < geom.minibatches_per_epoch,
+                                lambda: draw(batch, beta, next_key, values, ratio),
+                                lambda: jax.tree.map(jnp.zeros_like, drawn))
+        local = dict(grads=grads, aux=aux, importance=drawn.weights.mean(), next=upcoming.moments,
+                     explained_variance=losses.explained_variance_moments(mb_values, returns, weights=live))
+        flat, unravel = ravel_pytree(local)
+        shared = unravel(mean(flat))  # the minibatch's one all-reduce
+        grads = shared["grads"]  # the gradient of the whole minibatch's mean loss
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = dict(shared["aux"], importance=shared["importance"],
+                       explained_variance=losses.explained_variance_with(shared["explained_variance"]))
         metrics["finite"] = jnp.isfinite(metrics["loss"]) & finite.all_finite(grads)
-        return (TrainState(params, opt_state), values, ratio), metrics
+        return (TrainState(params, opt_state), values, ratio, upcoming._replace(moments=shared["next"])), metrics
 
     def train_epoch(state, batch, key, epoch):
         beta = prioritized.beta_schedule(t.prio_beta0, t.prio_alpha, epoch, geom.total_epochs)
         ratio = jnp.ones_like(batch.values)
-        keys = jax.random.split(key, geom.minibatches_per_epoch)
-        step = lambda c, k: minibatch(c, k, batch, beta)
-        (state, values, ratio), metrics = jax.lax.scan(step, (state, batch.values, ratio), keys)
+        n = geom.minibatches_per_epoch
+        keys = jax.random.split(key, n)
+        first = draw(batch, beta, keys[0], batch.values, ratio)
+        first = first._replace(moments=mean(first.moments))  # the epoch's one all-reduce outside the minibatches
+        step = lambda c, xs: minibatch(c, xs, batch, beta)
+        xs = (jnp.arange(n), jnp.roll(keys, -1, axis=0))  # minibatch k draws minibatch k + 1 with keys[k + 1]
+        (state, values, ratio, _), metrics = jax.lax.scan(step, (state, batch.values, ratio, first), xs)
         ok = metrics.pop("finite")
         bad = jnp.where(ok.all(), -1, jnp.argmin(ok))
         health = dict(bad_minibatch=bad, bad_terms={k: metrics[k][jnp.maximum(bad, 0)] for k in _REPORTED_TERMS},

@@ -79,7 +79,7 @@ def test_geometry_errors(agents, fields, message):
 @pytest.mark.parametrize("agents, devices, fields, message", [
     (12, 8, dict(bptt_horizon=8), "12 agents do not split evenly over 8 devices"),
     (16, 4, dict(bptt_horizon=8, minibatch_size=8 * 6, batch_size=8 * 48), "does not split evenly over 4 devices"),
-    (16, 2, dict(bptt_horizon=8, minibatch_size=64, max_minibatch_size=8), "do not split into 8 chunks"),
+    (16, 2, dict(bptt_horizon=8, minibatch_size=64, max_minibatch_size=24), "each device's share of minibatch_size"),
 ])
 def test_geometry_errors_with_devices(agents, devices, fields, message):
     cfg = load_config("squared", **{f"train.{k}": v for k, v in fields.items()})
