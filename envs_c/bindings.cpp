@@ -323,7 +323,14 @@ void vecenv_set_state(PyVecEnv* self, nb::bytes data) {
                                std::to_string(expected) + " (" + std::to_string(self->num_envs) + " " +
                                self->type->name + " environments of this build)")
                                   .c_str());
-    vec_set_state(self->vec, (const unsigned char*)data.c_str());
+    const char* member = nullptr;
+    int bad = vec_set_state(self->vec, (const unsigned char*)data.c_str(), &member);
+    if (bad == -2) throw std::bad_alloc();
+    if (bad >= 0)
+        throw nb::value_error(("environment state: " + std::string(self->type->name) + " environment " +
+                               std::to_string(bad) + " has " + member +
+                               " out of its bounds (a damaged or foreign snapshot); nothing was restored")
+                                  .c_str());
 }
 
 void vecenv_close(PyVecEnv* self) {
@@ -397,7 +404,9 @@ NB_MODULE(_envs, m) {
         .def("log", &vecenv_log, "Means of the log fields over episodes finished since the last call, plus n.")
         .def("render", &vecenv_render, nb::arg("i"), "Environment i as an (H, W, 3) uint8 image.")
         .def("get_state", &vecenv_get_state, "Snapshot of every environment's state, as bytes.")
-        .def("set_state", &vecenv_set_state, nb::arg("state"), "Restore a snapshot from get_state.")
+        .def("set_state", &vecenv_set_state, nb::arg("state"),
+             "Restore a snapshot from get_state after checking every environment in it; if one is invalid, "
+             "ValueError names it and its member, and nothing changes.")
         .def("close", &vecenv_close)
         .def("get_field", &vecenv_get_field, nb::arg("i"), nb::arg("name"), nb::arg("element") = 0,
              "Test hook: read a named state field of environment i.")

@@ -8,13 +8,16 @@
  *     env->io.observations[...], *env->io.reward, ... Its last member is
  *     `EpisodeLog log`, to which it adds each finished episode with
  *     episode_log_add (last, away from the fields every step touches),
- *   - five typed functions:
+ *   - six typed functions:
  *       void foo_init(Foo* env, const double* options)  store the options
  *       void foo_reset(Foo* env)                        start an episode
  *       void foo_step(Foo* env)                         one step
  *       void foo_write_observation(Foo* env)            observation from the
  *           state; also called after a test edited the state (EnvField)
  *       void foo_render(const Foo* env, unsigned char* rgb)
+ *       const char* foo_check_state(const Foo* env)     NULL if a restored
+ *           state is safe to step, else the name of a member out of bounds
+ *           (see "Restoring a saved state" below)
  *   - EnvShape foo_shape(const double* options): shapes and bounds,
  *   - static const EnvOption foo_options[]: its options, which reach
  *     foo_init and foo_shape as doubles, in this order,
@@ -33,6 +36,28 @@
  * terminal[k] and truncation[k]. Its agents step together (one foo_step).
  * envs/snake.h is the example.
  *
+ * Restoring a saved state: a snapshot (vec_get_state) is the raw bytes of
+ * the structs, and a checkpoint file that holds one may be damaged or
+ * crafted. Before anything is restored, the vector layer takes each
+ * environment's bytes aside, points their EnvIO at this environment's rows
+ * (pointers are never taken from the bytes; the RNG is), stores this vector's
+ * options with foo_init, checks that the EpisodeLog holds finite numbers, and
+ * calls foo_check_state. Only if every environment passes is anything
+ * copied; otherwise the caller gets the environment's index and the name
+ * foo_check_state returned. So foo_check_state checks every member that
+ * foo_init does not set, one ENV_CHECK (below) each, with bounds that
+ *   - keep every array index, cell number and count inside its array (the
+ *     options are already this environment's own, so bounds may use them:
+ *     ENV_CHECK(env, row, 0, env->size - 1)),
+ *   - keep floats finite (NaN fails every ENV_CHECK) and small enough that
+ *     the environment's arithmetic stays defined (e.g. a position that is
+ *     converted to an int),
+ *   - keep counters that only grow (frames, hits) at most ENV_MAX_COUNT,
+ *   - and admit every state the environment can be in between two steps,
+ *     or a good checkpoint is refused.
+ * Members that are never read (spare array entries, agents beyond the
+ * option's count) need no check. envs/squared.h is a short example.
+ *
  * Out of tree: a header like these, kept anywhere, builds against the copies
  * of env_type.h, rng.h and render.h that puffjax installs (include them as
  * "puffjax/env_type.h", ...); puffjax.envs.make("path/to/foo.h") compiles it
@@ -49,6 +74,7 @@
 #ifndef PUFFJAX_ENV_TYPE_H
 #define PUFFJAX_ENV_TYPE_H
 
+#include <float.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -58,10 +84,25 @@
 /* The version of the structs below as a compiled library sees them: raise it
  * whenever EnvIO, EnvShape, EnvType or EpisodeLog change, so that an
  * out-of-tree environment built against other headers is refused. */
-#define PUFFJAX_ENV_ABI 2
+#define PUFFJAX_ENV_ABI 3
 
 /* The number of entries of a static array. */
 #define ENV_COUNT(array) ((int)(sizeof(array) / sizeof((array)[0])))
+
+/* In foo_check_state: return the member's name (as written, e.g.
+ * "bricks[i]") unless lo <= env->member <= hi. NaN is never in bounds. */
+#define ENV_CHECK(env, member, lo, hi)                                                                 \
+    do {                                                                                               \
+        if (!((env)->member >= (lo) && (env)->member <= (hi))) return #member;                         \
+    } while (0)
+
+/* The same for a float or double that only has to be a finite float. */
+#define ENV_CHECK_FINITE(env, member) ENV_CHECK(env, member, -FLT_MAX, FLT_MAX)
+
+/* The bound of a counter that only grows (frames, hits) in foo_check_state:
+ * far above what any episode reaches, and far enough below INT_MAX that
+ * stepping on cannot overflow. */
+#define ENV_MAX_COUNT (1 << 30)
 
 /* What every environment logs per finished episode, summed until the vector
  * layer takes it (each header documents what perf and episode_length mean
@@ -184,14 +225,19 @@ typedef struct EnvType {
     void (*step_range)(void* envs, int start, int end); /* envs [start, end) of an array */
     void (*refresh)(void* env); /* rewrite the observation after a test edited the state */
     void (*render)(const void* env, unsigned char* rgb);
+    /* NULL if a restored state is valid, else the name of a member out of
+     * its bounds (called after init stored the options). */
+    const char* (*check_state)(const void* env);
 } EnvType;
 
 /* PUFFJAX_ENV_TABLES(Foo, foo, options, num_options, fields, num_fields)
  * defines the EnvType foo_type, named "foo". Its function pointers take
  * void* because the vector layer does not know the struct Foo, so the macro
- * first defines foo_init_any, foo_reset_any, foo_step_range, foo_refresh_any
- * and foo_render_any, each of which just calls the typed function (so the
- * compiler inlines foo_step into the foo_step_range loop). */
+ * first defines foo_init_any, foo_reset_any, foo_step_range, foo_refresh_any,
+ * foo_render_any and foo_check_state_any, each of which just calls the typed
+ * function (so the compiler inlines foo_step into the foo_step_range loop).
+ * foo_check_state_any takes the typed function's address first, so a header
+ * without foo_check_state, or with another signature, does not compile. */
 #define PUFFJAX_ENV_TABLES(Struct, prefix, options_table, options_count, fields_table, fields_count)    \
     static void prefix##_init_any(void* env, const double* options) {                                  \
         prefix##_init((Struct*)env, options);                                                          \
@@ -204,6 +250,10 @@ typedef struct EnvType {
     static void prefix##_refresh_any(void* env) { prefix##_write_observation((Struct*)env); }          \
     static void prefix##_render_any(const void* env, unsigned char* rgb) {                             \
         prefix##_render((const Struct*)env, rgb);                                                      \
+    }                                                                                                  \
+    static const char* prefix##_check_state_any(const void* env) {                                     \
+        const char* (*check)(const Struct*) = prefix##_check_state;                                    \
+        return check((const Struct*)env);                                                              \
     }                                                                                                  \
     static const EnvType prefix##_type = {                                                             \
         .name = #prefix,                                                                               \
@@ -219,6 +269,7 @@ typedef struct EnvType {
         .step_range = prefix##_step_range,                                                             \
         .refresh = prefix##_refresh_any,                                                               \
         .render = prefix##_render_any,                                                                 \
+        .check_state = prefix##_check_state_any,                                                       \
     };
 
 /* PUFFJAX_ENV(Foo, foo): the same, with the tables foo_options and

@@ -148,13 +148,12 @@ void vec_obs_bounds(const EnvShape* shape, float* low, float* high) {
     }
 }
 
-/* Point environment i's EnvIO at its rows of the buffers (the first of its
- * num_agents rows), and give it its options. Its RNG and log are left alone
- * (snapshots keep them). */
-static void init_env(VecEnv* vec, int i) {
+/* Point the EnvIO of `io`, a struct for environment i, at environment i's
+ * rows of the buffers (the first of its num_agents rows), and give it its
+ * options. Its RNG and log are left alone (snapshots keep them). */
+static void attach_env(const VecEnv* vec, EnvIO* io, int i) {
     const EnvShape* s = &vec->shape;
     size_t row = (size_t)i * s->num_agents;
-    EnvIO* io = (EnvIO*)vec_env(vec, i); /* EnvIO is every struct's first member */
     if (s->obs_is_uint8) io->observations_u8 = (unsigned char*)vec->observations + row * s->obs_size;
     else io->observations = (float*)vec->observations + row * s->obs_size;
     if (s->action_n > 0) io->action = (const int*)vec->actions + row;
@@ -164,6 +163,9 @@ static void init_env(VecEnv* vec, int i) {
     io->truncation = vec->truncations + row;
     vec->type->init(io, vec->options);
 }
+
+/* The same for environment i's own struct. */
+static void init_env(VecEnv* vec, int i) { attach_env(vec, (EnvIO*)vec_env(vec, i), i); }
 
 int vec_num_rows(const VecEnv* vec) { return vec->num_envs * vec->shape.num_agents; }
 
@@ -321,11 +323,44 @@ size_t vec_state_size(const VecEnv* vec) { return (size_t)vec->num_envs * vec->t
 
 void vec_get_state(const VecEnv* vec, unsigned char* out) { memcpy(out, vec->envs, vec_state_size(vec)); }
 
-void vec_set_state(VecEnv* vec, const unsigned char* in) {
+/* Every number of a log is finite, and its episode count is not negative. */
+static int log_is_valid(const EpisodeLog* log) {
+    const float v[] = {log->perf, log->score, log->episode_return, log->episode_length, log->n};
+    for (int k = 0; k < ENV_COUNT(v); k++)
+        if (!isfinite(v[k])) return 0;
+    return log->n >= 0.0f;
+}
+
+int vec_check_state(const VecEnv* vec, const unsigned char* in, const char** bad_member) {
+    size_t size = vec->type->env_size;
+    /* One struct at a time, in a copy that we may point and initialise (calloc: aligned for any
+     * member). */
+    void* env = calloc(1, size);
+    if (env == NULL) return -2;
+    int bad = -1;
+    for (int i = 0; i < vec->num_envs && bad < 0; i++) {
+        memcpy(env, in + (size_t)i * size, size);
+        attach_env(vec, (EnvIO*)env, i); /* pointers from this VecEnv, never from the bytes */
+        EpisodeLog log;
+        memcpy(&log, (const char*)env + vec->type->log_offset, sizeof log);
+        const char* member = log_is_valid(&log) ? vec->type->check_state(env) : "log";
+        if (member != NULL) {
+            *bad_member = member;
+            bad = i;
+        }
+    }
+    free(env);
+    return bad;
+}
+
+int vec_set_state(VecEnv* vec, const unsigned char* in, const char** bad_member) {
+    int bad = vec_check_state(vec, in, bad_member);
+    if (bad != -1) return bad;
     memcpy(vec->envs, in, vec_state_size(vec));
-    /* The copied structs still point at the buffers of the VecEnv they came
-     * from: point them at ours (init_env only sets pointers and options). */
+    /* The copied structs hold whatever pointers the bytes held: point them at our buffers
+     * (init_env only sets pointers and options). */
     for (int i = 0; i < vec->num_envs; i++) init_env(vec, i);
+    return -1;
 }
 
 void vec_render(const VecEnv* vec, int i, unsigned char* rgb) {

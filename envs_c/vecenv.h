@@ -77,12 +77,24 @@ void vec_step_range(VecEnv* vec, int start, int end);
 void vec_take_log(VecEnv* vec, double* sums);
 
 /* Snapshots, for exact resume: the N environment structs as vec_state_size
- * bytes. vec_set_state takes a snapshot of a VecEnv of the same type, options
- * and size (the caller checks) and re-points the structs at this one's
- * buffers. The buffers themselves are not part of the snapshot. */
+ * bytes. The buffers themselves are not part of the snapshot. */
 size_t vec_state_size(const VecEnv* vec);
 void vec_get_state(const VecEnv* vec, unsigned char* out);
-void vec_set_state(VecEnv* vec, const unsigned char* in);
+
+/* Check a snapshot of vec_state_size bytes, trusting none of it, as
+ * env_type.h ("Restoring a saved state") describes: each environment's bytes
+ * with this VecEnv's buffer pointers and options, its log finite, and its
+ * type's check_state. Returns -1 if every environment is valid; else the
+ * index of the first invalid one, with the name of its bad member in
+ * *bad_member; or -2 when out of memory. */
+int vec_check_state(const VecEnv* vec, const unsigned char* in, const char** bad_member);
+
+/* Restore a snapshot taken from a VecEnv of the same type, options and size
+ * (the caller checks those): vec_check_state first, and only if every
+ * environment is valid copy them all and point them at this VecEnv's
+ * buffers. Returns what vec_check_state returned; on anything but -1 the
+ * environments are left as they were. */
+int vec_set_state(VecEnv* vec, const unsigned char* in, const char** bad_member);
 
 /* Draw environment i into render_height * render_width * 3 bytes. */
 void vec_render(const VecEnv* vec, int i, unsigned char* rgb);

@@ -103,6 +103,18 @@ static EnvShape walker_shape(const double* options) {
     };
 }
 
+/* Before a saved state is restored, puffjax asks whether it is safe to step:
+ * NULL if so, else the name of a member out of its bounds. Check every
+ * member but the options (foo_init has just set those), so that no index
+ * leaves its array and no float is NaN (see puffjax/env_type.h). */
+static const char* walker_check_state(const Walker* env) {
+    ENV_CHECK(env, position, 0, env->length - 1); /* name, lowest, highest */
+    ENV_CHECK(env, target, 0, env->length - 1);
+    ENV_CHECK(env, t, 0, env->max_steps);
+    ENV_CHECK_FINITE(env, episode_return);
+    return NULL;
+}
+
 static const EnvOption walker_options[] = {
     /* name, default, min, max, integer?, help */
     {"length", 8, 2, 64, 1, "cells on the line"},

@@ -189,3 +189,28 @@ def test_template_trains_from_the_command_line(tmp_path, capsys):
     early, late = np.mean(length[1:4]), np.mean(length[-3:])  # random walking: ~15 steps to the target
     assert len(rows) == 30 and late < early - 3, length
     assert (run_dir / "video.gif").exists()
+
+
+def test_the_template_refuses_a_crafted_state():
+    """A snapshot whose position lies off the line (it indexes nothing, but the header bounds it)
+    is refused with the env, its index and the member named, and nothing changes."""
+    env = envs.make(str(TEMPLATE), num_envs=3, seed=0)
+    good = env.get_state()
+    env._c.set_field(1, "position", 1000)
+    crafted = env.get_state()
+    other = envs.make(str(TEMPLATE), num_envs=3, seed=1)
+    before = other.get_state()["envs"].copy()
+    with pytest.raises(ValueError, match=r"^environment state: walker environment 1 has position out of its bounds"):
+        other.set_state(crafted)
+    np.testing.assert_array_equal(other.get_state()["envs"], before)
+    other.set_state(good)
+
+
+def test_a_header_without_a_state_check_does_not_compile(tmp_path):
+    source = TEMPLATE.read_text()
+    check = source[source.index("/* Before a saved state is restored"):source.index("static const EnvOption walker_options")]
+    bare = tmp_path / "walker.h"
+    bare.write_text(source.replace(check, ""))
+    with pytest.raises(custom_c.CompileError, match=r"(?s)walker_check_state.*must define const char\* "
+                                                     r"walker_check_state\(const Struct\* env\)"):
+        envs.make(str(bare), num_envs=1)

@@ -1,7 +1,8 @@
 """Build the C environments with AddressSanitizer + UndefinedBehaviorSanitizer
 and run the fuzz harness tests/c/fuzz_envs.c (random and adversarial actions,
-awkward states, 1 vs 3 threads bit-for-bit). Skipped without a C compiler
-with sanitizer support.
+awkward states, 1 vs 3 threads bit-for-bit, random and crafted snapshots
+given to vec_set_state: refused whole or restored and stepped safely).
+Skipped without a C compiler with sanitizer support.
 
 The build is plain gcc, no CMake: envs_c/gen_registry.py writes the registry
 header (env_registry.h, see envs_c/env_type.h) into the build folder first,
@@ -61,9 +62,12 @@ def test_a_new_environment_is_one_header(tmp_path):
     assert "&coin_type," in (tmp_path / "env_registry.h").read_text()
     run = subprocess.run([str(exe), "300"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, f"stdout:\n{run.stdout}\nstderr:\n{run.stderr[-4000:]}"
-    # The harness steps every registered type: the new one too, with episodes ending.
-    coin = [line.split() for line in run.stdout.splitlines() if line.startswith("coin ")]
+    # The harness steps every registered type: the new one too, with episodes ending, and feeds it
+    # crafted snapshots, some of which its coin_check_state refuses.
+    coin = [line.split() for line in run.stdout.splitlines() if line.startswith("coin ") and "agents=" in line]
     assert len(coin) == 3 and all(int(words[-1].split("=")[1]) > 0 for words in coin), run.stdout
+    snapshots = [line for line in run.stdout.splitlines() if line.startswith("coin ") and "snapshots:" in line]
+    assert len(snapshots) == 3 and all(" 0 refused" not in line for line in snapshots), run.stdout
     assert "fuzz_envs: all good" in run.stdout
 
 

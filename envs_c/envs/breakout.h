@@ -352,6 +352,26 @@ static EnvShape breakout_shape(const double* options) {
     };
 }
 
+/* A restored state (see env_type.h): the ball within a ball's size of the
+ * field (its position becomes brick row and column numbers) at no more than
+ * the top speed, the paddle inside the field, counts in their ranges. */
+static const char* breakout_check_state(const Breakout* env) {
+    ENV_CHECK(env, paddle_width, BREAKOUT_PADDLE_WIDTH / 2.0f, BREAKOUT_PADDLE_WIDTH);
+    ENV_CHECK(env, paddle_x, 0.0f, BREAKOUT_WIDTH - env->paddle_width);
+    ENV_CHECK(env, ball_x, -BREAKOUT_BALL_SIZE, BREAKOUT_WIDTH);
+    ENV_CHECK(env, ball_y, -BREAKOUT_BALL_SIZE, BREAKOUT_HEIGHT);
+    ENV_CHECK(env, ball_vx, -BREAKOUT_MAX_SPEED, BREAKOUT_MAX_SPEED);
+    ENV_CHECK(env, ball_vy, -BREAKOUT_MAX_SPEED, BREAKOUT_MAX_SPEED);
+    ENV_CHECK(env, ball_speed, 0.0f, BREAKOUT_MAX_SPEED);
+    ENV_CHECK(env, balls_fired, 0, 1);
+    ENV_CHECK(env, spare_balls, 0, BREAKOUT_SPARE_BALLS);
+    ENV_CHECK(env, hits, 0, ENV_MAX_COUNT);
+    ENV_CHECK(env, score, 0, BREAKOUT_MAX_SCORE);
+    ENV_CHECK(env, frames, 0, ENV_MAX_COUNT);
+    for (int i = 0; i < BREAKOUT_NUM_BRICKS; i++) ENV_CHECK(env, bricks[i], 0, 1);
+    return NULL;
+}
+
 static const EnvOption breakout_options[] = {
     {"frameskip", 4, 1, 1000, 1, "frames per agent step (same action, rewards summed)"},
     {"continuous", 0, 0, 1, 1, "1: Box(-1, 1, (1,)) paddle velocity instead of Discrete(3)"},

@@ -132,6 +132,17 @@ static EnvShape cartpole_shape(const double* options) {
     };
 }
 
+/* A restored state (see env_type.h): inside the limits that end an episode,
+ * finite velocities, fewer steps than the truncation. */
+static const char* cartpole_check_state(const CartPole* env) {
+    ENV_CHECK(env, x, -CARTPOLE_X_LIMIT, CARTPOLE_X_LIMIT);
+    ENV_CHECK_FINITE(env, x_dot);
+    ENV_CHECK(env, theta, -CARTPOLE_ANGLE_LIMIT, CARTPOLE_ANGLE_LIMIT);
+    ENV_CHECK_FINITE(env, theta_dot);
+    ENV_CHECK(env, steps, 0, env->max_steps);
+    return NULL;
+}
+
 static const EnvOption cartpole_options[] = {
     {"max_steps", 500, 1, 1e9, 1, "steps after which an episode is truncated"},
 };

@@ -85,6 +85,13 @@ static EnvShape memory_shape(const double* options) {
     };
 }
 
+/* A restored state (see env_type.h): a bit, and a step of the episode. */
+static const char* memory_check_state(const Memory* env) {
+    ENV_CHECK(env, bit, 0, 1);
+    ENV_CHECK(env, t, 0, env->delay + 1);
+    return NULL;
+}
+
 static const EnvOption memory_options[] = {
     {"delay", 4, 0, 1e6, 1, "blank steps between the cue and the query"},
 };

@@ -239,6 +239,24 @@ static EnvShape pong_shape(const double* options) {
     };
 }
 
+/* A restored state (see env_type.h): paddles inside the field, the ball
+ * within a ball's size of it at no more than the top speed, points below
+ * the winning score. */
+static const char* pong_check_state(const Pong* env) {
+    ENV_CHECK(env, agent_y, 0.0f, PONG_HEIGHT - PONG_PADDLE_HEIGHT);
+    ENV_CHECK(env, opponent_y, 0.0f, PONG_HEIGHT - PONG_PADDLE_HEIGHT);
+    ENV_CHECK(env, ball_x, -PONG_BALL_SIZE, PONG_WIDTH);
+    ENV_CHECK(env, ball_y, -PONG_BALL_SIZE, PONG_HEIGHT);
+    ENV_CHECK(env, ball_vx, -PONG_MAX_SPEED, PONG_MAX_SPEED);
+    ENV_CHECK(env, ball_vy, -PONG_MAX_SPEED, PONG_MAX_SPEED);
+    ENV_CHECK(env, ball_speed, 0.0f, PONG_MAX_SPEED);
+    ENV_CHECK(env, agent_points, 0, PONG_WIN_POINTS - 1);
+    ENV_CHECK(env, opponent_points, 0, PONG_WIN_POINTS - 1);
+    ENV_CHECK(env, steps, 0, ENV_MAX_COUNT);
+    ENV_CHECK_FINITE(env, episode_return);
+    return NULL;
+}
+
 static const EnvOption pong_options[] = {
     {"frameskip", 4, 1, 1000, 1, "frames per agent step (same action, rewards summed)"},
 };

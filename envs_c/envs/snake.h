@@ -233,6 +233,27 @@ static EnvShape snake_shape(const double* options) {
     };
 }
 
+/* A restored state (see env_type.h): every grid cell holds empty, food or
+ * one of the snakes; each snake's ring indices lie in its ring, and the
+ * cells of its body (they index the grid) on the grid. */
+static const char* snake_check_state(const Snake* env) {
+    int cells = env->width * env->height;
+    for (int c = 0; c < cells; c++) ENV_CHECK(env, grid[c], SNAKE_EMPTY, SNAKE_BODY + env->agents - 1);
+    for (int k = 0; k < env->agents; k++) {
+        ENV_CHECK(env, snake[k].head, 0, SNAKE_MAX_LEN - 1);
+        ENV_CHECK(env, snake[k].length, 1, SNAKE_MAX_LEN);
+        ENV_CHECK(env, snake[k].heading, 0, 3);
+        ENV_CHECK(env, snake[k].steps, 0, env->max_steps);
+        ENV_CHECK(env, snake[k].eaten, 0, ENV_MAX_COUNT);
+        ENV_CHECK_FINITE(env, snake[k].episode_return);
+        for (int j = 0; j < env->snake[k].length; j++) {
+            int at = (env->snake[k].head - j + SNAKE_MAX_LEN) % SNAKE_MAX_LEN; /* as snake_remove walks it */
+            ENV_CHECK(env, snake[k].body[at], 0, cells - 1);
+        }
+    }
+    return NULL;
+}
+
 static const EnvOption snake_options[] = {
     {"width", 16, 8, SNAKE_MAX_SIDE, 1, "grid width (cells)"},
     {"height", 16, 8, SNAKE_MAX_SIDE, 1, "grid height (cells)"},

@@ -146,6 +146,17 @@ static EnvShape squared_shape(const double* options) {
     };
 }
 
+/* A restored state (see env_type.h): both positions on the grid (they index
+ * the observation), fewer steps than the time limit. */
+static const char* squared_check_state(const Squared* env) {
+    ENV_CHECK(env, agent_row, 0, env->size - 1);
+    ENV_CHECK(env, agent_col, 0, env->size - 1);
+    ENV_CHECK(env, target_row, 0, env->size - 1);
+    ENV_CHECK(env, target_col, 0, env->size - 1);
+    ENV_CHECK(env, steps, 0, 3 * env->size);
+    return NULL;
+}
+
 static const EnvOption squared_options[] = {
     {"size", 11, 3, 255, 1, "grid side length (the agent starts in the centre)"},
 };

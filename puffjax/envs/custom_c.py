@@ -119,6 +119,10 @@ def build(path: str, cflags: tuple = ()) -> Path:
             if type_name in stderr and "undeclared" in stderr:
                 hint = (f"\n{source.name} must end with PUFFJAX_ENV(Struct, {source.stem}), which defines "
                         f"{type_name} (see puffjax/env_type.h)")
+            elif f"{source.stem}_check_state" in stderr:
+                hint = (f"\n{source.name} must define const char* {source.stem}_check_state(const Struct* env), "
+                        "which checks a saved state before it is restored (see \"Restoring a saved state\" in "
+                        "puffjax/env_type.h, and examples/walker.h)")
             raise CompileError(f"C environment {path} does not compile ({cc}):\n{stderr}{hint}")
         os.chmod(tmp_out, 0o600)  # dlopen needs read permission only
         os.replace(tmp_out, out)  # atomic: concurrent builds of the same key are fine

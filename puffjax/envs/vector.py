@@ -120,17 +120,29 @@ class CVecEnv:
 
     def set_state(self, state: dict) -> None:
         """Restore a snapshot from :meth:`get_state` of a vector env with the same name,
-        options and size: the next step continues exactly where the snapshot was taken."""
-        if state.get("name") != self.name or dict(state.get("options", {})) != self.options:
-            raise ValueError(f"environment state is for {state.get('name')!r} {state.get('options')}, "
-                             f"not {self.name!r} {self.options}")
+        options and size: the next step continues exactly where the snapshot was taken.
+        Nothing in it is trusted: every part is checked (each environment against the bounds
+        its header declares) before anything changes, and a bad snapshot raises ValueError
+        naming the part, leaving the environments as they were."""
+        if not isinstance(state, dict):
+            raise ValueError(f"environment state must be a dict from get_state, got {type(state).__name__}")
+        missing = [k for k in ("name", "options", "envs", *BUFFERS) if k not in state]
+        if missing:
+            raise ValueError(f"environment state lacks {', '.join(missing)}")
+        options = state["options"]
+        if state["name"] != self.name or not isinstance(options, dict) or dict(options) != self.options:
+            raise ValueError(f"environment state is for {state['name']!r} {options}, not {self.name!r} {self.options}")
+        expected = {"envs": ((np.asarray(state["envs"]).size,), np.dtype(np.uint8)),
+                    **{k: (getattr(self, k).shape, getattr(self, k).dtype) for k in BUFFERS}}
+        buffers = {}
+        for k, (shape, dtype) in expected.items():
+            buffers[k] = value = np.asarray(state[k])
+            if value.shape != shape or value.dtype != dtype:
+                raise ValueError(f"environment state: {k} has shape {value.shape} and dtype {value.dtype}, "
+                                 f"expected {shape} and {dtype}")
+        self._c.set_state(buffers["envs"].tobytes())  # checks every environment, then restores them
         for k in BUFFERS:
-            value = np.asarray(state[k])
-            if value.shape != getattr(self, k).shape:
-                raise ValueError(f"environment state: {k} has shape {value.shape}, expected {getattr(self, k).shape}")
-        self._c.set_state(np.asarray(state["envs"], np.uint8).tobytes())
-        for k in BUFFERS:
-            getattr(self, k)[...] = state[k]
+            getattr(self, k)[...] = buffers[k]
 
     def render(self, i: int = 0) -> np.ndarray:
         """Environment i drawn as a (height, width, 3) uint8 image."""

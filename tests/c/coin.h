@@ -75,6 +75,14 @@ static EnvShape coin_shape(const double* options) {
     };
 }
 
+/* A restored state (see env_type.h). */
+static const char* coin_check_state(const Coin* env) {
+    ENV_CHECK(env, heads, 0, 1);
+    ENV_CHECK(env, t, 0, env->length);
+    ENV_CHECK_FINITE(env, episode_return);
+    return NULL;
+}
+
 static const EnvOption coin_options[] = {
     {"length", 10, 1, 1000, 1, "steps per episode"},
 };

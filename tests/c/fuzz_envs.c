@@ -11,8 +11,16 @@
  *     bricks, outside the field) and scribbles on Snake's grid through the
  *     test hooks and keeps stepping,
  *   - multi-agent envs (Snake): n environments of K agents, n * K rows,
- *   - renders every few steps and checks rewards and observations are finite.
+ *   - renders every few steps and checks rewards and observations are finite,
+ *   - snapshots (state_case): every state reached by stepping passes
+ *     vec_check_state; random bytes, and good snapshots with a few words
+ *     overwritten by awkward values (NaN, infinities, extreme and off-by-one
+ *     integers, stray pointers), are either refused, naming an environment and
+ *     a member and leaving the target unchanged, or restored and then stepped
+ *     and rendered: under the sanitizers, never an out-of-bounds access.
  * Exit status 0 means all good. */
+#include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -204,6 +212,160 @@ static void run_case(const EnvType* type, const double* options, int n, int step
     buffers_free(&b3);
 }
 
+/* Overwrite one aligned word of environment `i`'s bytes in a snapshot with an awkward value. */
+static void mutate(unsigned char* state, size_t env_size, int i, uint64_t* rng) {
+    static const uint32_t words[] = {
+        0u, 1u, 2u, 3u, 0xFFFFFFFFu /* -1 */, 0x7FFFFFFFu, 0x80000000u, 0x40000000u, 0x40000001u,
+        0x7FC00000u /* NaN */, 0x7F800000u /* inf */, 0xFF800000u /* -inf */, 0x7F7FFFFFu /* FLT_MAX */,
+        0x501502F9u /* 1e10f */, 0xC2040000u /* -33.0f */, 0x44100000u /* 576.0f */, 0x43E00000u /* 448.0f */,
+        0x43E00001u /* just above 448 */, 0x3F800000u /* 1.0f */, 0x00000001u /* a denormal */};
+    unsigned char* env = state + (size_t)i * env_size;
+    size_t offset = (size_t)rng_int(rng, (int)(env_size / 4)) * 4;
+    int kind = rng_int(rng, 5);
+    if (kind == 0 && offset + 8 <= env_size) { /* a double, or a pointer */
+        static const double doubles[] = {NAN, INFINITY, -INFINITY, 1e300, -1e300, 4.8, 2.4000001};
+        double d = doubles[rng_int(rng, 7)];
+        if (rng_int(rng, 3) == 0) memcpy(&d, &(uint64_t){rng_next(rng)}, 8); /* any 8 bytes */
+        memcpy(env + offset, &d, 8);
+    } else if (kind == 1) { /* a small integer, near most bounds */
+        int32_t v = rng_int(rng, 80) - 8;
+        memcpy(env + offset, &v, 4);
+    } else if (kind == 2) { /* one byte */
+        env[offset + (size_t)rng_int(rng, 4)] = (unsigned char)rng_int(rng, 256);
+    } else {
+        uint32_t v = words[rng_int(rng, ENV_COUNT(words))];
+        memcpy(env + offset, &v, 4);
+    }
+}
+
+/* Awkward values for a named field (EnvField) of each kind. */
+static const float AWKWARD_FLOATS[] = {NAN, INFINITY, -INFINITY, FLT_MAX, -FLT_MAX, 1e10f, -1e10f, -33.0f,
+                                       -0.001f, 329.0f, 448.5f, 600.5f, 1e-40f};
+static const int AWKWARD_INTS[] = {INT_MIN, INT_MAX, -1, 0, 1, 2, 3, 4, 5, 6, 20, 21, 64, 1000, (1 << 30) + 1};
+static const double AWKWARD_DOUBLES[] = {NAN, INFINITY, -INFINITY, 1e300, -1e300, 2.4000001, 4.8, 0.25};
+static const unsigned char AWKWARD_BYTES[] = {0, 1, 2, 5, 6, 12, 255};
+
+/* Set field f to awkward value number v of its kind (element `element` of a byte array) in every
+ * environment of a snapshot; 0 when there is no value number v. */
+static int set_awkward(unsigned char* state, size_t env_size, int n, const EnvField* f, int v, int element) {
+    const void* value;
+    size_t bytes;
+    switch (f->kind) {
+    case FIELD_FLOAT: if (v >= ENV_COUNT(AWKWARD_FLOATS)) return 0; value = &AWKWARD_FLOATS[v]; bytes = 4; break;
+    case FIELD_INT: if (v >= ENV_COUNT(AWKWARD_INTS)) return 0; value = &AWKWARD_INTS[v]; bytes = 4; break;
+    case FIELD_DOUBLE: if (v >= ENV_COUNT(AWKWARD_DOUBLES)) return 0; value = &AWKWARD_DOUBLES[v]; bytes = 8; break;
+    default: if (v >= ENV_COUNT(AWKWARD_BYTES)) return 0; value = &AWKWARD_BYTES[v]; bytes = 1; break;
+    }
+    for (int i = 0; i < n; i++) memcpy(state + (size_t)i * env_size + f->offset + (size_t)element, value, bytes);
+    return 1;
+}
+
+typedef struct Tally {
+    int refused, restored;
+} Tally;
+
+/* Offer a crafted snapshot to vb: either refused (naming an environment and a member, the
+ * environments unchanged) or restored, then stepped and its log taken like any state; then
+ * vb goes back to `good`. */
+static void try_snapshot(VecEnv* vb, Buffers* bb, const EnvShape* shape, const char* name, const unsigned char* crafted,
+                         const unsigned char* good, unsigned char* before, unsigned char* after, unsigned char* rgb,
+                         uint64_t* rng, Tally* tally) {
+    int n = vec_num_envs(vb), rows = vec_num_rows(vb);
+    size_t size = vec_state_size(vb);
+    const char* member = NULL;
+    vec_get_state(vb, before);
+    int bad = vec_set_state(vb, crafted, &member);
+    CHECK(bad >= -1 && bad < n, "%s: vec_set_state returned %d", name, bad);
+    if (bad >= 0) {
+        tally->refused++;
+        vec_get_state(vb, after);
+        CHECK(memcmp(before, after, size) == 0, "%s: a refused snapshot changed the environments", name);
+        CHECK(member != NULL && member[0] != '\0', "%s: a refused snapshot names no member", name);
+        return;
+    }
+    tally->restored++;
+    for (int t = 0; t < 3; t++) {
+        fill_actions(shape, bb->actions, rows, rng, 0);
+        vec_step(vb);
+        for (int i = 0; i < rows; i++) CHECK(isfinite(bb->rewards[i]), "%s: non-finite reward", name);
+    }
+    if (tally->restored % 8 == 1) vec_render(vb, rng_int(rng, n), rgb); /* a render costs many steps */
+    double sums[EPISODE_LOG_FIELDS + 1];
+    vec_take_log(vb, sums);
+    for (int j = 0; j <= EPISODE_LOG_FIELDS; j++) CHECK(isfinite(sums[j]), "%s: non-finite log", name);
+    CHECK(vec_set_state(vb, good, &member) == -1, "%s: a good snapshot is refused", name);
+}
+
+/* Snapshots of n environments of `type`, along `steps` steps of one vector: every state reached
+ * passes vec_check_state; at 8 of them, each named field set to each awkward value of its kind
+ * (in every environment at once); and at the first `trials`, random bytes or a few words
+ * overwritten (any member, EnvIO and log included). */
+static void state_case(const EnvType* type, const double* options, int n, int steps, int trials, uint64_t seed) {
+    EnvShape shape = vec_type_shape(type, options);
+    int rows = n * shape.num_agents;
+    Buffers ba, bb;
+    buffers_alloc(&ba, &shape, rows);
+    buffers_alloc(&bb, &shape, rows);
+    VecEnv* va = vec_create(type, options, n, 1, ba.obs, ba.actions, ba.rewards, ba.terminals, ba.truncations, seed);
+    VecEnv* vb = vec_create(type, options, n, 2, bb.obs, bb.actions, bb.rewards, bb.terminals, bb.truncations, ~seed);
+    CHECK(va && vb, "%s: vec_create failed", type->name);
+    if (!va || !vb) return;
+    size_t size = vec_state_size(va), env_size = size / (size_t)n;
+    unsigned char* good = (unsigned char*)malloc(size);
+    unsigned char* crafted = (unsigned char*)malloc(size);
+    unsigned char* before = (unsigned char*)malloc(size);
+    unsigned char* after = (unsigned char*)malloc(size);
+    unsigned char* rgb = (unsigned char*)malloc((size_t)shape.render_width * shape.render_height * 3);
+    uint64_t rng = seed * 104729 + 3;
+    Tally tally = {0, 0};
+    int stride = steps / 8 > 0 ? steps / 8 : 1;
+    for (int t = 0; t < steps; t++) {
+        fill_actions(&shape, ba.actions, rows, &rng, 0);
+        vec_step(va);
+        vec_get_state(va, good);
+        const char* member = NULL;
+        int bad = vec_check_state(va, good, &member);
+        if (bad != -1) {
+            CHECK(0, "%s: the state reached at step %d is refused: environment %d, %s", type->name, t, bad,
+                  bad >= 0 ? member : "out of memory");
+            break;
+        }
+        CHECK(vec_set_state(vb, good, &member) == -1, "%s: a good snapshot is refused", type->name);
+        if (t % stride == 0) {
+            for (int k = 0; k < type->num_fields; k++) {
+                const EnvField* f = &type->fields[k];
+                for (int v = 0;; v++) {
+                    memcpy(crafted, good, size);
+                    if (!set_awkward(crafted, env_size, n, f, v, rng_int(&rng, f->count))) break;
+                    try_snapshot(vb, &bb, &shape, type->name, crafted, good, before, after, rgb, &rng, &tally);
+                }
+            }
+        }
+        if (t < trials) {
+            if (t % 8 == 0) {
+                for (size_t j = 0; j < size; j++) crafted[j] = (unsigned char)rng_next(&rng);
+            } else {
+                memcpy(crafted, good, size);
+                int edits = 1 + rng_int(&rng, 3);
+                for (int e = 0; e < edits; e++) mutate(crafted, env_size, rng_int(&rng, n), &rng);
+            }
+            try_snapshot(vb, &bb, &shape, type->name, crafted, good, before, after, rgb, &rng, &tally);
+        }
+    }
+    CHECK(tally.refused > 0, "%s: no crafted snapshot was refused", type->name);
+    printf("%-9s n=%d snapshots: %d reached, %d crafted: %d refused, %d restored and stepped\n", type->name, n,
+           steps, tally.refused + tally.restored, tally.refused, tally.restored);
+    free(good);
+    free(crafted);
+    free(before);
+    free(after);
+    free(rgb);
+    vec_destroy(va);
+    vec_destroy(vb);
+    buffers_free(&ba);
+    buffers_free(&bb);
+}
+
 int main(int argc, char** argv) {
     int steps = argc > 1 ? atoi(argv[1]) : 3000;
     for (int k = 0; k < vec_num_types(); k++) {
@@ -217,6 +379,18 @@ int main(int argc, char** argv) {
         for (int j = 0; j < type->num_options; j++)
             options[j] = fmin(type->options[j].max_value, strcmp(type->name, "squared") == 0 ? 255 : 9);
         run_case(type, options, 4, steps / 10, 200 + k);
+    }
+    /* Snapshots: defaults, every option at its minimum, then at a large value. */
+    for (int k = 0; k < vec_num_types(); k++) {
+        const EnvType* type = vec_type_at(k);
+        double options[ENV_MAX_OPTIONS];
+        for (int j = 0; j < type->num_options; j++) options[j] = type->options[j].default_value;
+        state_case(type, options, 7, steps / 2, steps / 4, 300 + k);
+        for (int j = 0; j < type->num_options; j++) options[j] = type->options[j].min_value;
+        state_case(type, options, 3, steps / 6, steps / 8, 400 + k);
+        for (int j = 0; j < type->num_options; j++)
+            options[j] = fmin(type->options[j].max_value, strcmp(type->name, "squared") == 0 ? 255 : 9);
+        state_case(type, options, 2, steps / 10, steps / 8, 500 + k);
     }
     /* Degenerate vectors: one env with more threads than envs. */
     {
