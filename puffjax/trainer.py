@@ -232,12 +232,8 @@ class Trainer:
     def save(self) -> str:
         """Write a checkpoint of the current state (keeping ``train.keep_checkpoints``); its path.
         Every process of a multi-process run must call it together."""
-        path = checkpoint.write(self.run_dir, self.epoch, self._payload(), self.cfg.to_dict(),
-                                process=jax.process_index())
-        parallel.barrier(f"checkpoint {self.epoch}")  # every part on disk before `latest` moves
-        if self.main:
-            checkpoint.commit(path, keep=self.cfg.train.keep_checkpoints)
-        return path
+        return checkpoint.save(self.run_dir, self.epoch, self._payload(), self.cfg.to_dict(),
+                               keep=self.cfg.train.keep_checkpoints)
 
     def _restore(self, state: dict) -> None:
         """Restore parameters, optimizer, keys, counters and environment state from a loaded
