@@ -126,8 +126,8 @@ def collect(env, act, params, buf, carries, key, prev_values, geom, timer: Timer
 
     ``carries`` and ``prev_values`` hold one entry per group (see the module's docstring).
     Returns ``(buf, key, prev_values)``. Raises :class:`puffjax.finite.NonFiniteError` naming
-    the input, environment row and step when the environment returned NaN or inf (``epoch``:
-    1-based, for the message)."""
+    the input, environment row and step when the environment returned NaN or inf and ``act``
+    records it (:func:`make_act` with ``check_finite``; ``epoch``: 1-based, for the message)."""
     clock = time.perf_counter
     groups, A, H = len(carries), env.num_agents, geom.horizon
     size, envs_per_group = A // groups, env.num_envs // groups  # agent rows and environments per group
