@@ -8,8 +8,9 @@ reached: an early epoch ends only short episodes, and on Squared those are the s
     python benchmarks/solve.py pong --seeds 0                 # perf >= 0.9
     python benchmarks/solve.py breakout --policy.kind mingru  # any --section.field override
 
-The targets are issue 14's; --metric and --target change them. Wall time counts from the
-trainer's start (compilation included; warm from the compile cache after the first seed).
+TARGETS below holds each task's metric and target; --metric and --target change them. Wall
+time counts from the trainer's start (compilation included; warm from the compile cache after
+the first seed).
 """
 import argparse
 import statistics
@@ -17,6 +18,7 @@ import sys
 import tempfile
 
 import puffjax
+from puffjax.logger import final_mean, reached
 
 TARGETS = {  # env -> (logged metric, target)
     "cartpole": ("episode_return", 475.0),
@@ -25,21 +27,6 @@ TARGETS = {  # env -> (logged metric, target)
     "breakout": ("perf", 0.9),
     "memory": ("perf", 0.9),
 }
-
-
-def reached(history: list[dict], key: str, target: float):
-    """(first, held): the first log whose ``key`` is >= target, and the log from which it stayed
-    there to the end (None where there is none)."""
-    first = held = None
-    for log in history:
-        if key not in log:
-            continue
-        if log[key] >= target:
-            first = first or log
-            held = held or log
-        else:
-            held = None
-    return first, held
 
 
 def seeds(text: str) -> list[int]:
@@ -71,10 +58,9 @@ def main() -> None:
         trainer = puffjax.Trainer(cfg, dashboard="none")
         history = list(trainer.train_iter())
         trainer.close()
-        logged = [log[key] for log in history if key in log]
         _, held = reached(history, key, target)
         first = held and (held["agent_steps"], held["uptime"])
-        final = statistics.mean(logged[-3:]) if logged else float("nan")
+        final = final_mean(history, key)
         finals.append(final)
         when = f"held from {first[0] / 1e6:.2f}M steps, {first[1]:.1f} s on" if first else "not held to the end"
         if first:

@@ -10,7 +10,7 @@ import argparse
 import statistics
 import sys
 
-from puffjax.logger import read_metrics
+from puffjax.logger import read_metrics, reached
 
 
 def summarise(rows: list[dict]) -> None:
@@ -23,7 +23,7 @@ def summarise(rows: list[dict]) -> None:
     spent = {k.split("/")[1]: sum(r.get(k, 0.0) for r in rows) for k in phases}
     whole = sum(spent.values()) or 1.0
     print("time split: " + ", ".join(f"{k} {100 * v / whole:.0f}%" for k, v in spent.items()))
-    solved = next((r for r in rows if (r.get("environment/perf") or 0) >= 0.9), None)
+    solved, _ = reached(rows, "environment/perf", 0.9)
     if solved:
         print(f"perf >= 0.9 at {solved['agent_steps'] / 1e6:.1f}M steps after {solved['uptime'] / 60:.1f} min "
               f"(score {solved['environment/score']:.0f})")

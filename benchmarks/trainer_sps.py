@@ -6,44 +6,24 @@
     python benchmarks/trainer_sps.py --compare groups    # the overlapped rollout against one group
     python benchmarks/trainer_sps.py --env.num-envs 16384 --train.minibatch-size 65536   # any override
 
-``--compare X`` builds a second trainer in this process with one piece swapped, only here and
-only while that trainer is built and compiled: ``guard`` replaces the non-finite guard's checks
-with no-ops, ``groups`` makes the rollout step all agents as one group (no overlap of the
-environments with the policy). The two trainers' epochs alternate so both see the same machine
-load; the script prints both means and the median of the per-pair differences, in steps/s and
-in CPU seconds per epoch (the steadier of the two when other jobs share the machine).
+``--compare X`` builds a second trainer in this process with one switch flipped: ``guard`` sets
+``train.check_finite = false`` (no non-finite checks), ``groups`` sets ``train.rollout_groups = 1``
+(the rollout steps all agents as one group: no overlap of the environments with the policy).
+The two trainers' epochs alternate so both see the same machine load; the script prints both
+means and the median of the per-pair differences, in steps/s and in CPU seconds per epoch (the
+steadier of the two when other jobs share the machine).
 """
 import argparse
-import contextlib
 import statistics
 import tempfile
 import time
 
-import jax.numpy as jnp
-
 import puffjax
-from puffjax import finite
-from puffjax import trainer as trainer_module
 
-
-@contextlib.contextmanager
-def swapped(what: str):
-    """The library with one piece swapped for the comparison (restored on exit)."""
-    if what == "guard":
-        saved = finite.record, finite.all_finite
-        finite.record = lambda seen, *args: seen
-        finite.all_finite = lambda tree: jnp.bool_(True)
-        try:
-            yield "unguarded"
-        finally:
-            finite.record, finite.all_finite = saved
-    else:
-        saved = trainer_module.groups_for
-        trainer_module.groups_for = lambda env, agents_per_device: 1
-        try:
-            yield "one group"
-        finally:
-            trainer_module.groups_for = saved
+COMPARE = {  # --compare X: (the second trainer's name, its overrides)
+    "guard": ("unguarded", {"train.check_finite": False}),
+    "groups": ("one group", {"train.rollout_groups": 1}),
+}
 
 
 def make_trainer(config: str, data_dir: str, overrides: dict):
@@ -56,7 +36,7 @@ def make_trainer(config: str, data_dir: str, overrides: dict):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--compare", choices=["guard", "groups"])
+    parser.add_argument("--compare", choices=sorted(COMPARE))
     parser.add_argument("--config", default="breakout", help="a shipped Breakout config (default breakout)")
     args, extra = parser.parse_known_args()
     puffjax.keep_freed_memory()
@@ -65,9 +45,9 @@ def main() -> None:
     runs = {"as shipped": make_trainer(args.config, data_dir, overrides)}
     next(runs["as shipped"][1])  # compiles and plays epoch 1
     if args.compare:
-        with swapped(args.compare) as name:
-            runs[name] = make_trainer(args.config, data_dir, overrides)
-            next(runs[name][1])
+        name, switch = COMPARE[args.compare]
+        runs[name] = make_trainer(args.config, data_dir, {**overrides, **switch})
+        next(runs[name][1])
     sps = {name: [] for name in runs}
     cpu = {name: [] for name in runs}  # CPU seconds this process spent per epoch (all its threads)
     for epoch in range(2, args.epochs + 1):

@@ -14,15 +14,8 @@ from when it held to the end; steps/s; wall time) and the mean over seeds per he
 import argparse
 import statistics
 
-import numpy as np
-
 import puffjax
-from solve import reached  # benchmarks/solve.py: first reached and held from
-
-
-def final(history, key):
-    values = [h[key] for h in history if key in h]
-    return float(np.mean(values[-3:])) if values else float("nan")
+from puffjax.logger import final_mean, reached
 
 
 def when(h):
@@ -61,7 +54,7 @@ def main() -> None:
             trainer.close()
             first, held = reached(history, "environment/perf", 0.9)
             sps = statistics.median(h["SPS"] for h in history[1:]) if len(history) > 1 else float("nan")
-            row = (final(history, "environment/perf"), final(history, "environment/episode_return"),
+            row = (final_mean(history, "environment/perf"), final_mean(history, "environment/episode_return"),
                    history[-1]["uptime"] / 60)
             summary.setdefault(head, []).append(row)
             print(f"{head:9s} {seed:4d} {row[0]:6.3f} {row[1]:8.2f} {when(first):>16s} {when(held):>14s} "

@@ -1,4 +1,5 @@
-"""The pure pieces of puffjax, without the trainer (the README's second example)."""
+"""The pure pieces of puffjax, without the trainer: a C env, the puff advantage, the HL-Gauss
+target, the clipped policy loss and the LSTM recurrence."""
 import jax, jax.numpy as jnp, numpy as np
 from puffjax import puff_advantage, value_head, losses
 from puffjax.envs import make

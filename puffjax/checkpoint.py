@@ -18,6 +18,8 @@ import jax
 import numpy as np
 from flax import serialization
 
+from . import parallel
+
 LATEST = "latest"
 _MAIN = re.compile(r"^epoch_\d+\.msgpack$")
 _TMP_PREFIX = ".tmp-"
@@ -28,10 +30,15 @@ def _tmp_prefix(process: int) -> str:
 
 
 def save(run_dir: str, epoch: int, payload: dict, config: dict, keep: int = 0) -> str:
-    """Write ``checkpoints/epoch_XXXXXX.msgpack`` atomically and point ``latest`` at it
-    (:func:`write`, then :func:`commit`); returns its path."""
-    path = write(run_dir, epoch, payload, config)
-    commit(path, keep)
+    """Write the checkpoint of ``epoch``, ``checkpoints/epoch_XXXXXX.msgpack``, and point
+    ``latest`` at it; returns its path. Every process of a run calls it together with its own
+    ``payload``: each writes its part (:func:`write`), and once all parts are on disk process 0
+    moves ``latest`` and keeps the ``keep`` newest checkpoints (:func:`commit`)."""
+    process = jax.process_index()
+    path = write(run_dir, epoch, payload, config, process=process)
+    parallel.barrier(f"checkpoint {epoch}")
+    if process == 0:
+        commit(path, keep)
     return path
 
 

@@ -85,6 +85,8 @@ class TrainConfig:
     logger: str = "none"  # none | tensorboard | wandb (JSON-lines metrics are always written)
     video_frames: int = 200  # rollout video (run_dir/video.gif) at the end of a run; 0: none
     video_interval: int = 0  # also one every this many checkpoints (run_dir/videos/); 0: only at the end
+    check_finite: bool = True  # stop on NaN/inf from the env or the update (puffjax.finite); false skips the checks
+    rollout_groups: int | str = "auto"  # agent groups the rollout overlaps with the env (puffjax.rollout): auto or a count
 
 
 SECTIONS = {"env": EnvConfig, "policy": PolicyConfig, "train": TrainConfig}

@@ -6,6 +6,8 @@ integers: the rollout keeps a :func:`record` of the first non-finite observation
 (which step, which row), read once per epoch; the update reports whether any minibatch's loss,
 gradients or the new parameters were non-finite. The trainer raises :class:`NonFiniteError`
 before it keeps the new parameters or writes a checkpoint, so ``latest`` stays the last good one.
+``train.check_finite = false`` leaves the checks out of the jitted code and training goes on
+whatever the values.
 """
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ class NonFiniteError(FloatingPointError):
 INPUTS = ("observations", "rewards")  # checked per rollout step, in this order
 
 
-def clean_record() -> jax.Array:
-    """No non-finite input seen yet: ``[step, row]`` per input in :data:`INPUTS`, -1 = none."""
-    return jnp.full((len(INPUTS), 2), -1, jnp.int32)
+def clean_record() -> np.ndarray:
+    """The record of a rollout that has seen no non-finite input yet: ``[step, row]`` per input
+    in :data:`INPUTS`, -1 = none (a host array; the rollout starts each device from one)."""
+    return np.full((len(INPUTS), 2), -1, np.int32)
 
 
 def _first_bad_row(x) -> jax.Array:

@@ -1,4 +1,5 @@
-"""Run directories and metric sinks: JSON lines always, TensorBoard or W&B on request."""
+"""Run directories and metric sinks (JSON lines always, TensorBoard or W&B on request), and the
+reading of a run's logged metrics back: :func:`read_metrics`, :func:`reached`, :func:`final_mean`."""
 from __future__ import annotations
 
 import json
@@ -70,6 +71,29 @@ def read_metrics(run_dir: str) -> list[dict]:
         raise FileNotFoundError(f"{run_dir}: no metrics.jsonl (not a puffjax run directory?)")
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def reached(history: list[dict], key: str, target: float) -> tuple[dict | None, dict | None]:
+    """``(first, held)``: in a run's logs (``history``, one dict per epoch, as the trainer yields
+    them or :func:`read_metrics` reads them), the first log whose ``key`` is >= ``target``, and the
+    log from which ``key`` stayed >= ``target`` to the end; None where there is none. Logs
+    without a value of ``key`` (an epoch where no episode ended) are skipped."""
+    first = held = None
+    for log in history:
+        if log.get(key) is None:
+            continue
+        if log[key] >= target:
+            first = first or log
+            held = held or log
+        else:
+            held = None
+    return first, held
+
+
+def final_mean(history: list[dict], key: str, n: int = 3) -> float:
+    """The mean of ``key`` over the last ``n`` logs that hold a value of it (NaN if none does)."""
+    values = [log[key] for log in history if log.get(key) is not None][-n:]
+    return sum(values) / len(values) if values else math.nan
 
 
 def truncate_metrics(run_dir: str, epoch: int) -> None:

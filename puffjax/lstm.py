@@ -8,8 +8,8 @@ zeroed on the rows where ``reset[:, t]`` is set. ``hs [B, T, H]`` are the hidden
 ``(c, h)`` the carry after the last step.
 
 On CPU the recurrence is one XLA FFI custom call per direction (``xla_ext/lstm_cpu.cc``):
-XLA's CPU backend runs a ``lax.scan`` step as a chain of small thunks, and for Breakout's
-training minibatch that was most of the training time. Its gradient is a ``custom_vjp``:
+XLA's CPU backend runs a ``lax.scan`` step as a chain of small thunks, which for a training
+minibatch of Breakout's LSTM config would take most of the training time. Its gradient is a ``custom_vjp``:
 the kernel returns the gradient of the pre-activation gates, and the weight gradient is one
 large matmul. Elsewhere (GPU), for float64, or for H not a multiple of 16 the same function
 runs as :func:`lstm_reference`, under the fallback policy of :mod:`puffjax.kernels`.

@@ -153,9 +153,16 @@ def barrier(name: str) -> None:
 
 
 def lost_processes() -> list[int]:
-    """The processes the coordination service no longer sees (empty if it cannot tell)."""
+    """The processes the coordination service no longer sees (empty if it cannot tell). Every
+    surviving process calls it after a failed epoch; the service answers once the lost ones
+    have missed their heartbeats.
+
+    It asks JAX's distributed client, which has no public accessor (hence the upper bound on
+    jax in pyproject.toml). ``multihost_utils.live_devices`` asks the same question publicly,
+    but asks it a second time on leaving its block, and by then JAX's own abort on a dead
+    peer has ended the process before the error could be reported."""
     try:
-        from jax._src import distributed as _distributed  # the client has no public accessor
+        from jax._src import distributed as _distributed
         client = _distributed.global_state.client
         everyone = list(range(jax.process_count()))
         live = client.get_live_nodes(everyone) if client is not None else {p: 0 for p in everyone}

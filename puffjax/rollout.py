@@ -30,13 +30,35 @@ from . import finite, parallel
 from .buffer import Batch, write_step
 
 
-def groups_for(env, agents_per_device: int) -> int:
-    """How many groups the rollout splits a process's agents into: two, so one group's
-    environments step while the policy runs on the other, when each device's agents split
-    evenly, the environments split evenly (an environment's agents step together) and the
-    environment can step part of its environments (``step_range``); else one."""
-    splits = agents_per_device % 2 == 0 and env.num_envs % 2 == 0
-    return 2 if splits and hasattr(env, "step_range") else 1
+def groups_for(env, agents_per_device: int, requested: int | str = "auto") -> int:
+    """How many groups the rollout splits a process's agents into (``train.rollout_groups``).
+
+    ``"auto"``: two, so one group's environments step while the policy runs on the other, when
+    two groups are possible, else one. A count G is possible when each device's agents and the
+    environments (an environment's agents step together) split evenly into G, and, for G > 1,
+    the environment can step part of its environments (``step_range``); an impossible count is
+    a ValueError saying why."""
+    if requested == "auto":
+        return 2 if _split_error(env, agents_per_device, 2) is None else 1
+    if isinstance(requested, bool) or not isinstance(requested, int) or requested < 1:
+        raise ValueError(f"train.rollout_groups must be 'auto' or a positive integer, got {requested!r}")
+    problem = _split_error(env, agents_per_device, requested)
+    if problem:
+        raise ValueError(f"train.rollout_groups = {requested}: {problem}; use 'auto' or 1")
+    return requested
+
+
+def _split_error(env, agents_per_device: int, groups: int) -> str | None:
+    """Why the rollout cannot step ``groups`` groups, or None if it can."""
+    if groups == 1:
+        return None
+    if agents_per_device % groups:
+        return f"{agents_per_device} agents per device do not split into {groups} groups"
+    if env.num_envs % groups:
+        return f"{env.num_envs} environments do not split into {groups} groups"
+    if not hasattr(env, "step_range"):
+        return f"this vector env ({type(env).__name__}) can only step all its environments at once"
+    return None
 
 
 class Slot(NamedTuple):
@@ -48,7 +70,7 @@ class Slot(NamedTuple):
     step: int
 
 
-def make_act(policy, gamma: float, mesh):
+def make_act(policy, gamma: float, mesh, check_finite: bool = True):
     """act(params, buf, carry, key, obs, rew, term, trunc, mask, prev_value, seen, slot) ->
     (buf, carry, next_key, env_action, value, seen). Jitted; ``buf`` is donated (updated in place).
 
@@ -56,7 +78,8 @@ def make_act(policy, gamma: float, mesh):
     ``mesh`` (each device: its block of the group's agents), buffer rows as
     :mod:`puffjax.buffer` lays them out; agents' global ids give their sampling keys; ``mask``
     is 0 for an agent that is not playing this step; ``seen`` stacks one non-finite record
-    (:func:`puffjax.finite.record`) per device."""
+    (:func:`puffjax.finite.record`) per device, passed through unchanged when ``check_finite``
+    is false (``train.check_finite``)."""
     dist = policy.dist
     rows = P(parallel.AXIS)
     local_devices = parallel.local_devices(mesh)
@@ -64,7 +87,7 @@ def make_act(policy, gamma: float, mesh):
     def act(params, buf, carry, key, obs, rew, term, trunc, mask, prev_value, seen, slot):
         n = obs.shape[0]  # this group's agents on this device
         first = slot.id0 + (jax.lax.axis_index(parallel.AXIS) % local_devices) * n
-        record = finite.record(seen[0], slot.step, obs, rew, first)[None]
+        record = finite.record(seen[0], slot.step, obs, rew, first)[None] if check_finite else seen
         done = term | trunc
         # Zero the recurrent state where an episode began and at every segment start,
         # exactly as training replays each segment from a zero carry.
@@ -103,15 +126,15 @@ def collect(env, act, params, buf, carries, key, prev_values, geom, timer: Timer
 
     ``carries`` and ``prev_values`` hold one entry per group (see the module's docstring).
     Returns ``(buf, key, prev_values)``. Raises :class:`puffjax.finite.NonFiniteError` naming
-    the input, environment row and step when the environment returned NaN or inf (``epoch``:
-    1-based, for the message)."""
+    the input, environment row and step when the environment returned NaN or inf and ``act``
+    records it (:func:`make_act` with ``check_finite``; ``epoch``: 1-based, for the message)."""
     clock = time.perf_counter
     groups, A, H = len(carries), env.num_agents, geom.horizon
     size, envs_per_group = A // groups, env.num_envs // groups  # agent rows and environments per group
     n = A // parallel.local_devices(mesh)  # agents per device
     process_first = jax.process_index() * A
     carries, prev_values = list(carries), list(prev_values)
-    seen = parallel.from_local(mesh, np.full((parallel.local_devices(mesh), len(finite.INPUTS), 2), -1, np.int32))
+    seen = parallel.from_local(mesh, np.tile(finite.clean_record(), (parallel.local_devices(mesh), 1, 1)))
     multi = jax.process_count() > 1
     steps = geom.rows_per_agent * H
     actions = [None] * groups

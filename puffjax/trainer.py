@@ -33,7 +33,7 @@ from .update import LOSS_KEYS, TrainState, make_train_epoch
 
 
 class Trainer:
-    """PPO-family trainer over a vector environment (PufferLib 3.0's PuffeRL, in JAX).
+    """PPO-family trainer over a vector environment (PufferLib 3.0's PuffeRL in JAX).
 
     ``cfg``: the run's :class:`puffjax.Config`. ``env``: an already built vector env (e.g. from
     ``puffjax.envs.from_gymnasium``); by default one is made from ``cfg.env``. ``run_dir``: where
@@ -50,7 +50,7 @@ class Trainer:
 
     Training stops with :class:`puffjax.NonFiniteError` when the environment returns NaN/inf
     or the update goes non-finite; the parameters and checkpoints stay those of the last good
-    epoch.
+    epoch (``train.check_finite = false`` turns these checks off).
 
     Devices: the batch is sharded over ``train.devices`` devices per process (0: all local
     devices; see :mod:`puffjax.parallel`). After :func:`puffjax.parallel.initialize`, every
@@ -102,12 +102,12 @@ class Trainer:
                            out_shardings=rows)()
         # The rollout's groups of agents (see puffjax.rollout): per group, a recurrent carry and
         # the value of each agent's last state (for bootstrapping truncations).
-        self.groups = groups_for(self.env, n_local // parallel.local_devices(self.mesh))
+        self.groups = groups_for(self.env, n_local // parallel.local_devices(self.mesh), t.rollout_groups)
         group_agents = g.total_agents // self.groups
         self._initial_carry = jax.jit(lambda: self.policy.initial_carry(group_agents), out_shardings=rows)
         zeros = jax.jit(lambda: jnp.zeros(group_agents, jnp.float32), out_shardings=rows)
         self.prev_values = [zeros() for _ in range(self.groups)]
-        self.act = make_act(self.policy, t.gamma, self.mesh)
+        self.act = make_act(self.policy, t.gamma, self.mesh, t.check_finite)
         self._live_steps = jax.jit(lambda masks: jnp.sum(masks > 0, dtype=jnp.int32))  # steps that count
         self.train_epoch = make_train_epoch(self.policy, self.tx, self.geom, t, self.mesh)
         self.epoch, self.global_step, self.uptime = 0, 0, 0.0
@@ -179,7 +179,8 @@ class Trainer:
         key = jax.random.fold_in(self.train_key, self.epoch)
         state, losses, health = self.train_epoch(self.state, self.buf, key, self.epoch)
         losses, health = jax.tree.map(parallel.to_local, (losses, health))  # waits for the update
-        finite.check_update(health, self.epoch + 1)  # before the new state is kept
+        if self.cfg.train.check_finite:
+            finite.check_update(health, self.epoch + 1)  # before the new state is kept
         self.state = state
         end = clock()
         timer.add("learn", end - t_learn)
@@ -231,12 +232,8 @@ class Trainer:
     def save(self) -> str:
         """Write a checkpoint of the current state (keeping ``train.keep_checkpoints``); its path.
         Every process of a multi-process run must call it together."""
-        path = checkpoint.write(self.run_dir, self.epoch, self._payload(), self.cfg.to_dict(),
-                                process=jax.process_index())
-        parallel.barrier(f"checkpoint {self.epoch}")  # every part on disk before `latest` moves
-        if self.main:
-            checkpoint.commit(path, keep=self.cfg.train.keep_checkpoints)
-        return path
+        return checkpoint.save(self.run_dir, self.epoch, self._payload(), self.cfg.to_dict(),
+                               keep=self.cfg.train.keep_checkpoints)
 
     def _restore(self, state: dict) -> None:
         """Restore parameters, optimizer, keys, counters and environment state from a loaded

@@ -1,10 +1,10 @@
-"""One training epoch as a single jitted function (PufferLib 3.0's PuffeRL.train, minus its defects).
+"""One training epoch as a single jitted function (the update of PufferLib 3.0's PuffeRL.train).
 
 Per minibatch, all inside ``lax.scan``: recompute the puff advantage over the whole buffer
 from the current values and ratios, draw prioritized rows, forward them, take the clipped
 PPO step, and write the new ratios and values back into the buffer so that later minibatches
 see the V-trace correction. The epoch also reports whether any loss, gradient or the new
-parameters were non-finite (:mod:`puffjax.finite`).
+parameters were non-finite (:mod:`puffjax.finite`), unless ``train.check_finite`` is false.
 
 Data parallel over the mesh (:mod:`puffjax.parallel`), under ``shard_map``: each device holds
 its block of buffer rows and runs the custom calls (advantage, LSTM) on those rows only.
@@ -89,7 +89,8 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh):
 
     ``metrics``: the epoch means of :data:`LOSS_KEYS`. ``health``: ``bad_minibatch`` (the first
     minibatch whose loss or gradients were non-finite, -1 if none), that minibatch's loss terms
-    and ``params_finite``, for :func:`puffjax.finite.check_update`."""
+    and ``params_finite``, for :func:`puffjax.finite.check_update`; ``{}`` when
+    ``train_cfg.check_finite`` is false (nothing checked)."""
     t = train_cfg
     grad_fn = jax.value_and_grad(make_loss_fn(policy, t), has_aux=True)
     mb_rows, accum = geom.minibatch_segments // geom.devices, geom.accumulation_steps  # per device
@@ -100,7 +101,7 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh):
         if accum == 1:
             (_, aux), grads = grad_fn(params, mb)
             return grads, aux
-        # Gradient accumulation: chunks of max_minibatch_size, gradients AVERAGED (3.0 summed them).
+        # Gradient accumulation: chunks of max_minibatch_size, their gradients averaged.
         chunks = jax.tree.map(lambda x: x.reshape(accum, x.shape[0] // accum, *x.shape[1:]), mb)
 
         def body(acc, chunk):
@@ -153,7 +154,8 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh):
         params = optax.apply_updates(state.params, updates)
         metrics = dict(shared["aux"], importance=shared["importance"],
                        explained_variance=losses.explained_variance_with(shared["explained_variance"]))
-        metrics["finite"] = jnp.isfinite(metrics["loss"]) & finite.all_finite(grads)
+        if t.check_finite:
+            metrics["finite"] = jnp.isfinite(metrics["loss"]) & finite.all_finite(grads)
         return (TrainState(params, opt_state), values, ratio, upcoming._replace(moments=shared["next"])), metrics
 
     def train_epoch(state, batch, key, epoch):
@@ -166,10 +168,12 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh):
         step = lambda c, xs: minibatch(c, xs, batch, beta)
         xs = (jnp.arange(n), jnp.roll(keys, -1, axis=0))  # minibatch k draws minibatch k + 1 with keys[k + 1]
         (state, values, ratio, _), metrics = jax.lax.scan(step, (state, batch.values, ratio, first), xs)
-        ok = metrics.pop("finite")
-        bad = jnp.where(ok.all(), -1, jnp.argmin(ok))
-        health = dict(bad_minibatch=bad, bad_terms={k: metrics[k][jnp.maximum(bad, 0)] for k in _REPORTED_TERMS},
-                      params_finite=finite.all_finite(state.params))
+        health = {}
+        if t.check_finite:
+            ok = metrics.pop("finite")
+            bad = jnp.where(ok.all(), -1, jnp.argmin(ok))
+            health = dict(bad_minibatch=bad, bad_terms={k: metrics[k][jnp.maximum(bad, 0)] for k in _REPORTED_TERMS},
+                          params_finite=finite.all_finite(state.params))
         return state, {k: jnp.nanmean(metrics[k]) for k in LOSS_KEYS}, health
 
     rows = P(parallel.AXIS)

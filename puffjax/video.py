@@ -179,16 +179,6 @@ def gif_frame_ms(fps: float) -> int:
     return 10 * max(1, round(100 / fps))
 
 
-def read_video(path: str) -> np.ndarray:
-    """All frames of a video file as [T, H, W, 3] uint8 (for checks and notebooks)."""
-    with _quiet_fork():
-        frames = _imageio().imread(path, index=None)
-    frames = np.asarray(frames)
-    if frames.ndim == 3:  # a single frame
-        frames = frames[None]
-    return frames[..., :3]
-
-
 class Video:
     """A video file that displays itself inline in Jupyter (GIF as <img>, MP4 as <video>)."""
 

@@ -1,7 +1,9 @@
 """Evaluation, videos and their bad inputs, on one tiny CartPole run (a few seconds)."""
 import json
 import os
+import warnings
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 from flax import serialization
@@ -11,26 +13,33 @@ import puffjax
 from puffjax import envs
 from puffjax.cli import main
 from puffjax.evaluate import evaluate
-from puffjax.video import gif_frame_ms, read_video, write_video
+from puffjax.video import gif_frame_ms, write_video
 
 N, H = 16, 32  # CartPole: 16 environments, 32-step horizon, one 512-step batch per epoch
 VIDEO_FRAMES = 12
 
 
+def read_video(path: str) -> np.ndarray:
+    """All frames of a video file as [T, H, W, 3] uint8."""
+    with warnings.catch_warnings():  # imageio's ffmpeg child process exec()s at once
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        frames = np.asarray(iio.imread(path, index=None))
+    return (frames[None] if frames.ndim == 3 else frames)[..., :3]
+
+
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tiny_config):
     """Two epochs of CartPole with a checkpoint (and a video) after each, plus one of the
     initial parameters written before any rollout."""
-    tmp = tmp_path_factory.mktemp("eval")
-    cfg = puffjax.load_config("cartpole", **{
+    cfg = tiny_config("cartpole", **{
         "env.num_envs": N, "train.bptt_horizon": H, "train.minibatch_size": N * H,
         "train.total_timesteps": 2 * N * H, "train.checkpoint_interval": 1,
-        "train.video_frames": VIDEO_FRAMES, "train.video_interval": 1, "train.data_dir": str(tmp)})
+        "train.video_frames": VIDEO_FRAMES, "train.video_interval": 1})
     trainer = puffjax.Trainer(cfg, dashboard="none")
     initial = trainer.save()  # the parameters the first rollout plays with
     history = trainer.train()
     trainer.close()
-    return {"trainer": trainer, "history": history, "initial": initial, "tmp": tmp}
+    return {"trainer": trainer, "history": history, "initial": initial}
 
 
 def test_eval_stats_match_the_trainers_own(run):
@@ -191,15 +200,11 @@ def test_cli_eval(run, tmp_path, capsys):
     assert "nope does not exist" in capsys.readouterr().err
 
 
-def test_episode_lengths_use_the_envs_own_units(tmp_path):
+def test_episode_lengths_use_the_envs_own_units(tiny_config, train_run):
     """Breakout logs episode_length in frames (frameskip 4): per-episode rows and their mean
     must use those units, as the trainer's environment/episode_length does."""
-    cfg = puffjax.load_config("breakout", **{
-        "env.num_envs": 16, "train.bptt_horizon": 16, "train.minibatch_size": 256,
-        "train.total_timesteps": 256, "train.video_frames": 0, "train.data_dir": str(tmp_path)})
-    trainer = puffjax.Trainer(cfg, dashboard="none")
-    trainer.train()
-    trainer.close()
+    trainer, _ = train_run(tiny_config("breakout", **{
+        "env.num_envs": 16, "train.bptt_horizon": 16, "train.minibatch_size": 256, "train.total_timesteps": 256}))
     result = evaluate(trainer.run_dir, episodes=4, num_envs=4)
     lengths = [e["episode_length"] for e in result.episodes]
     assert result.mean["episode_length"] == pytest.approx(np.mean(lengths), rel=1e-6)

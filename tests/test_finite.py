@@ -40,17 +40,14 @@ def poisoned_vec(num_envs, bad_index, **kw):
     return envs.from_gymnasium(lambda: Poisoned(next(counter) == bad_index, **kw), num_envs=num_envs)
 
 
-def small_cfg(tmp_path, **overrides):
-    return puffjax.load_config("cartpole", **{
-        "env.num_envs": 8, "train.bptt_horizon": 8, "train.minibatch_size": 64, "train.total_timesteps": 64 * 6,
-        "train.checkpoint_interval": 1, "train.video_frames": 0, "train.data_dir": str(tmp_path), **overrides})
+SIX_EPOCHS = {"train.total_timesteps": 64 * 6, "train.checkpoint_interval": 1}  # of 8 envs x 8 steps
 
 
 @pytest.mark.parametrize("what, name", [("obs", "observations"), ("reward", "rewards")])
-def test_nan_from_the_env_stops_training_and_names_it(tmp_path, what, name):
+def test_nan_from_the_env_stops_training_and_names_it(tiny_config, what, name):
     # Env 3's 20th step returns NaN/inf, which the rollout reads at its 21st step: step 4 of
     # epoch 3 (8 steps per epoch).
-    trainer = puffjax.Trainer(small_cfg(tmp_path), env=poisoned_vec(8, 3, what=what, at=20), dashboard="none")
+    trainer = puffjax.Trainer(tiny_config(**SIX_EPOCHS), env=poisoned_vec(8, 3, what=what, at=20), dashboard="none")
     logs = []
     with pytest.raises(NonFiniteError) as err:
         for log in trainer.train_iter():
@@ -67,18 +64,19 @@ def test_nan_from_the_env_stops_training_and_names_it(tmp_path, what, name):
     trainer.close()
 
 
-def test_nan_observations_with_continuous_actions_name_the_observations(tmp_path):
+def test_nan_observations_with_continuous_actions_name_the_observations(tiny_config):
     """NaN observations make NaN Gaussian actions, which the env refuses first: the error still
     names the observations, with the env's own complaint chained."""
     box = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
-    trainer = puffjax.Trainer(small_cfg(tmp_path), env=poisoned_vec(8, 5, at=4, action_space=box), dashboard="none")
+    trainer = puffjax.Trainer(tiny_config(**SIX_EPOCHS), env=poisoned_vec(8, 5, at=4, action_space=box),
+                              dashboard="none")
     with pytest.raises(NonFiniteError, match=r"epoch 1: .*observations\[5\]") as err:
         trainer.train()
     assert isinstance(err.value.__context__, ValueError)
     trainer.close()
 
 
-def test_nonfinite_update_is_discarded(tmp_path, monkeypatch):
+def test_nonfinite_update_is_discarded(tiny_config, monkeypatch):
     """A rollout buffer holding a NaN value makes the loss NaN: the update is refused and the
     parameters stay those before it."""
     import puffjax.trainer as trainer_module
@@ -91,7 +89,7 @@ def test_nonfinite_update_is_discarded(tmp_path, monkeypatch):
         return buf, key, prev
 
     monkeypatch.setattr(trainer_module, "collect", collect_then_poison)
-    trainer = puffjax.Trainer(small_cfg(tmp_path), dashboard="none")
+    trainer = puffjax.Trainer(tiny_config(**SIX_EPOCHS), dashboard="none")
     before = None
     with pytest.raises(NonFiniteError, match="epoch 2: the loss or its gradients became non-finite in minibatch 0"):
         for _ in trainer.train_iter():
@@ -100,6 +98,17 @@ def test_nonfinite_update_is_discarded(tmp_path, monkeypatch):
         np.testing.assert_array_equal(a, b)
     assert checkpoint.resolve(trainer.run_dir).endswith("epoch_000001.msgpack")
     trainer.close()
+
+
+def test_check_finite_off_skips_the_guard(tiny_config, train_run):
+    """train.check_finite = false: NaN observations reach the update, training goes on to the
+    end and the parameters become NaN; no check stops it."""
+    cfg = tiny_config(**SIX_EPOCHS, **{"train.check_finite": "false"})
+    trainer, history = train_run(cfg, env=poisoned_vec(8, 3, at=4))
+    assert len(history) == 6 and trainer.finished
+    assert not all(np.isfinite(x).all() for x in jax.tree.leaves(trainer.state.params))
+    seen = np.asarray(trainer.buf.obs)
+    assert np.isnan(seen).any()  # the rollout did play the poisoned observations
 
 
 def test_cli_reports_nonfinite_and_exits_1(tmp_path, monkeypatch, capsys):

@@ -6,7 +6,6 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import puffjax
 from puffjax import envs
 
 OBS = gym.spaces.Dict({"pos": gym.spaces.Box(-1.0, 1.0, (2,), np.float32), "me": gym.spaces.Discrete(3)})
@@ -122,14 +121,11 @@ def test_workers_give_the_serial_trajectories():
         parallel.close()
 
 
-def test_masked_steps_are_not_counted_and_training_runs(tmp_path):
+def test_masked_steps_are_not_counted_and_training_runs(tiny_config, train_run):
     env = envs.from_pettingzoo(Trio, num_envs=4, seed=0)
-    cfg = puffjax.load_config("cartpole", **{"train.data_dir": str(tmp_path), "train.video_frames": 0,
-                                             "env.num_envs": 4, "train.bptt_horizon": 12, "train.minibatch_size": 144,
-                                             "train.total_timesteps": 2 * 144})
-    trainer = puffjax.Trainer(cfg, env=env, dashboard="none")
-    history = trainer.train()
-    trainer.close()
+    cfg = tiny_config(**{"env.num_envs": 4, "train.bptt_horizon": 12, "train.minibatch_size": 144,
+                         "train.total_timesteps": 2 * 144})
+    _, history = train_run(cfg, env=env)
     # 12 steps per env and epoch = 2 episodes of 6: 2 x (6 + 3 + 5) live agent steps of 2 x 18 rows
     assert [h["agent_steps"] for h in history] == [4 * 28, 2 * 4 * 28]
     assert all(np.isfinite(h["losses/policy_loss"]) for h in history)

@@ -1,12 +1,17 @@
-"""Learning-curve plots from run directories' metrics.jsonl (written here by hand: no training)."""
+"""Learning curves from run directories' metrics.jsonl (written here by hand: no training):
+plots, and when a curve reached and held a target."""
 import json
+import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from puffjax.cli import main
+from puffjax.logger import final_mean, read_metrics, reached
 from puffjax.plot import plot_runs
 
 
@@ -70,3 +75,31 @@ def test_plot_bad_input(tmp_path, capsys):
     assert main(["plot", str(tmp_path / "nowhere"), "-o", str(tmp_path / "x.png")]) == 2
     assert "not a directory" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "x.png")
+
+
+def test_plot_is_reachable_from_the_package_without_matplotlib():
+    """``import puffjax`` gives ``puffjax.plot.plot_runs``; matplotlib loads only when it draws."""
+    code = "import sys, puffjax; puffjax.plot.plot_runs; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_reached_and_final_mean_on_a_hand_made_curve(tmp_path):
+    perf = [0.2, 0.95, None, 0.5, 0.91, 0.97, None, 0.93]  # None: an epoch where no episode ended
+    history = [{"epoch": e, "agent_steps": 100 * e} | ({} if p is None else {"environment/perf": p})
+               for e, p in enumerate(perf, 1)]
+    first, held = reached(history, "environment/perf", 0.9)
+    assert first["epoch"] == 2 and held["epoch"] == 5  # dipped to 0.5 at epoch 4, above from epoch 5 on
+    assert reached(history, "environment/perf", 0.96) == (history[5], None)  # reached, not held
+    assert reached(history, "environment/perf", 1.0) == (None, None)
+    assert reached(history, "environment/score", 0.0) == (None, None)
+    assert final_mean(history, "environment/perf") == pytest.approx((0.91 + 0.97 + 0.93) / 3)
+    assert final_mean(history, "environment/perf", n=1) == pytest.approx(0.93)
+    assert math.isnan(final_mean(history, "environment/score"))
+    # The same from a run directory's metrics.jsonl, where a non-finite value is logged as null.
+    d = fake_run(tmp_path, "run")
+    rows = read_metrics(d)
+    assert reached(rows, "environment/perf", 0.6) == (rows[2], rows[2])  # perf = epoch / 5
+    with open(os.path.join(d, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps({"epoch": 6, "environment/perf": None}) + "\n")
+    assert reached(read_metrics(d), "environment/perf", 0.6)[1] == rows[2]

@@ -10,14 +10,13 @@ from puffjax.rollout import Timer, collect, groups_for
 
 
 @pytest.mark.parametrize("name", ["memory", "squared"])  # recurrent with float obs; feed-forward with uint8 obs
-def test_groups_do_not_change_the_rollout(tmp_path, name):
-    cfg = puffjax.load_config(name, **{"env.num_envs": 32, "train.bptt_horizon": 8, "train.batch_size": 512,
-                                       "train.minibatch_size": 256, "train.total_timesteps": 512,
-                                       "train.video_frames": 0, "train.data_dir": str(tmp_path)})
+def test_groups_do_not_change_the_rollout(tiny_config, name):
+    cfg = tiny_config(name, **{"env.num_envs": 32, "train.bptt_horizon": 8, "train.batch_size": 512,
+                               "train.minibatch_size": 256, "train.total_timesteps": 512})
     trainer = puffjax.Trainer(cfg, dashboard="none")
     assert trainer.groups == 2 and trainer.geom.rows_per_agent == 2
     results = []
-    for groups in (1, 2):
+    for groups in (1, 2, 4):
         env = envs.make(name, num_envs=32, seed=5)
         size = 32 // groups
         carries = [jax.device_put(trainer.policy.initial_carry(size), parallel.rows(trainer.mesh))
@@ -31,13 +30,14 @@ def test_groups_do_not_change_the_rollout(tmp_path, name):
                         env.observations.copy(), env.log()))
         assert set(timer.pop()) == {"copy", "rollout", "env"}
         env.close()
-    (buf1, key1, prev1, obs1, log1), (buf2, key2, prev2, obs2, log2) = results
-    for a, b in zip(buf1, buf2):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(key1, key2)
-    np.testing.assert_array_equal(prev1, prev2)
-    np.testing.assert_array_equal(obs1, obs2)
-    assert log1 == log2
+    (buf1, key1, prev1, obs1, log1) = results[0]
+    for buf2, key2, prev2, obs2, log2 in results[1:]:
+        for a, b in zip(buf1, buf2):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(key1, key2)
+        np.testing.assert_array_equal(prev1, prev2)
+        np.testing.assert_array_equal(obs1, obs2)
+        assert log1 == log2
     assert np.any(buf1.actions != 0) and np.any(buf1.episode_starts[:, 1:] > 0)  # a real rollout
     trainer.close()
 
@@ -68,3 +68,20 @@ def test_groups_for():
     assert groups_for(env, 4) == 2 and groups_for(env, 3) == 1 and groups_for(NoRange(), 4) == 1
     odd = envs.make("cartpole", num_envs=3)
     assert groups_for(odd, 4) == 1  # an environment's agents step together: its count must split too
+    # A requested count (train.rollout_groups): kept when possible, else an error saying why.
+    assert groups_for(env, 4, 1) == 1 and groups_for(env, 4, 4) == 4 and groups_for(env, 4, "auto") == 2
+    for requested, match in ((2, "3 agents per device do not split into 2"), (0, "a positive integer"),
+                             ("two", "'auto' or a positive integer")):
+        with pytest.raises(ValueError, match=f"train.rollout_groups.*{match}"):
+            groups_for(env, 3, requested)
+    with pytest.raises(ValueError, match="3 environments do not split into 2 groups"):
+        groups_for(odd, 4, 2)
+    with pytest.raises(ValueError, match="can only step all its environments at once"):
+        groups_for(NoRange(), 4, 2)
+    assert groups_for(NoRange(), 4, 1) == 1
+
+
+@pytest.mark.parametrize("requested, expected", [("auto", 2), ("1", 1), (4, 4)])
+def test_rollout_groups_switch(tiny_config, train_run, requested, expected):
+    trainer, history = train_run(tiny_config(**{"train.rollout_groups": requested}))
+    assert trainer.groups == expected and len(history) == 1

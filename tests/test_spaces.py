@@ -155,22 +155,15 @@ def test_observations_that_do_not_fit_are_refused_on_the_first_step(bad, match):
         env.step(np.ones(2, np.int32))
 
 
-def small(tmp_path, **overrides):
-    return puffjax.load_config("cartpole", **{"train.data_dir": str(tmp_path), "train.video_frames": 0,
-                                              "env.num_envs": 16, "train.bptt_horizon": 16,
-                                              "train.minibatch_size": 256, "train.learning_rate": 0.01,
-                                              **overrides})
+SMALL = {"env.num_envs": 16, "train.bptt_horizon": 16, "train.minibatch_size": 256, "train.learning_rate": 0.01}
 
 
 @pytest.mark.parametrize("plain_discrete", [False, pytest.param(True, marks=pytest.mark.slow)],
                          ids=["dict", "discrete_start_1"])
-def test_dict_and_discrete_start_observations_train(tmp_path, plain_discrete):
+def test_dict_and_discrete_start_observations_train(tiny_config, train_run, plain_discrete):
     env = envs.from_gymnasium(lambda: Target(plain_discrete=plain_discrete), num_envs=16, seed=0)
     assert env.observations.dtype == np.uint8 or not plain_discrete
-    trainer = puffjax.Trainer(small(tmp_path, **{"train.total_timesteps": 40 * 16 * 16}), env=env,
-                              dashboard="none")
-    history = trainer.train()
-    trainer.close()
+    _, history = train_run(tiny_config(**SMALL, **{"train.total_timesteps": 40 * 16 * 16}), env=env)
     returns = [h["environment/episode_return"] for h in history if "environment/episode_return" in h]
     assert returns[0] < 4.5  # random: 8 / 3
     assert np.mean(returns[-3:]) > 5.5, returns  # learned: mostly right
@@ -195,12 +188,10 @@ class Arm(gym.Env):
         return (np.zeros(2, np.float32), self.t % 2), r, False, self.t >= 10, {}
 
 
-def test_mixed_dict_actions_train(tmp_path):
+def test_mixed_dict_actions_train(tiny_config, train_run):
     env = envs.from_gymnasium(Arm, num_envs=16)
     assert env.actions.shape == (16, 3) and env.actions.dtype == np.float32
-    trainer = puffjax.Trainer(small(tmp_path, **{"train.total_timesteps": 4 * 16 * 16}), env=env, dashboard="none")
-    history = trainer.train()
-    trainer.close()
+    trainer, history = train_run(tiny_config(**SMALL, **{"train.total_timesteps": 4 * 16 * 16}), env=env)
     assert len(history) == 4 and np.isfinite(history[-1]["losses/policy_loss"])
     assert isinstance(trainer.policy.dist, puffjax.actions.Mixed)
 

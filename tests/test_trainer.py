@@ -12,70 +12,53 @@ import puffjax
 from puffjax import envs
 from puffjax.dashboard import LineDashboard
 from puffjax.geometry import geometry
+from puffjax.logger import final_mean
 from puffjax.update import make_train_epoch
 
 
-def small(name, tmp_path, **overrides):
-    return puffjax.load_config(name, **{"train.data_dir": str(tmp_path), "train.video_frames": 0, **overrides})
+def test_cartpole_learns(shipped_config, train_run):
+    _, history = train_run(shipped_config("cartpole"))
+    assert final_mean(history, "environment/episode_return") >= 475  # random play: ~22
 
 
-def run(cfg, **kw):
-    trainer = puffjax.Trainer(cfg, dashboard="none", **kw)
-    history = trainer.train()
-    trainer.close()
-    return trainer, history
-
-
-def last_mean(history, key, n=3):
-    values = [h[key] for h in history if key in h]
-    assert values, f"no {key} logged"
-    return float(np.mean(values[-n:]))
-
-
-def test_cartpole_learns(tmp_path):
-    _, history = run(small("cartpole", tmp_path))
-    assert last_mean(history, "environment/episode_return") >= 475  # random play: ~22
-
-
-# The CartPole config shipped before the sweep that found the current one. The current config
-# (tuned for the scalar head: 64 envs, gae_lambda 0.78) does not suit HL-Gauss (return ~140-200
-# at 300k steps), so the HL-Gauss test keeps the settings it was written for.
-PREVIOUS_CARTPOLE = {"env.num_envs": 256, "train.bptt_horizon": 32, "train.minibatch_size": 2048,
+# A CartPole config that suits the HL-Gauss head. The shipped one (tuned for the scalar head:
+# 64 envs, gae_lambda 0.78) reaches a return of ~140-200 with HL-Gauss at 300k steps.
+HL_GAUSS_CARTPOLE = {"env.num_envs": 256, "train.bptt_horizon": 32, "train.minibatch_size": 2048,
                      "train.update_epochs": 4, "train.learning_rate": 0.003, "train.gamma": 0.99,
                      "train.gae_lambda": 0.95, "train.clip_coef": 0.2, "train.vf_coef": 2.0, "train.ent_coef": 0.0,
                      "train.prio_alpha": 0.8, "train.prio_beta0": 0.2, "train.vtrace_rho_clip": 1.0,
                      "train.vtrace_c_clip": 1.0}
 
 
-def test_cartpole_learns_with_hl_gauss_value_head(tmp_path):
+def test_cartpole_learns_with_hl_gauss_value_head(shipped_config, train_run):
     # Returns after 300k steps on seeds 0-2: 149, 197, 234 (random play: ~22). The head starts near
     # 0 (see models._centred_value_bias); CartPole's values are 50-100, so a head started at the
     # support's middle would learn faster here (266, 197, 260), but on Breakout that start collapses
     # the policy (README, value-head section).
-    cfg = small("cartpole", tmp_path, **PREVIOUS_CARTPOLE, **{
+    cfg = shipped_config("cartpole", **HL_GAUSS_CARTPOLE, **{
         "policy.value_head": "hl_gauss", "policy.v_min": 0.0, "policy.v_max": 100.0, "policy.symlog": True,
         "train.total_timesteps": 300_000})
-    _, history = run(cfg)
-    assert last_mean(history, "environment/episode_return") > 100
+    _, history = train_run(cfg)
+    assert final_mean(history, "environment/episode_return") > 100
     assert all(np.isfinite(h["losses/value_loss"]) for h in history)
 
 
-def test_squared_learns(tmp_path):
-    _, history = run(small("squared", tmp_path))
+def test_squared_learns(shipped_config, train_run):
+    _, history = train_run(shipped_config("squared"))
     # the fraction of episodes that reach the target; random play: 0.13
-    assert last_mean(history, "environment/perf") >= 0.95
+    assert final_mean(history, "environment/perf") >= 0.95
 
 
-def test_memory_learns_with_recurrent_policy(tmp_path):
-    _, history = run(small("memory", tmp_path))
+def test_memory_learns_with_recurrent_policy(shipped_config, train_run):
+    _, history = train_run(shipped_config("memory"))
     # A memoryless policy can only guess: expected return 0. Remembering gives +1.
-    assert last_mean(history, "environment/episode_return") > 0.8
+    assert final_mean(history, "environment/episode_return") > 0.8
 
 
-def test_log_keys_and_run_directory(tmp_path):
-    cfg = small("squared", tmp_path, **{"env.num_envs": 1024, "train.bptt_horizon": 16,
-                                        "train.total_timesteps": 2 * 1024 * 16})
-    trainer, history = run(cfg)
+def test_log_keys_and_run_directory(shipped_config, train_run):
+    cfg = shipped_config("squared", **{"env.num_envs": 1024, "train.bptt_horizon": 16,
+                                       "train.total_timesteps": 2 * 1024 * 16})
+    trainer, history = train_run(cfg)
     assert len(history) == 2
     log = history[-1]
     for key in ("SPS", "agent_steps", "epoch", "losses/policy_loss", "losses/value_loss", "losses/entropy",
@@ -94,52 +77,52 @@ def _strip_timing(history):
             for h in history]
 
 
-def test_same_seed_same_metrics(tmp_path):
-    cfg = small("squared", tmp_path, **{"env.num_envs": 1024, "train.bptt_horizon": 16,
-                                        "train.total_timesteps": 3 * 1024 * 16})
-    _, a = run(cfg)
-    _, b = run(cfg)
+def test_same_seed_same_metrics(shipped_config, train_run):
+    cfg = shipped_config("squared", **{"env.num_envs": 1024, "train.bptt_horizon": 16,
+                                       "train.total_timesteps": 3 * 1024 * 16})
+    _, a = train_run(cfg)
+    _, b = train_run(cfg)
     assert _strip_timing(a) == _strip_timing(b)
     cfg.train.seed = 1
-    _, c = run(cfg)
+    _, c = train_run(cfg)
     assert _strip_timing(a) != _strip_timing(c)
 
 
 @pytest.mark.parametrize("name", ["squared", "memory"])
-def test_resume_gives_the_same_metrics(tmp_path, name):
-    cfg = small(name, tmp_path, **{"env.num_envs": 64, "train.minibatch_size": 256, "train.bptt_horizon": 16,
-                                   "train.total_timesteps": 6 * 64 * 16, "train.checkpoint_interval": 3})
-    full, history = run(cfg, run_dir=str(tmp_path / "full"))
+def test_resume_gives_the_same_metrics(tmp_path, tiny_config, train_run, name):
+    cfg = tiny_config(name, **{"env.num_envs": 64, "train.minibatch_size": 256, "train.bptt_horizon": 16,
+                               "train.total_timesteps": 6 * 64 * 16, "train.checkpoint_interval": 3})
+    full, history = train_run(cfg, run_dir=str(tmp_path / "full"))
     ckpt = os.path.join(full.run_dir, "checkpoints", "epoch_000003.msgpack")
     assert os.path.exists(ckpt)
-    resumed, rest = run(cfg, resume=ckpt)
+    resumed, rest = train_run(cfg, resume=ckpt)
     assert resumed.run_dir == full.run_dir
     assert _strip_timing(rest) == _strip_timing(history[3:])
     leaves = zip(jax.tree.leaves(full.state.params), jax.tree.leaves(resumed.state.params))
     assert all(np.array_equal(a, b) for a, b in leaves)
 
 
-def test_resume_errors(tmp_path):
-    cfg = small("squared", tmp_path, **{"env.num_envs": 64, "train.minibatch_size": 256,
-                                        "train.total_timesteps": 64 * 16})
-    trainer, _ = run(cfg)
+def test_resume_errors(tmp_path, shipped_config, train_run):
+    cfg = shipped_config("squared", **{"env.num_envs": 64, "train.minibatch_size": 256,
+                                       "train.total_timesteps": 64 * 16})
+    trainer, _ = train_run(cfg)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         puffjax.Trainer(cfg, resume=str(tmp_path / "missing.msgpack"), dashboard="none")
     bad = tmp_path / "corrupt.msgpack"
     bad.write_bytes(b"\x00garbage")
     with pytest.raises(ValueError, match="not a readable puffjax checkpoint"):
         puffjax.Trainer(cfg, resume=str(bad), dashboard="none")
-    other = small("squared", tmp_path, **{"env.num_envs": 64, "train.minibatch_size": 256,
-                                          "train.total_timesteps": 64 * 16, "policy.hidden_size": 32})
+    other = shipped_config("squared", **{"env.num_envs": 64, "train.minibatch_size": 256,
+                                         "train.total_timesteps": 64 * 16, "policy.hidden_size": 32})
     with pytest.raises(ValueError, match="different environment or policy"):
         puffjax.Trainer(other, resume=trainer.last_checkpoint, dashboard="none")
 
 
-def test_gradient_accumulation_averages(tmp_path):
+def test_gradient_accumulation_averages(shipped_config):
     """One minibatch in one piece or in four accumulated chunks gives the same update."""
-    cfg = small("squared", tmp_path, **{"env.num_envs": 64, "train.minibatch_size": 512,
-                                        "train.total_timesteps": 64 * 16, "train.optimizer": "adam",
-                                        "train.learning_rate": 1e-3})
+    cfg = shipped_config("squared", **{"env.num_envs": 64, "train.minibatch_size": 512,
+                                       "train.total_timesteps": 64 * 16, "train.optimizer": "adam",
+                                       "train.learning_rate": 1e-3})
     trainer = puffjax.Trainer(cfg, dashboard="none")
     buf = trainer.collect()
     key = jax.random.PRNGKey(7)
@@ -155,9 +138,9 @@ def test_gradient_accumulation_averages(tmp_path):
     trainer.close()
 
 
-def test_line_dashboard_prints_progress(tmp_path):
-    cfg = small("squared", tmp_path, **{"env.num_envs": 64, "train.minibatch_size": 256,
-                                        "train.bptt_horizon": 16, "train.total_timesteps": 2 * 64 * 16})
+def test_line_dashboard_prints_progress(tiny_config):
+    cfg = tiny_config("squared", **{"env.num_envs": 64, "train.minibatch_size": 256,
+                                    "train.bptt_horizon": 16, "train.total_timesteps": 2 * 64 * 16})
     trainer = puffjax.Trainer(cfg, dashboard="none")
     out = io.StringIO()
     dash = LineDashboard(trainer, interval=0.0, stream=out)
@@ -168,11 +151,11 @@ def test_line_dashboard_prints_progress(tmp_path):
     assert len(lines) == 2 and "squared" in lines[0] and "SPS" in lines[0] and "epoch 2/2" in lines[1]
 
 
-def test_gymnasium_env_trains(tmp_path):
+def test_gymnasium_env_trains(tiny_config, train_run):
     env = envs.from_gymnasium("CartPole-v1", num_envs=8, seed=0)
-    cfg = small("cartpole", tmp_path, **{"train.total_timesteps": 2 * 8 * 32, "train.bptt_horizon": 32,
-                                         "train.minibatch_size": 128, "env.num_envs": 8})
-    trainer, history = run(cfg, env=env)
+    cfg = tiny_config("cartpole", **{"train.total_timesteps": 2 * 8 * 32, "train.bptt_horizon": 32,
+                                     "train.minibatch_size": 128, "env.num_envs": 8})
+    trainer, history = train_run(cfg, env=env)
     assert len(history) == 2 and np.isfinite(history[-1]["losses/policy_loss"])
 
 
@@ -189,12 +172,12 @@ class ShiftedCartPole(gym.Wrapper):
         return self.env.step(int(action) - 1)
 
 
-def test_discrete_action_space_with_start_trains_and_evaluates(tmp_path):
+def test_discrete_action_space_with_start_trains_and_evaluates(tiny_config, train_run):
     made = []
     env = envs.from_gymnasium(lambda: made.append(ShiftedCartPole()) or made[-1], num_envs=8)
-    cfg = small("cartpole", tmp_path, **{"env.num_envs": 8, "train.total_timesteps": 2 * 8 * 32,
-                                         "train.bptt_horizon": 32, "train.minibatch_size": 128})
-    trainer, history = run(cfg, env=env)
+    cfg = tiny_config("cartpole", **{"env.num_envs": 8, "train.total_timesteps": 2 * 8 * 32,
+                                     "train.bptt_horizon": 32, "train.minibatch_size": 128})
+    trainer, history = train_run(cfg, env=env)
     assert len(history) == 2 and set().union(*(e.seen for e in made)) == {1, 2}
     result = puffjax.evaluate(trainer.last_checkpoint, env=envs.from_gymnasium(ShiftedCartPole, num_envs=2),
                               episodes=2)
@@ -217,10 +200,10 @@ class BoxArm(gym.Env):
         return np.zeros(3, np.float32), -float(np.abs(action - 0.5).sum()), False, self.t >= 10, {}
 
 
-def test_multidimensional_box_actions_train(tmp_path):
-    cfg = small("cartpole", tmp_path, **{"env.num_envs": 8, "train.total_timesteps": 2 * 8 * 32,
-                                         "train.bptt_horizon": 32, "train.minibatch_size": 128})
-    _, history = run(cfg, env=envs.from_gymnasium(BoxArm, num_envs=8))
+def test_multidimensional_box_actions_train(tiny_config, train_run):
+    cfg = tiny_config("cartpole", **{"env.num_envs": 8, "train.total_timesteps": 2 * 8 * 32,
+                                     "train.bptt_horizon": 32, "train.minibatch_size": 128})
+    _, history = train_run(cfg, env=envs.from_gymnasium(BoxArm, num_envs=8))
     assert len(history) == 2 and np.isfinite(history[-1]["losses/policy_loss"])
 
 
@@ -272,17 +255,17 @@ def test_resume_refuses_incompatible_changes(tmp_path, capsys):
         puffjax.Trainer()
 
 
-def test_two_hot_value_head_with_symlog_support_trains(tmp_path):
+def test_two_hot_value_head_with_symlog_support_trains(tiny_config, train_run):
     """policy.value_head = two_hot and policy.symlog are config fields wired to the policy and loss."""
-    cfg = small("cartpole", tmp_path, **{"policy.value_head": "two_hot", "policy.symlog": "true",
-                                         "policy.v_min": -5.0, "policy.v_max": 200.0, "env.num_envs": 16,
-                                         "train.bptt_horizon": 32, "train.minibatch_size": 256,
-                                         "train.total_timesteps": 4 * 16 * 32})
-    trainer, history = run(cfg)
+    cfg = tiny_config("cartpole", **{"policy.value_head": "two_hot", "policy.symlog": "true",
+                                     "policy.v_min": -5.0, "policy.v_max": 200.0, "env.num_envs": 16,
+                                     "train.bptt_horizon": 32, "train.minibatch_size": 256,
+                                     "train.total_timesteps": 4 * 16 * 32})
+    trainer, history = train_run(cfg)
     assert trainer.policy.value_head == "two_hot" and trainer.policy.support.symlog
     assert all(np.isfinite(h["losses/value_loss"]) for h in history)
 
 
-def test_memory_learns_with_mingru_policy(tmp_path):
-    _, history = run(small("memory", tmp_path, **{"policy.kind": "mingru"}))
-    assert last_mean(history, "environment/episode_return") > 0.8  # a memoryless policy: 0
+def test_memory_learns_with_mingru_policy(shipped_config, train_run):
+    _, history = train_run(shipped_config("memory", **{"policy.kind": "mingru"}))
+    assert final_mean(history, "environment/episode_return") > 0.8  # a memoryless policy: 0

@@ -1,0 +1,42 @@
+"""Shared fixtures: configs for short training runs that write into a temporary directory, and
+a helper that trains one to the end."""
+import pytest
+
+import puffjax
+
+# A tiny run: 8 environments x 8 steps, one epoch of one minibatch (any of it can be overridden).
+TINY = {"env.num_envs": 8, "train.bptt_horizon": 8, "train.minibatch_size": 64, "train.total_timesteps": 64}
+
+
+@pytest.fixture(scope="session")
+def shipped_config(tmp_path_factory):
+    """``shipped_config(env="cartpole", **overrides)``: the shipped config of ``env`` with
+    ``overrides`` (as in :func:`puffjax.load_config`), writing its runs into a fresh temporary
+    directory, with no rollout videos unless overridden."""
+    def make(env: str = "cartpole", **overrides) -> puffjax.Config:
+        defaults = {"train.data_dir": str(tmp_path_factory.mktemp("runs")), "train.video_frames": 0}
+        return puffjax.load_config(env, **{**defaults, **overrides})
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_config(shipped_config):
+    """``tiny_config(env="cartpole", **overrides)``: :func:`shipped_config` with the geometry of
+    :data:`TINY` under ``overrides``: a run of a second or two."""
+    def make(env: str = "cartpole", **overrides) -> puffjax.Config:
+        return shipped_config(env, **{**TINY, **overrides})
+    return make
+
+
+@pytest.fixture(scope="session")
+def train_run():
+    """``train_run(cfg, **trainer_kwargs) -> (trainer, history)``: a :class:`puffjax.Trainer`
+    without dashboard, trained to the end and closed."""
+    def run(cfg: puffjax.Config, **kw):
+        trainer = puffjax.Trainer(cfg, dashboard="none", **kw)
+        try:
+            history = trainer.train()
+        finally:
+            trainer.close()
+        return trainer, history
+    return run
