@@ -6,7 +6,8 @@ import pytest
 
 from puffjax import value_head as dl
 from puffjax import actions as D
-from puffjax.models import PolicyOutput, count_params, make_policy
+from puffjax.models import KINDS, STAGES, PolicyOutput, count_params, make_policy
+from puffjax.models.encoders import CNNEncoder
 
 BREAKOUT_OBS = gym.spaces.Box(0.0, 1.0, (118,), np.float32)
 ACTION_SPACES = [
@@ -327,3 +328,38 @@ def test_uint8_grid_scaled_by_space_bound():
     policy = make_policy(gym.spaces.Box(0, 2, (3, 3), np.uint8), gym.spaces.Discrete(5))
     x = np.array([[[0, 1, 2]] * 3], np.uint8)
     np.testing.assert_allclose(np.asarray(policy.preprocess(x)), x.astype(np.float32) / 2.0)
+
+
+_MIXED = gym.spaces.Dict({"d": gym.spaces.Discrete(3), "c": gym.spaces.Box(-1, 1, (2,), np.float32)})
+_IMAGE = gym.spaces.Box(0, 255, (8, 8, 2), np.uint8)
+_MLP = {"encoder": {"kernel": (7, 8), "bias": (8,)}}
+_CNN = {"conv_0": {"kernel": (3, 3, 2, 32), "bias": (32,)}, "conv_1": {"kernel": (3, 3, 32, 64), "bias": (64,)},
+        "encoder": {"kernel": (4 * 4 * 64, 8), "bias": (8,)}}
+_HEADS = {"actor": {"kernel": (8, 3), "bias": (3,)}, "value": {"kernel": (8, 11), "bias": (11,)}}
+_DENSE = {"dense_1": {"kernel": (8, 8), "bias": (8,)}}
+_LSTM = {name: {"kernel_x": (8, 32), "kernel_h": (8, 32), "bias": (32,)} for name in ("lstm", "lstm_1")}
+_MINGRU = {name: {"proj": {"kernel": (8, 16), "bias": (16,)}} for name in ("mingru", "mingru_1")}
+
+
+@pytest.mark.parametrize("kind, obs_space, action_space, value_head, expected", [
+    ("default", gym.spaces.Box(-1, 1, (7,), np.float32), gym.spaces.Discrete(3), "hl_gauss", {**_MLP, **_DENSE, **_HEADS}),
+    ("recurrent", gym.spaces.Box(-1, 1, (7,), np.float32), gym.spaces.Discrete(3), "hl_gauss", {**_MLP, **_LSTM, **_HEADS}),
+    ("mingru", gym.spaces.Box(-1, 1, (7,), np.float32), gym.spaces.Discrete(3), "hl_gauss", {**_MLP, **_MINGRU, **_HEADS}),
+    ("cnn", _IMAGE, gym.spaces.Discrete(3), "hl_gauss", {**_CNN, **_DENSE, **_HEADS}),
+    ("cnn_recurrent", _IMAGE, gym.spaces.Discrete(3), "hl_gauss", {**_CNN, **_LSTM, **_HEADS}),
+    ("cnn_mingru", _IMAGE, gym.spaces.Discrete(3), "hl_gauss", {**_CNN, **_MINGRU, **_HEADS}),
+    ("default", gym.spaces.Box(-1, 1, (7,), np.float32), _MIXED, "scalar",
+     {**_MLP, **_DENSE, "actor": {"kernel": (8, 5), "bias": (5,)}, "log_std": (2,),
+      "value": {"kernel": (8, 1), "bias": (1,)}}),
+])
+def test_parameter_tree_is_pinned(kind, obs_space, action_space, value_head, expected):
+    """The parameter names and shapes of each kind (with 2 layers): checkpoints depend on them."""
+    policy = make_policy(obs_space, action_space, kind=kind, hidden_size=8, layers=2, value_head=value_head,
+                         num_bins=11)
+    shapes = jax.tree.map(lambda x: x.shape, jax.eval_shape(policy.init, jax.random.key(0)))
+    assert shapes == expected
+
+
+def test_every_kind_has_its_stages():
+    assert tuple(STAGES) == KINDS
+    assert {kind for kind, (encoder, _) in STAGES.items() if encoder is CNNEncoder} == {"cnn", "cnn_recurrent", "cnn_mingru"}
