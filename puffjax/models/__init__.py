@@ -8,16 +8,16 @@ function of the parameters and arrays.
 Kinds (``policy.kind``): the encoder (:mod:`puffjax.models.encoders`) and the core
 (:mod:`puffjax.models.cores`) between it and the heads.
 
-=================  =======  ========================================================
-kind               encoder  core
-=================  =======  ========================================================
-``default``        MLP      ``layers - 1`` more Dense + GELU layers
-``recurrent``      MLP      ``layers`` LSTM layers (:func:`puffjax.lstm.lstm`)
-``mingru``         MLP      ``layers`` minGRU layers (:func:`puffjax.mingru.mingru`)
-``cnn``            CNN      as ``default``
-``cnn_recurrent``  CNN      as ``recurrent``
-``cnn_mingru``     CNN      as ``mingru``
-=================  =======  ========================================================
+==============  =======  ========================================================
+kind            encoder  core
+==============  =======  ========================================================
+``default``     MLP      ``layers - 1`` more Dense + GELU layers
+``lstm``        MLP      ``layers`` LSTM layers (:func:`puffjax.lstm.lstm`)
+``mingru``      MLP      ``layers`` minGRU layers (:func:`puffjax.mingru.mingru`)
+``cnn``         CNN      as ``default``
+``cnn_lstm``    CNN      as ``lstm``
+``cnn_mingru``  CNN      as ``mingru``
+==============  =======  ========================================================
 
 The MLP encoder is PufferLib's Default policy, ``Dense(hidden)`` + exact GELU on the
 flattened observation; any supported observation space works (structured spaces are encoded

@@ -19,7 +19,7 @@ import numpy as np
 
 from puffjax import actions as _actions
 from puffjax import value_head as _vh
-from puffjax.config import POLICY_KINDS, VALUE_HEADS
+from puffjax.config import VALUE_HEADS, policy_kind
 from puffjax.models import cores, encoders, heads
 
 
@@ -179,10 +179,10 @@ def count_params(params) -> int:
 # kind -> (encoder, recurrent layer of the core; None: a feed-forward core)
 STAGES = {
     "default": (encoders.MLPEncoder, None),
-    "recurrent": (encoders.MLPEncoder, cores.LSTM),
+    "lstm": (encoders.MLPEncoder, cores.LSTM),
     "mingru": (encoders.MLPEncoder, cores.MinGRU),
     "cnn": (encoders.CNNEncoder, None),
-    "cnn_recurrent": (encoders.CNNEncoder, cores.LSTM),
+    "cnn_lstm": (encoders.CNNEncoder, cores.LSTM),
     "cnn_mingru": (encoders.CNNEncoder, cores.MinGRU),
 }
 
@@ -208,8 +208,8 @@ def make_policy(
 ) -> Policy:
     """Build a :class:`Policy` for per-agent gymnasium spaces.
 
-    The kind picks the encoder and the core: ``"default"`` (MLP encoder), ``"recurrent"`` and
-    ``"mingru"`` (MLP encoder, then LSTM or minGRU layers), ``"cnn"``, ``"cnn_recurrent"`` and
+    The kind picks the encoder and the core: ``"default"`` (MLP encoder), ``"lstm"`` and
+    ``"mingru"`` (MLP encoder, then LSTM or minGRU layers), ``"cnn"``, ``"cnn_lstm"`` and
     ``"cnn_mingru"`` (the same on a CNN encoder). The action space picks the action head, and
     ``value_head`` the value head (:mod:`puffjax.models.heads`).
 
@@ -220,7 +220,8 @@ def make_policy(
         Box ``[H, W, C]`` or a grid ``[H, W]`` for the CNN kinds.
       action_space: any space :func:`puffjax.actions.for_space` supports (``Discrete``,
         ``MultiDiscrete``, ``MultiBinary``, float ``Box``, and Dict / Tuple of those).
-      kind: one of :data:`puffjax.config.POLICY_KINDS`.
+      kind: one of :data:`puffjax.config.POLICY_KINDS`; a renamed kind (``"recurrent"``,
+        ``"cnn_recurrent"``) is taken under its new name with a FutureWarning.
       hidden_size: the encoder's output width and the core's width (the recurrent state size).
       layers: recurrent layers (recurrent kinds), or Dense layers counting the encoder's
         (feed-forward kinds: ``layers - 1`` more ``Dense(hidden_size)`` + GELU).
@@ -230,8 +231,7 @@ def make_policy(
     Raises:
       TypeError / ValueError naming the unsupported space or bad argument.
     """
-    if kind not in POLICY_KINDS:
-        raise ValueError(f"make_policy: kind must be one of {POLICY_KINDS}, got {kind!r}")
+    kind = policy_kind(kind, "make_policy: kind")
     if value_head not in VALUE_HEADS:
         raise ValueError(f"make_policy: value_head must be one of {VALUE_HEADS}, got {value_head!r}")
     hidden_size = _positive_int("hidden_size", hidden_size)
