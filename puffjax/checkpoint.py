@@ -21,6 +21,8 @@ from flax import serialization
 from . import parallel
 
 LATEST = "latest"
+# Policy kinds under their former names, which stored configs may hold -> their names now.
+RENAMED_POLICY_KINDS = {"recurrent": "lstm", "cnn_recurrent": "cnn_lstm"}
 _MAIN = re.compile(r"^epoch_\d+\.msgpack$")
 _TMP_PREFIX = ".tmp-"
 
@@ -127,9 +129,19 @@ def load_raw(path: str) -> dict:
         config = json.loads(state.pop("config"))
     except Exception as e:  # msgpack, JSON or a truncated file
         raise ValueError(f"{path}: not a readable puffjax checkpoint ({type(e).__name__}: {e})") from None
-    state["config"] = config
+    state["config"] = migrate_config(config)
     state["path"] = path
     return state
+
+
+def migrate_config(config: dict) -> dict:
+    """A stored config dict in the current format: a renamed policy kind
+    (:data:`RENAMED_POLICY_KINDS`) gets its current name. Returns a new dict; ``config`` is
+    left as it is."""
+    policy = config.get("policy") if isinstance(config, dict) else None
+    if isinstance(policy, dict) and policy.get("kind") in RENAMED_POLICY_KINDS:
+        return {**config, "policy": {**policy, "kind": RENAMED_POLICY_KINDS[policy["kind"]]}}
+    return config
 
 
 def load_part(path: str, process: int) -> dict:

@@ -18,12 +18,13 @@ import math
 import os
 import tomllib
 import typing
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
 
-POLICY_KINDS = ("default", "recurrent", "mingru", "cnn", "cnn_recurrent", "cnn_mingru")
+POLICY_KINDS = ("default", "lstm", "mingru", "cnn", "cnn_lstm", "cnn_mingru")
 VALUE_HEADS = ("scalar", "hl_gauss", "two_hot")
 OPTIMIZERS = ("muon", "adam")
 MUON_NON_MATRIX = ("nesterov", "adam")
@@ -41,7 +42,7 @@ class EnvConfig:
 
 @dataclass
 class PolicyConfig:
-    kind: str = "default"  # default | recurrent (LSTM) | mingru | cnn | cnn_recurrent | cnn_mingru (puffjax.models)
+    kind: str = "default"  # default | lstm | mingru | cnn | cnn_lstm | cnn_mingru (puffjax.models)
     hidden_size: int = 128
     layers: int = 1  # recurrent layers (recurrent kinds); dense layers, the encoder's included (others)
     value_head: str = "scalar"  # scalar | hl_gauss | two_hot (categorical heads: see puffjax.value_head)
@@ -338,10 +339,24 @@ def _one_of(what: str, value, choices) -> None:
         raise ValueError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
 
 
+def policy_kind(kind: str, what: str = "policy.kind") -> str:
+    """``kind`` as one of :data:`POLICY_KINDS`: a renamed kind
+    (:data:`puffjax.checkpoint.RENAMED_POLICY_KINDS`) becomes its new name, with a one-line
+    FutureWarning; any other unknown kind is a ValueError (``what`` names the field in both)."""
+    from .checkpoint import RENAMED_POLICY_KINDS
+    if kind in RENAMED_POLICY_KINDS:
+        new = RENAMED_POLICY_KINDS[kind]
+        warnings.warn(f"{what} {kind!r} is deprecated; use {new!r}", FutureWarning, stacklevel=3)
+        return new
+    _one_of(what, kind, POLICY_KINDS)
+    return kind
+
+
 def validate(cfg: Config) -> None:
-    """Checks that need no environment; batch geometry is checked by :func:`puffjax.geometry.geometry`."""
+    """Checks that need no environment; batch geometry is checked by :func:`puffjax.geometry.geometry`.
+    A renamed policy kind is replaced by its new name (:func:`policy_kind`)."""
     p, t, e = cfg.policy, cfg.train, cfg.env
-    _one_of("policy.kind", p.kind, POLICY_KINDS)
+    p.kind = policy_kind(p.kind)
     _one_of("policy.value_head", p.value_head, VALUE_HEADS)
     _one_of("train.optimizer", t.optimizer, OPTIMIZERS)
     _one_of("train.muon_non_matrix", t.muon_non_matrix, MUON_NON_MATRIX)

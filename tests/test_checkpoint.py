@@ -1,11 +1,17 @@
-"""Checkpoint files: atomic writes, stale temp files, the directory fsync, and how many are kept."""
+"""Checkpoint files: atomic writes, stale temp files, the directory fsync, how many are kept, and
+stored configs that name a renamed policy kind."""
 import os
 import stat
+import warnings
 
+import gymnasium as gym
+import jax
 import numpy as np
 import pytest
 
 from puffjax import checkpoint
+from puffjax.config import Config, run_config, stored_config
+from puffjax.models import make_policy, policy_from_config
 
 
 def payload(epoch):
@@ -62,3 +68,31 @@ def test_process_parts_are_kept_and_pruned_with_their_checkpoint(tmp_path):
     np.testing.assert_array_equal(checkpoint.load_part(checkpoint.resolve(run_dir), 1)["env"], 3)
     with pytest.raises(FileNotFoundError, match="process 2's part"):
         checkpoint.load_part(checkpoint.resolve(run_dir), 2)
+
+
+@pytest.mark.parametrize("old, new", [("recurrent", "lstm"), ("cnn_recurrent", "cnn_lstm"), ("mingru", "mingru")])
+def test_stored_configs_with_renamed_kinds_load_under_the_new_names(tmp_path, old, new):
+    stored = {"env": {"name": "memory"}, "policy": {"kind": old, "hidden_size": 16}}
+    path = checkpoint.write(str(tmp_path), 1, payload(1), stored)
+    checkpoint.commit(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a checkpoint cannot be edited: no warning for it
+        assert checkpoint.load_raw(str(tmp_path))["config"]["policy"] == {"kind": new, "hidden_size": 16}
+        assert run_config(str(tmp_path)).policy.kind == new
+    assert stored["policy"]["kind"] == old
+
+
+def test_an_lstm_checkpoint_stored_as_recurrent_restores_its_parameters(tmp_path):
+    """A checkpoint whose config says kind = "recurrent" rebuilds the LSTM policy and its parameters."""
+    cfg = Config()
+    cfg.env.name, cfg.policy.kind, cfg.policy.hidden_size = "memory", "lstm", 16
+    obs, act = gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2)
+    params = make_policy(obs, act, kind="lstm", hidden_size=16).init(jax.random.key(1))
+    stored = cfg.to_dict()
+    stored["policy"]["kind"] = "recurrent"
+    path = checkpoint.save(str(tmp_path), 1, {"params": params}, stored)
+    state = checkpoint.load_raw(path)
+    policy = policy_from_config(stored_config(state["config"], path).policy, obs, act)
+    assert policy.kind == "lstm" and policy.is_recurrent
+    restored = checkpoint.restore_into(policy.init(jax.random.key(2)), state["params"], "params", path)
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), restored, params))

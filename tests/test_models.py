@@ -1,3 +1,5 @@
+import warnings
+
 import gymnasium as gym
 import jax
 import jax.numpy as jnp
@@ -6,7 +8,9 @@ import pytest
 
 from puffjax import value_head as dl
 from puffjax import actions as D
-from puffjax.models import PolicyOutput, count_params, make_policy
+from puffjax.config import Config, load_config, load_config_file, parse_overrides, validate
+from puffjax.models import KINDS, STAGES, PolicyOutput, count_params, make_policy
+from puffjax.models.encoders import CNNEncoder
 
 BREAKOUT_OBS = gym.spaces.Box(0.0, 1.0, (118,), np.float32)
 ACTION_SPACES = [
@@ -45,9 +49,9 @@ def _sds(shape, dtype):
     "kind,obs_space",
     [
         ("default", gym.spaces.Box(-1, 1, (4, 3), np.float32)),
-        ("recurrent", BREAKOUT_OBS),
+        ("lstm", BREAKOUT_OBS),
         ("cnn", gym.spaces.Box(0, 255, (11, 11), np.uint8)),
-        ("cnn_recurrent", gym.spaces.Box(0, 255, (8, 8, 2), np.uint8)),
+        ("cnn_lstm", gym.spaces.Box(0, 255, (8, 8, 2), np.uint8)),
     ],
 )
 def test_output_shapes(kind, obs_space, value_head):
@@ -58,7 +62,7 @@ def test_output_shapes(kind, obs_space, value_head):
                              value_head=value_head, num_bins=11)
         params = jax.eval_shape(policy.init, jax.random.key(0))
         carry = policy.initial_carry(b)
-        assert policy.is_recurrent == (kind in ("recurrent", "cnn_recurrent"))
+        assert policy.is_recurrent == (kind in ("lstm", "cnn_lstm"))
         if policy.is_recurrent:
             assert [c.shape for c in jax.tree.leaves(carry)] == [(b, 16), (b, 16)]  # one layer: (c, h)
         else:
@@ -89,7 +93,7 @@ def test_large_image_uses_nature_cnn():
 
 
 def test_breakout_param_count():
-    policy = make_policy(BREAKOUT_OBS, gym.spaces.Discrete(3), kind="recurrent", hidden_size=128)
+    policy = make_policy(BREAKOUT_OBS, gym.spaces.Discrete(3), kind="lstm", hidden_size=128)
     params = jax.eval_shape(policy.init, jax.random.key(0))
     # PufferLib: 147,844 = this + 512, torch's second LSTM bias vector (b_ih and b_hh),
     # which is redundant with the first; puffjax's LSTM has one.
@@ -100,7 +104,7 @@ def test_breakout_param_count():
 
 @pytest.fixture(scope="module")
 def breakout():
-    policy = make_policy(BREAKOUT_OBS, gym.spaces.Discrete(3), kind="recurrent", hidden_size=128)
+    policy = make_policy(BREAKOUT_OBS, gym.spaces.Discrete(3), kind="lstm", hidden_size=128)
     return policy, policy.init(_key())
 
 
@@ -272,7 +276,7 @@ def test_step_reset_zeroes_carry_rows(breakout):
 
 def test_closes_over_inside_jit_and_grads_flow():
     rng = np.random.default_rng()
-    policy = make_policy(BREAKOUT_OBS, gym.spaces.Box(-1, 1, (2,), np.float32), kind="recurrent",
+    policy = make_policy(BREAKOUT_OBS, gym.spaces.Box(-1, 1, (2,), np.float32), kind="lstm",
                          hidden_size=16)
     params = _random_params(policy, rng)
     obs = jnp.asarray(_obs(BREAKOUT_OBS, (2, 3), rng))
@@ -327,3 +331,72 @@ def test_uint8_grid_scaled_by_space_bound():
     policy = make_policy(gym.spaces.Box(0, 2, (3, 3), np.uint8), gym.spaces.Discrete(5))
     x = np.array([[[0, 1, 2]] * 3], np.uint8)
     np.testing.assert_allclose(np.asarray(policy.preprocess(x)), x.astype(np.float32) / 2.0)
+
+
+_MIXED = gym.spaces.Dict({"d": gym.spaces.Discrete(3), "c": gym.spaces.Box(-1, 1, (2,), np.float32)})
+_IMAGE = gym.spaces.Box(0, 255, (8, 8, 2), np.uint8)
+_FLAT = gym.spaces.Box(-1, 1, (7,), np.float32)
+_MLP = {"encoder": {"kernel": (7, 8), "bias": (8,)}}
+_CNN = {"conv_0": {"kernel": (3, 3, 2, 32), "bias": (32,)}, "conv_1": {"kernel": (3, 3, 32, 64), "bias": (64,)},
+        "encoder": {"kernel": (4 * 4 * 64, 8), "bias": (8,)}}
+_HEADS = {"actor": {"kernel": (8, 3), "bias": (3,)}, "value": {"kernel": (8, 11), "bias": (11,)}}
+_DENSE = {"dense_1": {"kernel": (8, 8), "bias": (8,)}}
+_LSTM = {name: {"kernel_x": (8, 32), "kernel_h": (8, 32), "bias": (32,)} for name in ("lstm", "lstm_1")}
+_MINGRU = {name: {"proj": {"kernel": (8, 16), "bias": (16,)}} for name in ("mingru", "mingru_1")}
+
+
+@pytest.mark.parametrize("kind, obs_space, action_space, value_head, expected", [
+    ("default", _FLAT, gym.spaces.Discrete(3), "hl_gauss", {**_MLP, **_DENSE, **_HEADS}),
+    ("lstm", _FLAT, gym.spaces.Discrete(3), "hl_gauss", {**_MLP, **_LSTM, **_HEADS}),
+    ("mingru", _FLAT, gym.spaces.Discrete(3), "hl_gauss", {**_MLP, **_MINGRU, **_HEADS}),
+    ("cnn", _IMAGE, gym.spaces.Discrete(3), "hl_gauss", {**_CNN, **_DENSE, **_HEADS}),
+    ("cnn_lstm", _IMAGE, gym.spaces.Discrete(3), "hl_gauss", {**_CNN, **_LSTM, **_HEADS}),
+    ("cnn_mingru", _IMAGE, gym.spaces.Discrete(3), "hl_gauss", {**_CNN, **_MINGRU, **_HEADS}),
+    ("default", _FLAT, _MIXED, "scalar",
+     {**_MLP, **_DENSE, "actor": {"kernel": (8, 5), "bias": (5,)}, "log_std": (2,),
+      "value": {"kernel": (8, 1), "bias": (1,)}}),
+])
+def test_parameter_tree_is_pinned(kind, obs_space, action_space, value_head, expected):
+    """The parameter names and shapes of each kind (with 2 layers): checkpoints depend on them."""
+    policy = make_policy(obs_space, action_space, kind=kind, hidden_size=8, layers=2, value_head=value_head,
+                         num_bins=11)
+    shapes = jax.tree.map(lambda x: x.shape, jax.eval_shape(policy.init, jax.random.key(0)))
+    assert shapes == expected
+
+
+def test_every_kind_has_its_stages():
+    assert tuple(STAGES) == KINDS
+    assert {kind for kind, (encoder, _) in STAGES.items() if encoder is CNNEncoder} == {"cnn", "cnn_lstm", "cnn_mingru"}
+
+
+@pytest.mark.parametrize("old, new", [("recurrent", "lstm"), ("cnn_recurrent", "cnn_lstm")])
+def test_renamed_kinds_build_the_new_kind_with_a_warning(old, new):
+    space = BREAKOUT_OBS if new == "lstm" else _IMAGE
+    with pytest.warns(FutureWarning, match=f"^make_policy: kind '{old}' is deprecated; use '{new}'$"):
+        policy = make_policy(space, gym.spaces.Discrete(3), kind=old, hidden_size=16)
+    assert policy.kind == new and policy.is_recurrent
+    fresh = make_policy(space, gym.spaces.Discrete(3), kind=new, hidden_size=16)
+    key = jax.random.key(0)
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), policy.init(key), fresh.init(key)))
+
+
+def test_renamed_kinds_in_configs(tmp_path):
+    """TOML files, command-line overrides and Python dicts take the old names, as the new ones."""
+    path = tmp_path / "old.toml"
+    path.write_text('[env]\nname = "memory"\n\n[policy]\nkind = "cnn_recurrent"\n')
+    with pytest.warns(FutureWarning, match="^policy.kind 'cnn_recurrent' is deprecated; use 'cnn_lstm'$"):
+        assert load_config_file(str(path)).policy.kind == "cnn_lstm"
+    with pytest.warns(FutureWarning, match="'recurrent' is deprecated; use 'lstm'"):
+        assert load_config("memory", **parse_overrides(["--policy.kind", "recurrent"])).policy.kind == "lstm"
+    with pytest.warns(FutureWarning, match="'recurrent' is deprecated; use 'lstm'"):
+        assert load_config("cartpole", policy={"kind": "recurrent"}).policy.kind == "lstm"
+    cfg = Config()
+    cfg.policy.kind = "recurrent"
+    with pytest.warns(FutureWarning):
+        validate(cfg)
+    assert cfg.policy.kind == "lstm"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        validate(cfg)  # once renamed, no more warnings
+    with pytest.raises(ValueError, match="policy.kind must be one of default, lstm, mingru"):
+        load_config("memory", **{"policy.kind": "gru"})
