@@ -17,7 +17,7 @@ def test_shipped_configs_load():
 
 def test_breakout_lstm_has_pufferlib_values_and_geometry():
     cfg = load_config("breakout_lstm")
-    assert cfg.env.name == "breakout" and cfg.policy.kind == "recurrent" and cfg.policy.hidden_size == 128
+    assert cfg.env.name == "breakout" and cfg.policy.kind == "lstm" and cfg.policy.hidden_size == 128
     assert cfg.train.learning_rate == pytest.approx(0.044482546441415506)
     assert cfg.env.num_envs == 8192 and cfg.env.options["frameskip"] == 4
     g = geometry(cfg.train, cfg.env.num_envs)
