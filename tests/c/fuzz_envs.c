@@ -142,15 +142,20 @@ static void poke_state(VecEnv* vec, const char* type, int i, uint64_t* rng) {
     }
 }
 
+/* Buffers for `rows` rows and a vector of n environments stepping on them. */
+static VecEnv* vec_on(const EnvType* type, const double* options, int n, int threads, const EnvShape* shape,
+                      int rows, Buffers* b, uint64_t seed) {
+    buffers_alloc(b, shape, rows);
+    return vec_create(type, options, n, threads, b->obs, b->actions, b->rewards, b->terminals, b->truncations, seed);
+}
+
 /* n environments of `type`: n * num_agents buffer rows. */
 static void run_case(const EnvType* type, const double* options, int n, int steps, uint64_t seed) {
     EnvShape shape = vec_type_shape(type, options);
     int rows = n * shape.num_agents;
     Buffers b1, b3;
-    buffers_alloc(&b1, &shape, rows);
-    buffers_alloc(&b3, &shape, rows);
-    VecEnv* v1 = vec_create(type, options, n, 1, b1.obs, b1.actions, b1.rewards, b1.terminals, b1.truncations, seed);
-    VecEnv* v3 = vec_create(type, options, n, 3, b3.obs, b3.actions, b3.rewards, b3.terminals, b3.truncations, seed);
+    VecEnv* v1 = vec_on(type, options, n, 1, &shape, rows, &b1, seed);
+    VecEnv* v3 = vec_on(type, options, n, 3, &shape, rows, &b3, seed);
     CHECK(v1 && v3, "%s: vec_create failed", type->name);
     if (!v1 || !v3) return;
     CHECK(buffers_equal(&b1, &b3, rows), "%s: reset differs across thread counts", type->name);
@@ -304,10 +309,8 @@ static void state_case(const EnvType* type, const double* options, int n, int st
     EnvShape shape = vec_type_shape(type, options);
     int rows = n * shape.num_agents;
     Buffers ba, bb;
-    buffers_alloc(&ba, &shape, rows);
-    buffers_alloc(&bb, &shape, rows);
-    VecEnv* va = vec_create(type, options, n, 1, ba.obs, ba.actions, ba.rewards, ba.terminals, ba.truncations, seed);
-    VecEnv* vb = vec_create(type, options, n, 2, bb.obs, bb.actions, bb.rewards, bb.terminals, bb.truncations, ~seed);
+    VecEnv* va = vec_on(type, options, n, 1, &shape, rows, &ba, seed);
+    VecEnv* vb = vec_on(type, options, n, 2, &shape, rows, &bb, ~seed);
     CHECK(va && vb, "%s: vec_create failed", type->name);
     if (!va || !vb) return;
     size_t size = vec_state_size(va), env_size = size / (size_t)n;
