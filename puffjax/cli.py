@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 
 
 def _train(args, extra: list[str]) -> int:
@@ -224,6 +225,17 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] in (["train"], ["sweep"]) and len(argv) > 1 and not argv[1].startswith("-"):
         env = argv.pop(1)
     args, extra = parser.parse_known_args(argv)
+    with warnings.catch_warnings():  # restores the caller's warning display on return
+        warnings.showwarning = _one_line_warning
+        return _run(parser, args, env, extra)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning on the command line: one line, without the source line that raised it."""
+    print(f"puffjax: warning: {message}", file=sys.stderr if file is None else file)
+
+
+def _run(parser, args, env, extra: list[str]) -> int:
     if args.command in ("train", "sweep"):
         args.env = env
         return (_train if args.command == "train" else _sweep)(args, extra)

@@ -45,3 +45,15 @@ def test_bad_environment_names(tmp_path, capsys):
         code = main(["train", name, "--train.data-dir", str(tmp_path), *SMALL])
         assert code != 0
         assert message in capsys.readouterr().err, name
+
+
+def test_a_warning_is_one_line_and_the_display_is_restored(tmp_path, capsys):
+    import warnings
+    before = warnings.showwarning
+    code = main(["train", "memory", "--policy.kind", "recurrent", "--env.num-envs", "16",
+                 "--train.total-timesteps", "256", "--train.data-dir", str(tmp_path), *SMALL])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "puffjax: warning: policy.kind 'recurrent' is deprecated; use 'lstm'\n" in err, err
+    assert "FutureWarning" not in err and "validate(cfg)" not in err, err
+    assert warnings.showwarning is before
