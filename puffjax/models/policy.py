@@ -56,8 +56,9 @@ class Network(nn.Module):
         b, t = obs.shape[:2]
         x = self.obs_encoder(obs.reshape((b * t,) + obs.shape[2:]))
         carry, x = self.core(carry, x.reshape(b, t, -1), reset)
+        action_params = self.action_head(x)
         value, value_logits = self.value_head(x)
-        return PolicyOutput(self.action_head(x), value, value_logits), carry
+        return PolicyOutput(action_params, value, value_logits), carry
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
