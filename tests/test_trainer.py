@@ -32,7 +32,7 @@ HL_GAUSS_CARTPOLE = {"env.num_envs": 256, "train.bptt_horizon": 32, "train.minib
 
 def test_cartpole_learns_with_hl_gauss_value_head(shipped_config, train_run):
     # Returns after 300k steps on seeds 0-2: 149, 197, 234 (random play: ~22). The head starts near
-    # 0 (see models._centred_value_bias); CartPole's values are 50-100, so a head started at the
+    # 0 (see models.heads._centred_value_bias); CartPole's values are 50-100, so a head started at the
     # support's middle would learn faster here (266, 197, 260), but on Breakout that start collapses
     # the policy (README, value-head section).
     cfg = shipped_config("cartpole", **HL_GAUSS_CARTPOLE, **{
