@@ -13,36 +13,31 @@
 enum { COLLISION_SIDE_X = 0, /* hit a left/right face: flip the x velocity */
        COLLISION_SIDE_Y = 1  /* hit a top/bottom face: flip the y velocity */ };
 
+/* Along one axis: the times at which a box at p of size w moving by d starts and stops
+ * overlapping a still box at b of size bw. Returns 0 if it never overlaps on this axis. */
+static inline int collision_axis(float p, float w, float d, float b, float bw, float* in, float* out) {
+    if (d > 0.0f) {
+        *in = (b - (p + w)) / d;
+        *out = (b + bw - p) / d;
+    } else if (d < 0.0f) {
+        *in = (b + bw - p) / d;
+        *out = (b - (p + w)) / d;
+    } else {
+        if (p + w <= b || p >= b + bw) return 0; /* never overlap on this axis */
+        *in = -COLLISION_FAR;
+        *out = COLLISION_FAR;
+    }
+    return 1;
+}
+
 /* Returns 1 and fills *t and *side when the moving box runs into the still
  * box (bx, by, bw, bh) during this frame; returns 0 otherwise. A box that
  * already overlaps the still one, or only grazes it, does not count. */
 static inline int collide_boxes(float x, float y, float w, float h, float dx, float dy,
                                 float bx, float by, float bw, float bh, float* t, int* side) {
     float tx_in, tx_out, ty_in, ty_out;
-    /* Times at which the x extents start and stop overlapping. */
-    if (dx > 0.0f) {
-        tx_in = (bx - (x + w)) / dx;
-        tx_out = (bx + bw - x) / dx;
-    } else if (dx < 0.0f) {
-        tx_in = (bx + bw - x) / dx;
-        tx_out = (bx - (x + w)) / dx;
-    } else {
-        if (x + w <= bx || x >= bx + bw) return 0; /* never overlap in x */
-        tx_in = -COLLISION_FAR;
-        tx_out = COLLISION_FAR;
-    }
-    /* The same for y. */
-    if (dy > 0.0f) {
-        ty_in = (by - (y + h)) / dy;
-        ty_out = (by + bh - y) / dy;
-    } else if (dy < 0.0f) {
-        ty_in = (by + bh - y) / dy;
-        ty_out = (by - (y + h)) / dy;
-    } else {
-        if (y + h <= by || y >= by + bh) return 0;
-        ty_in = -COLLISION_FAR;
-        ty_out = COLLISION_FAR;
-    }
+    if (!collision_axis(x, w, dx, bx, bw, &tx_in, &tx_out)) return 0;
+    if (!collision_axis(y, h, dy, by, bh, &ty_in, &ty_out)) return 0;
     /* The boxes touch once both extents overlap, until either stops. */
     float t_in = tx_in > ty_in ? tx_in : ty_in;
     float t_out = tx_out < ty_out ? tx_out : ty_out;
