@@ -33,6 +33,7 @@ def _train(args, extra: list[str]) -> int:
     import jax
 
     from .envs.custom_c import CompileError
+    from .checkpoint import load_raw
     from .trainer import Trainer
     if os.getcwd() not in sys.path:  # `puffjax train mymodule:make_env` finds ./mymodule.py
         sys.path.insert(0, os.getcwd())
@@ -41,6 +42,7 @@ def _train(args, extra: list[str]) -> int:
         if args.resume and args.config:
             raise ValueError("--resume continues a run with its own config; it takes no --config file")
         if args.resume:  # continue with the run's own config; the command line's overrides on top
+            args.resume = load_raw(args.resume)["path"]  # the checkpoint, chosen once (a warning if any was skipped)
             named = {} if args.env is None else {"env.name": args.env}  # must be the run's environment
             cfg = run_config(args.resume, **{**overrides, **named})
         elif args.config:

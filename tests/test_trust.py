@@ -251,7 +251,7 @@ def test_a_bad_latest_falls_back_to_the_newest_checkpoint(tmp_path, content, why
     assert state["path"].endswith("run/checkpoints/epoch_000003.msgpack") and len(record) == 1
 
 
-def test_latest_pointing_into_another_run_leaves_that_run_alone(tmp_path, tiny_config, train_run):
+def test_latest_pointing_into_another_run_leaves_that_run_alone(tmp_path, tiny_config, train_run, capsys):
     cfg = tiny_config("cartpole", **{"train.total_timesteps": 128, "train.checkpoint_interval": 1})
     other, _ = train_run(cfg, run_dir=str(tmp_path / "other"))
     run, _ = train_run(cfg, run_dir=str(tmp_path / "run"))
@@ -267,6 +267,11 @@ def test_latest_pointing_into_another_run_leaves_that_run_alone(tmp_path, tiny_c
     after = {f: open(os.path.join(root, f), "rb").read() for root, _, files in os.walk(other.run_dir) for f in files}
     assert after == before
     assert [r["epoch"] for r in read_metrics(run.run_dir)] == [1, 2, 3]
+    open(_latest(run.run_dir), "w").write("../../other/checkpoints/epoch_000001.msgpack")
+    capsys.readouterr()
+    assert main(["train", "--resume", run.run_dir, "--dashboard", "none"]) == 0
+    captured = capsys.readouterr()
+    assert "epoch_000003.msgpack" in captured.out and captured.err.count("puffjax: warning:") == 1, captured.err
 
 
 def test_damaged_checkpoints_are_skipped_with_their_names(tmp_path):
