@@ -124,6 +124,15 @@ def test_a_crafted_env_pickle_never_runs_without_trust(gym_runs, tmp_path):
     assert marker.exists()
 
 
+def test_object_arrays_in_a_checkpoint_are_refused(tmp_path):
+    import msgpack
+    path = tmp_path / "epoch_000001.msgpack"  # flax's ndarray extension (code 1) naming an object dtype
+    array = msgpack.ExtType(1, msgpack.packb(((2,), b"O", b"\x00" * 16)))
+    path.write_bytes(msgpack.packb({"config": "{}", "params": {"w": array}}))
+    with pytest.raises(ValueError, match="not a readable puffjax checkpoint.*OBJECT"):
+        checkpoint.load_raw(str(path))
+
+
 def test_trust_checkpoint_flag_says_it_runs_code(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
