@@ -33,6 +33,7 @@ def _train(args, extra: list[str]) -> int:
     import jax
 
     from .envs.custom_c import CompileError
+    from .checkpoint import load_raw
     from .trainer import Trainer
     if os.getcwd() not in sys.path:  # `puffjax train mymodule:make_env` finds ./mymodule.py
         sys.path.insert(0, os.getcwd())
@@ -41,9 +42,9 @@ def _train(args, extra: list[str]) -> int:
         if args.resume and args.config:
             raise ValueError("--resume continues a run with its own config; it takes no --config file")
         if args.resume:  # continue with the run's own config; the command line's overrides on top
-            cfg = run_config(args.resume, **overrides)
-            if args.env is not None and args.env != cfg.env.name:
-                raise ValueError(f"{args.resume} is a {cfg.env.name} run, not {args.env}")
+            args.resume = load_raw(args.resume)["path"]  # the checkpoint, chosen once (a warning if any was skipped)
+            named = {} if args.env is None else {"env.name": args.env}  # must be the run's environment
+            cfg = run_config(args.resume, **{**overrides, **named})
         elif args.config:
             cfg = load_config_file(args.config, **overrides)
             if args.env is not None and args.env != cfg.env.name:
@@ -53,7 +54,8 @@ def _train(args, extra: list[str]) -> int:
                              "or --resume a run")
         else:
             cfg = load_config(args.env, **overrides)
-        trainer = Trainer(cfg, run_dir=args.run_dir, resume=args.resume, dashboard=args.dashboard)
+        trainer = Trainer(cfg, run_dir=args.run_dir, resume=args.resume, dashboard=args.dashboard,
+                          trust_checkpoint=args.trust_checkpoint)
     except (ValueError, FileNotFoundError, CompileError) as e:
         print(f"puffjax: {e}", file=sys.stderr)
         return 2
@@ -158,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
                        "exported by puffjax sweep); --section.field overrides apply on top")
     train.add_argument("--resume", help="checkpoint file or run directory to continue from, with the config "
                        "stored in it (--section.field overrides apply on top)")
+    train.add_argument("--trust-checkpoint", action="store_true",
+                       help="with --resume: load the pickled state of Python environments that the checkpoint holds "
+                            "(train.save_python_env_state). Unpickling runs code from the file: only for checkpoints "
+                            "you made yourself or trust. Without it such environments are re-seeded")
     train.add_argument("--run-dir", help="where metrics and checkpoints go (default: a new dir under train.data_dir)")
     train.add_argument("--dashboard", default="auto", choices=["auto", "rich", "lines", "none"])
     train.add_argument("--compile-cache", default=None, metavar="DIR",

@@ -83,6 +83,7 @@ class TrainConfig:
     data_dir: str = "runs"
     checkpoint_interval: int = 200  # epochs; a checkpoint is also written at the end
     keep_checkpoints: int = 5  # newest checkpoints kept in run_dir/checkpoints (0: all); latest always kept
+    save_python_env_state: bool = False  # checkpoints pickle Python envs' internals (exact resume; loading needs trust)
     logger: str = "none"  # none | tensorboard | wandb (JSON-lines metrics are always written)
     video_frames: int = 200  # rollout video (run_dir/video.gif) at the end of a run; 0: none
     video_interval: int = 0  # also one every this many checkpoints (run_dir/videos/); 0: only at the end
@@ -277,20 +278,58 @@ def write_config(cfg: Config, path: str, header: list[str] = ()) -> None:
 def run_config(run: str, **overrides: Any) -> Config:
     """The config a run was trained with (stored in its checkpoint), with ``overrides`` on top
     (same forms as :func:`load_config`). ``run``: a run directory, its ``checkpoints/`` folder
-    or a checkpoint file. Used to resume a run: ``Trainer(run_config(RUN, ...), resume=RUN)``."""
+    or a checkpoint file. Used to resume a run: ``Trainer(run_config(RUN, ...), resume=RUN)``.
+    An environment that building would load code for (:func:`puffjax.envs.runs_code`: a C
+    file, ``module:factory``, ``gym:module:ID``) must be named again in ``overrides``
+    (``**{"env.name": NAME}``), as the stored one: the checkpoint's word alone does not load it."""
     from .checkpoint import load_config_dict
-    cfg = stored_config(*load_config_dict(run))
+    stored, path = load_config_dict(run)
+    cfg = stored_config(stored, path)
+    check_stored_env(cfg, path, _named_env(overrides))
     apply_overrides(cfg, overrides)
     validate(cfg)
     return cfg
 
 
 def stored_config(stored: dict, path: str) -> Config:
-    """A :class:`Config` from the dict a checkpoint stores (``path``: that file, for errors)."""
+    """A :class:`Config` from the dict a checkpoint stores (``path``: that file, for errors),
+    checked by the same :func:`validate` as a config the user gives; a ValueError naming the
+    file where it is not usable. Whether its environment may be built on the checkpoint's word
+    is :func:`check_stored_env`'s question."""
     try:
-        return Config.from_dict(stored)
-    except (ValueError, TypeError, AttributeError) as e:
+        cfg = Config.from_dict(stored)
+        validate(cfg)
+    except (ValueError, TypeError, AttributeError, OverflowError) as e:
         raise ValueError(f"{path}: checkpoint config is not usable ({e})") from None
+    return cfg
+
+
+def check_stored_env(stored: Config, path: str, named: str | None) -> None:
+    """Whether the environment of a checkpoint's config ``stored`` (from the file ``path``) may
+    be built: ``named`` is the environment the user named again (None: none), which must be the
+    stored one; without it, only one whose building loads no code from a file
+    (:func:`puffjax.envs.runs_code`). A one-line ValueError otherwise."""
+    name = stored.env.name
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{path}: checkpoint config is not usable (env.name {name!r} is not an environment name)")
+    if named is not None:
+        if named != name:
+            raise ValueError(f"{path}: the checkpoint is a {name} run, not {named}")
+        return
+    from .envs import runs_code
+    code = runs_code(name)
+    if code:
+        raise ValueError(f"{path}: the run's environment {name!r} is {code}, which resume does not do on the "
+                         f"checkpoint's word alone: name it again (puffjax train {name} --resume RUN; in Python "
+                         f"run_config(RUN, **{{'env.name': {name!r}}}))")
+
+
+def _named_env(overrides: dict) -> str | None:
+    """The environment name that ``overrides`` set (``env.name`` in any form), or None."""
+    probe = Config()
+    probe.env.name = None
+    apply_overrides(probe, overrides)
+    return probe.env.name
 
 
 def apply_overrides(cfg: Config, overrides: dict) -> Config:

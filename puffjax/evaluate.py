@@ -23,7 +23,7 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from . import envs as _envs
-from .config import Config, EnvConfig, stored_config
+from .config import Config, EnvConfig, check_stored_env, stored_config
 from .models import policy_from_config
 
 
@@ -207,6 +207,8 @@ def evaluate(checkpoint: str, env=None, episodes: int = 10, video: str | None = 
     own_env = env is None or isinstance(env, str)
     if isinstance(env, str) and env != cfg.env.name:
         raise ValueError(f"{state['path']}: checkpoint was trained on {cfg.env.name!r}, not {env!r}")
+    if env is None:  # the environment would be built on the checkpoint's word
+        check_stored_env(cfg, state["path"], None)
     if own_env:
         n = num_envs if num_envs is not None else min(episodes, 8)
         vec = _envs.make(cfg.env.name, num_envs=n, seed=seed, **cfg.env.options)

@@ -2,11 +2,17 @@
 reading of a run's logged metrics back: :func:`read_metrics`, :func:`reached`, :func:`final_mean`."""
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
 import re
 import time
+import warnings
+
+from .atomic import write_atomic
+
+METRICS = "metrics.jsonl"
 
 
 def make_run_dir(data_dir: str, env_name: str) -> str:
@@ -31,7 +37,7 @@ class MetricsLogger:
     """Appends one JSON object per epoch to ``metrics.jsonl``; forwards to an optional backend."""
 
     def __init__(self, run_dir: str, backend: str = "none", config: dict | None = None):
-        self.path = os.path.join(run_dir, "metrics.jsonl")
+        self.path = os.path.join(run_dir, METRICS)
         self.file = open(self.path, "a")
         self.backend = backend
         self.writer = None
@@ -66,11 +72,32 @@ class MetricsLogger:
 
 
 def read_metrics(run_dir: str) -> list[dict]:
-    path = os.path.join(run_dir, "metrics.jsonl")
+    """The rows of a run's ``metrics.jsonl``, one dict per logged epoch. A torn last line (a
+    write cut short, e.g. by a full disk) is dropped with a warning naming the file; any other
+    line that is not a JSON object is a ValueError naming the file and the line."""
+    return [row for _, row in _rows(run_dir)]
+
+
+def _rows(run_dir: str) -> list[tuple[str, dict]]:
+    """``(line, row)`` for each row of a run's metrics (see :func:`read_metrics`)."""
+    path = os.path.join(run_dir, METRICS)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{run_dir}: no metrics.jsonl (not a puffjax run directory?)")
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        raise FileNotFoundError(f"{run_dir}: no {METRICS} (not a puffjax run directory?)")
+    with open(path, encoding="utf-8", errors="replace") as f:
+        lines = [(i, line) for i, line in enumerate(f, 1) if line.strip()]
+    rows = []
+    for i, line in lines:
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append((line if line.endswith("\n") else line + "\n", row))
+        elif i == lines[-1][0]:
+            warnings.warn(f"{path}: dropped its torn last line {i} ({line.strip()[:60]!r})", stacklevel=3)
+        else:
+            raise ValueError(f"{path}: line {i} is not a JSON object of metrics ({line.strip()[:60]!r})")
+    return rows
 
 
 def reached(history: list[dict], key: str, target: float) -> tuple[dict | None, dict | None]:
@@ -97,10 +124,13 @@ def final_mean(history: list[dict], key: str, n: int = 3) -> float:
 
 
 def truncate_metrics(run_dir: str, epoch: int) -> None:
-    """Drop logged epochs after ``epoch`` (a resumed run replays them)."""
-    path = os.path.join(run_dir, "metrics.jsonl")
+    """Drop logged epochs after ``epoch`` (a resumed run replays them), and a torn last line.
+    The file is replaced atomically (:func:`puffjax.atomic.write_atomic`): a fault at any point
+    leaves the old rows or the new ones, never fewer."""
+    path, prefix = os.path.join(run_dir, METRICS), f".{METRICS}.tmp-"
+    for stale in glob.glob(os.path.join(glob.escape(run_dir), prefix + "*")):  # a rewrite killed midway
+        os.unlink(stale)
     if not os.path.exists(path):
         return
-    rows = [r for r in read_metrics(run_dir) if r.get("epoch", 0) <= epoch]
-    with open(path, "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
+    kept = [line for line, row in _rows(run_dir) if row.get("epoch", 0) <= epoch]
+    write_atomic(path, "".join(kept).encode("utf-8"), prefix=prefix)

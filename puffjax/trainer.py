@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import buffer, checkpoint, envs, finite, parallel
-from .config import Config, resume_conflicts, stored_config, validate
+from .config import Config, check_stored_env, resume_conflicts, stored_config, validate
 from .dashboard import make_dashboard
 from .evaluate import record_video
 from .geometry import geometry
@@ -46,7 +46,12 @@ class Trainer:
     config stored in the checkpoint (``Trainer(resume=RUN)`` continues a run exactly as it was
     configured; ``Trainer(puffjax.run_config(RUN, total_timesteps=...), resume=RUN)`` changes
     some fields on top). A ``cfg`` whose environment, policy or optimizer differs from the
-    checkpoint's is refused with a ValueError naming the fields.
+    checkpoint's is refused with a ValueError naming the fields. A checkpoint is data: the
+    environment is built from its config alone only where that loads no code from a file
+    (:func:`puffjax.config.check_stored_env`; a C file or ``module:factory`` is named again in
+    ``cfg``). Python environments (gymnasium, PettingZoo) are rebuilt and re-seeded, with a
+    warning, unless the run saved their pickled state (``train.save_python_env_state``) and
+    ``trust_checkpoint`` is True: unpickling it runs code from the file.
 
     Training stops with :class:`puffjax.NonFiniteError` when the environment returns NaN/inf
     or the update goes non-finite; the parameters and checkpoints stay those of the last good
@@ -64,11 +69,13 @@ class Trainer:
     """
 
     def __init__(self, cfg: Config | None = None, env=None, run_dir: str | None = None,
-                 resume: str | None = None, dashboard: str = "auto"):
+                 resume: str | None = None, dashboard: str = "auto", trust_checkpoint: bool = False):
         saved = None
         if resume is not None:
             saved = checkpoint.load_raw(resume)
             stored = stored_config(saved["config"], saved["path"])
+            if cfg is None and env is None:  # the environment would be built on the checkpoint's word
+                check_stored_env(stored, saved["path"], None)
             cfg = stored if cfg is None else cfg
             conflicts = resume_conflicts(stored, cfg)
             if conflicts:
@@ -113,6 +120,8 @@ class Trainer:
         self.epoch, self.global_step, self.uptime = 0, 0, 0.0
         self.resumed_from: str | None = None
         self.last_checkpoint: str | None = None
+        self.trust_checkpoint = trust_checkpoint
+        self._env_state_warned = False
         self.env.reset(seed=env_seed)
         if saved is not None:
             self._restore(saved)
@@ -219,7 +228,10 @@ class Trainer:
         on process 0, and on every process its environments' state and its agents' prev_value
         (in environment order)."""
         prev_value = np.concatenate([parallel.to_local(v) for v in self.prev_values])
-        local = {"prev_value": prev_value, "env": self.env.get_state()}
+        local = {"prev_value": prev_value}
+        env_state = self._env_state()
+        if env_state is not None:
+            local["env"] = env_state
         if not self.main:
             return local
         replicated = jax.tree.map(parallel.to_local, {
@@ -228,6 +240,24 @@ class Trainer:
         counters = {"epoch": self.epoch, "global_step": self.global_step, "uptime": self.uptime,
                     "processes": jax.process_count()}
         return {**replicated, **local, "counters": counters}
+
+    def _env_state(self) -> dict | None:
+        """This process's environments' state for a checkpoint, or None where it holds none:
+        Python environments' internals are saved (pickled) only with
+        ``train.save_python_env_state``, and not where they cannot be pickled (one warning; the
+        rest of the checkpoint is written all the same)."""
+        if not isinstance(self.env, envs.PyVecEnv):
+            return self.env.get_state()
+        if not self.cfg.train.save_python_env_state:
+            return None
+        try:
+            return self.env.get_state()
+        except RuntimeError as e:
+            if not self._env_state_warned:
+                self._env_state_warned = True
+                warnings.warn(f"checkpoints of {self.run_dir} hold no state of the Python environments, which "
+                              f"cannot be saved ({e}); a resume re-seeds them", stacklevel=4)
+            return None
 
     def save(self) -> str:
         """Write a checkpoint of the current state (keeping ``train.keep_checkpoints``); its path.
@@ -252,15 +282,30 @@ class Trainer:
         self.epoch, self.global_step, self.uptime = int(c["epoch"]), int(c["global_step"]), float(c["uptime"])
         processes, p = int(c.get("processes", 1)), jax.process_index()
         if processes == jax.process_count():  # each process continues its own environments exactly
-            local = state if p == 0 else checkpoint.load_part(path, p)
-            prev_value = np.asarray(local["prev_value"], np.float32).reshape(self.groups, -1)
-            self.prev_values = [parallel.from_local(self.mesh, v) for v in prev_value]
-            self.env.set_state(local["env"])
-        elif self.main:  # the environments keep the fresh, process-seeded episodes they started
-            warnings.warn(f"{path}: saved by {processes} process(es), resumed by {jax.process_count()}: the "
-                          f"parameters, optimizer and counters continue, the environments are re-seeded",
-                          stacklevel=3)
+            why = self._restore_envs(state if p == 0 else checkpoint.load_part(path, p))
+        else:
+            why = f"saved by {processes} process(es), resumed by {jax.process_count()}"
+        if why and self.main:  # the environments keep the fresh, process-seeded episodes they started
+            warnings.warn(f"{path}: {why}: the parameters, optimizer and counters continue, the environments "
+                          f"are re-seeded", stacklevel=3)
         self.resumed_from = self.last_checkpoint = path
+
+    def _restore_envs(self, local: dict) -> str | None:
+        """Restore this process's environments and their agents' prev_value from its part of a
+        checkpoint; returns why they were not restored (they keep their fresh episodes), or None."""
+        env_state = local.get("env")
+        if env_state is None:
+            return "the checkpoint holds no state of the environments (Python ones: train.save_python_env_state)"
+        if isinstance(self.env, envs.PyVecEnv):
+            if not self.trust_checkpoint and isinstance(env_state, dict) and "pickle" in env_state:
+                return ("the Python environments' pickled state was not loaded, since unpickling runs code from the "
+                        "file (--trust-checkpoint, or Trainer(..., trust_checkpoint=True), loads it)")
+            self.env.set_state(env_state, trusted=self.trust_checkpoint)
+        else:
+            self.env.set_state(env_state)
+        prev_value = np.asarray(local["prev_value"], np.float32).reshape(self.groups, -1)
+        self.prev_values = [parallel.from_local(self.mesh, v) for v in prev_value]
+        return None
 
     # ------------------------------------------------------------------ videos
     def _video(self, final: bool) -> str | None:

@@ -55,7 +55,7 @@ def test_gymnasium_snapshot():
     future = [np.ones(3, np.int32)] * 30
     expected = _play(a, future)
     b = envs.from_gymnasium("CartPole-v1", num_envs=3, seed=5)
-    b.set_state(state)
+    b.set_state(state, trusted=True)
     for x, y in zip(expected, _play(b, future)):
         for u, v in zip(x, y):
             np.testing.assert_array_equal(u, v)

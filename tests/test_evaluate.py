@@ -177,7 +177,7 @@ def test_checkpoint_from_another_env_or_policy_shape(run, tmp_path):
         evaluate(wider)
     odd = str(tmp_path / "odd.msgpack")
     _rewrite_config(ckpt, odd, lambda c: c["policy"].update(kind="transformer"))
-    with pytest.raises(ValueError, match="odd.msgpack: cannot build the checkpoint's policy"):
+    with pytest.raises(ValueError, match="odd.msgpack: checkpoint config is not usable .policy.kind must be one of"):
         evaluate(odd)
 
 

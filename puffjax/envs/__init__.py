@@ -51,6 +51,20 @@ def names() -> list[str]:
     return list(_envs.names())
 
 
+def runs_code(name: str) -> str | None:
+    """What building the environment ``name`` loads as code from a file, or None where it only
+    runs puffjax and what installed packages register: a C file (compiled and loaded), a
+    ``module:factory`` (its module imported, from the current directory too), a ``gym:module:ID``
+    (gymnasium imports the module). A registered C env or a plain ``gym:ID``: None."""
+    if custom_c.is_c_source(name):
+        return "a C file, compiled and loaded"
+    if name.startswith("gym:"):
+        return "a gymnasium id whose module part is imported" if ":" in name[len("gym:"):] else None
+    if ":" in name:
+        return "a Python module:factory, imported"
+    return None
+
+
 def make(name: str, num_envs: int = 1, threads: int = 1, seed: int = 0, workers: int = 0, **options):
     """Any environment by name, as a vector env of `num_envs` environments:
 

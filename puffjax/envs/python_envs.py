@@ -131,8 +131,9 @@ class PyVecEnv:
         return {**{k: v / n for k, v in total.items()}, "n": n}
 
     def get_state(self) -> dict:
-        """A snapshot (the pickled Python envs, episode counters and buffers) for checkpoints.
-        It does not depend on ``workers``: a run can resume with another count."""
+        """A snapshot (the pickled Python envs, episode counters and buffers) for exact resume.
+        It does not depend on ``workers``: a run can resume with another count. A RuntimeError
+        where an env cannot be pickled. Restoring it runs code from it (:meth:`set_state`)."""
         envs, total, n = [], dict.fromkeys(self.log_names, 0.0), 0
         for block_envs, (sums, count) in self._runner.get_state():
             envs += block_envs
@@ -142,9 +143,16 @@ class PyVecEnv:
         return {"name": self.name, "pickle": np.frombuffer(blob, np.uint8),
                 **{k: getattr(self, k).copy() for k in BUFFERS}}
 
-    def set_state(self, state: dict) -> None:
-        if state.get("name") != self.name or "pickle" not in state:
-            raise ValueError(f"environment state is for {state.get('name')!r}, not {self.name!r}")
+    def set_state(self, state: dict, trusted: bool = False) -> None:
+        """Restore a snapshot from :meth:`get_state`. Unpickling it runs whatever code the
+        snapshot names, so it is refused unless ``trusted`` (a snapshot this program made, or a
+        checkpoint the user vouches for)."""
+        if not isinstance(state, dict) or state.get("name") != self.name or "pickle" not in state:
+            name = state.get("name") if isinstance(state, dict) else None
+            raise ValueError(f"environment state is for {name!r}, not {self.name!r}")
+        if not trusted:
+            raise ValueError(f"{self.name}: restoring a Python environment snapshot unpickles it, which runs code "
+                             f"from it; pass trusted=True only for a snapshot you made or trust")
         envs, log = pickle.loads(np.asarray(state["pickle"], np.uint8).tobytes())
         if len(envs) != self.num_envs:
             raise ValueError(f"environment state holds {len(envs)} environments, expected {self.num_envs}")
