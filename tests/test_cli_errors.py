@@ -18,13 +18,14 @@ SMALL = ["--env.num-envs", "8", "--train.bptt-horizon", "8", "--train.minibatch-
 
 
 class Counter(gym.Env):
-    """Episodes of ``length`` steps, +1 per step; ``fail_at``: step() raises on that step."""
+    """Episodes of ``length`` steps, +1 per step; ``fail_at``: step() raises on that step;
+    ``exit_at``: the process ends on that step (a worker that dies)."""
 
     observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
     action_space = gym.spaces.Discrete(2)
 
-    def __init__(self, length=4, fail_at=None, text_obs=False):
-        self.length, self.fail_at, self.t = length, fail_at, 0
+    def __init__(self, length=4, fail_at=None, exit_at=None, text_obs=False):
+        self.length, self.fail_at, self.exit_at, self.t = length, fail_at, exit_at, 0
         if text_obs:
             self.observation_space = gym.spaces.Text(5)
 
@@ -36,6 +37,8 @@ class Counter(gym.Env):
         self.t += 1
         if self.t == self.fail_at:
             raise RuntimeError("the simulator crashed")
+        if self.t == self.exit_at:
+            os._exit(3)
         return np.zeros(2, np.float32), 1.0, self.t >= self.length, False, {}
 
 
@@ -111,6 +114,7 @@ def _cases(tmp_path):
         (["train", "test_cli_errors:Counter", "--env.fail-at", "3", *SMALL, *data], "the simulator crashed"),
         (["train", "test_cli_errors:Counter", "--env.fail-at", "3", "--env.workers", "2", *SMALL, *data],
          "the simulator crashed"),
+        (["train", "test_cli_errors:Counter", "--env.exit-at", "3", "--env.workers", "2", *SMALL, *data], "worker"),
         (["eval", "cartpole", "--checkpoint", str(tmp_path / "none"), "--env.num-envs", "4"], "--num-envs"),
         (["eval", "cartpole", "--checkpoint", str(tmp_path / "none"), "--train.seed", "4"],
          "eval takes environment options"),
