@@ -9,9 +9,55 @@ become environment options (``--env.frameskip 4``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import warnings
+
+
+def _user_errors() -> tuple:
+    """The exceptions that report a user's mistake (a bad value, file, environment or its
+    options), printed as one ``puffjax:`` line with exit status 2."""
+    from .envs import EnvError, WorkerDiedError
+    from .envs.custom_c import CompileError
+    return (ValueError, OverflowError, MemoryError, OSError, ImportError, CompileError, EnvError, WorkerDiedError)
+
+
+def _error(e: BaseException) -> int:
+    """Print ``e`` as one ``puffjax:`` line and return 2: an OSError as its file and reason, a
+    message of several paragraphs (an env worker's traceback after the error) as its first."""
+    text = str(e) or type(e).__name__
+    if isinstance(e, OSError) and e.strerror and e.filename:
+        text = f"{e.filename}: {e.strerror}"
+    elif isinstance(e, MemoryError):
+        text = f"out of memory ({text})"
+    first = text.strip().split("\n\n")[0]
+    print(f"puffjax: {' '.join(first.split())}", file=sys.stderr)
+    return 2
+
+
+def _import_from_cwd() -> None:
+    """``module:factory`` environments are found in the current directory too (as ``python -m``
+    finds them)."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+def _env_options(extra: list[str]) -> dict:
+    """``--env.KEY VALUE`` options of ``eval``: the environment's options, on top of the checkpoint's."""
+    from .config import EnvConfig, parse_overrides, parse_value
+    options = {}
+    for key, value in parse_overrides(extra).items():
+        section, _, name = key.partition(".")
+        if section != "env" or not name:
+            raise ValueError(f"eval takes environment options (--env.KEY VALUE), not --{key}")
+        if name.startswith("options."):
+            name = name[len("options."):]
+        if name in {f.name for f in dataclasses.fields(EnvConfig)}:
+            raise ValueError(f"eval plays the checkpoint's env.{name}; --env.{name} is not an environment option"
+                             + (" (use --num-envs)" if name == "num_envs" else ""))
+        options[name] = parse_value(value)
+    return options
 
 
 def _train(args, extra: list[str]) -> int:
@@ -32,11 +78,10 @@ def _train(args, extra: list[str]) -> int:
         return 2
     import jax
 
-    from .envs.custom_c import CompileError
     from .checkpoint import load_raw
+    from .preflight import check_env_memory, check_writable_dir
     from .trainer import Trainer
-    if os.getcwd() not in sys.path:  # `puffjax train mymodule:make_env` finds ./mymodule.py
-        sys.path.insert(0, os.getcwd())
+    _import_from_cwd()
     try:
         overrides = parse_overrides(extra)
         if args.resume and args.config:
@@ -54,11 +99,16 @@ def _train(args, extra: list[str]) -> int:
                              "or --resume a run")
         else:
             cfg = load_config(args.env, **overrides)
+        if args.run_dir is not None:
+            check_writable_dir(args.run_dir, "--run-dir")
+        elif args.resume is None:
+            check_writable_dir(cfg.train.data_dir, "train.data_dir")
+        if not args.resume:
+            check_env_memory(cfg.env.name, cfg.env.num_envs, cfg.env.options)
         trainer = Trainer(cfg, run_dir=args.run_dir, resume=args.resume, dashboard=args.dashboard,
                           trust_checkpoint=args.trust_checkpoint)
-    except (ValueError, FileNotFoundError, CompileError) as e:
-        print(f"puffjax: {e}", file=sys.stderr)
-        return 2
+    except _user_errors() as e:
+        return _error(e)
     g = trainer.geom
     if trainer.finished:
         trainer.close()
@@ -83,21 +133,27 @@ def _train(args, extra: list[str]) -> int:
         print(f"puffjax: last good checkpoint {last}" if last else "puffjax: no checkpoint was written",
               file=sys.stderr)
         return 1
+    except _user_errors() as e:  # a full disk, a failing environment...
+        code = _error(e)
+        last = trainer.last_checkpoint
+        print(f"puffjax: last good checkpoint {last}" if last else "puffjax: no checkpoint was written",
+              file=sys.stderr)
+        return code
     finally:
         trainer.close()
     print(f"puffjax: checkpoint {trainer.last_checkpoint}")
     return 0
 
 
-def _eval(args) -> int:
+def _eval(args, extra: list[str]) -> int:
     from .evaluate import evaluate
+    _import_from_cwd()
     try:
         result = evaluate(args.checkpoint, env=args.env, episodes=args.episodes, video=args.video,
                           deterministic=args.deterministic, seed=args.seed, num_envs=args.num_envs,
-                          video_frames=args.video_frames, fps=args.fps)
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f"puffjax: {e}", file=sys.stderr)
-        return 2
+                          video_frames=args.video_frames, fps=args.fps, env_options=_env_options(extra))
+    except _user_errors() as e:
+        return _error(e)
     print(result)
     return 0
 
@@ -117,14 +173,14 @@ def _sweep(args, extra: list[str]) -> int:
     from .config import parse_overrides
     from .sweep import STORAGE_ENV, sweep
     storage = args.storage or os.environ.get(STORAGE_ENV) or None
+    _import_from_cwd()
     try:
         result = sweep(args.env, args.trials, config_file=args.config, storage=storage, study=args.study,
                        directory=args.dir, workers=args.workers, metric=args.metric, cost=args.cost,
                        objective=args.objective, budget=args.budget, overrides=parse_overrides(extra),
                        export=args.export, export_trial=args.export_trial)
-    except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f"puffjax: {e}", file=sys.stderr)
-        return 2
+    except _user_errors() as e:
+        return _error(e)
     except KeyboardInterrupt:
         print("puffjax: sweep interrupted; the study is consistent: run the same command to continue it",
               file=sys.stderr)
@@ -180,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     dist.add_argument("--distributed.heartbeat-timeout", dest="heartbeat_timeout", type=int, default=30,
                       metavar="S", help="seconds without a heartbeat before a process counts as lost (30)")
     ev = sub.add_parser("eval", help="play a checkpoint: per-episode and mean stats, optionally a video")
-    ev.add_argument("env", help="environment name (must match the checkpoint's)")
+    ev.add_argument("env", help="environment name, any form train takes (must match the checkpoint's); "
+                    "--env.KEY VALUE options go to the environment on top of the checkpoint's (e.g. "
+                    "--env.render-mode rgb_array)")
     ev.add_argument("--checkpoint", required=True, help="checkpoint file, checkpoints/ dir or run dir (its latest)")
     ev.add_argument("--episodes", type=int, default=10)
     ev.add_argument("--video", help="write environment 0's frames to this .mp4 or .gif")
@@ -245,10 +303,10 @@ def _run(parser, args, env, extra: list[str]) -> int:
     if args.command in ("train", "sweep"):
         args.env = env
         return (_train if args.command == "train" else _sweep)(args, extra)
+    if args.command == "eval":
+        return _eval(args, extra)
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.command == "eval":
-        return _eval(args)
     if args.command == "plot":
         return _plot(args)
     parser.error(f"unknown command {args.command}")

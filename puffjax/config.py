@@ -29,6 +29,9 @@ VALUE_HEADS = ("scalar", "hl_gauss", "two_hot")
 OPTIMIZERS = ("muon", "adam")
 MUON_NON_MATRIX = ("nesterov", "adam")
 LOGGERS = ("none", "tensorboard", "wandb")
+MAX_SEED = 2**32 - 1  # environment i is seeded with seed + i: every seed stays a 64-bit integer
+MAX_BINS = 65_536  # categorical value heads: the value layer is hidden_size x num_bins
+MAX_UPDATE_EPOCHS = 10_000  # the optimizer's update count stays far from its int32 limit
 
 
 @dataclass
@@ -129,9 +132,7 @@ def parse_value(value: Any, kind: Any = None, what: str = "value") -> Any:
     bool, int, float, str or ``int | str``). Without a type (environment options) a string
     becomes the boolean, int or float it spells, or stays a string."""
     if not isinstance(value, str):
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        return value
+        return _typed(value, kind, what)
     text = value.strip()
     if kind is str:
         return text
@@ -159,14 +160,39 @@ def parse_value(value: Any, kind: Any = None, what: str = "value") -> Any:
     raise ValueError(f"{what}: cannot parse {value!r} as {getattr(kind, '__name__', kind)}")
 
 
+def _typed(value: Any, kind: Any, what: str) -> Any:
+    """A value that is already typed (from TOML, JSON or Python) checked against ``kind`` (as in
+    :func:`parse_value`); an integral float is taken for an int, an int for a float."""
+    if kind is None:
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError(f"{what}: expected true/false, got {value!r}")
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is float and number:
+        return float(value)
+    if kind in (int, int | str) and number and (isinstance(value, int) or float(value).is_integer()):
+        return int(value)
+    if kind in (str, int | str) and isinstance(value, str):
+        return value
+    expected = {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(kind, "an integer or a string")
+    raise ValueError(f"{what}: expected {expected}, got {value!r}")
+
+
 def _apply_section(cfg: Config, section: str, values: dict) -> None:
     if section not in SECTIONS:
         raise ValueError(f"unknown config section {section!r}; expected one of {sorted(SECTIONS)}")
+    if not isinstance(values, dict):
+        raise ValueError(f"config section {section} must be a table of fields ([{section}] or {section}.field), "
+                         f"got {values!r}")
     obj = getattr(cfg, section)
     types = typing.get_type_hints(type(obj))
     for key, value in values.items():
         key = key.replace("-", "_")
         if section == "env" and key == "options":
+            if not isinstance(value, dict):
+                raise ValueError(f"env.options must be a table of environment options, got {value!r}")
             obj.options.update({k: parse_value(v) for k, v in value.items()})
         elif key in types:
             setattr(obj, key, parse_value(value, types[key], f"{section}.{key}"))
@@ -225,10 +251,18 @@ def load_config(name: str = "breakout", **overrides: Any) -> Config:
     return _from_tables(name, _read_toml(name), overrides)
 
 
+def sweep_section(name: str) -> dict | None:
+    """The ``[sweep]`` section (a search space) of the config :func:`load_config` starts
+    environment ``name`` from; None when it has none."""
+    return _read_toml(name).get(SWEEP_SECTION)
+
+
 def load_config_file(path: str, **overrides: Any) -> Config:
     """The config in the TOML file ``path`` (the format of ``puffjax/configs/*.toml``; the
     environment is its ``[env]`` section's ``name``), with ``overrides`` as in :func:`load_config`.
     Fields the file leaves out keep the dataclass defaults (not a shipped config's values)."""
+    if os.path.isdir(path):
+        raise ValueError(f"config file {path} is a directory; name a .toml file in it")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"config file {path} does not exist")
     tables = read_toml_file(path)
@@ -394,8 +428,20 @@ def policy_kind(kind: str, what: str = "policy.kind") -> str:
 def validate(cfg: Config) -> None:
     """Checks that need no environment; batch geometry is checked by :func:`puffjax.geometry.geometry`.
     A renamed policy kind is replaced by its new name (:func:`policy_kind`)."""
+    for section, cls in SECTIONS.items():  # fields set from Python are checked like parsed ones
+        obj = getattr(cfg, section)
+        for name, kind in typing.get_type_hints(cls).items():
+            if kind in (bool, int, float, str, int | str):
+                setattr(obj, name, _typed(getattr(obj, name), kind, f"{section}.{name}"))
     p, t, e = cfg.policy, cfg.train, cfg.env
     p.kind = policy_kind(p.kind)
+    if not 0 <= t.seed <= MAX_SEED:
+        raise ValueError(f"train.seed must lie in [0, {MAX_SEED:,}], got {t.seed:,}")
+    if p.num_bins > MAX_BINS:
+        raise ValueError(f"policy.num_bins must be at most {MAX_BINS:,}, got {p.num_bins:,}")
+    if t.update_epochs > MAX_UPDATE_EPOCHS:
+        raise ValueError(f"train.update_epochs must be at most {MAX_UPDATE_EPOCHS:,} (passes over each batch), "
+                         f"got {t.update_epochs:,}")
     _one_of("policy.value_head", p.value_head, VALUE_HEADS)
     _one_of("train.optimizer", t.optimizer, OPTIMIZERS)
     _one_of("train.muon_non_matrix", t.muon_non_matrix, MUON_NON_MATRIX)

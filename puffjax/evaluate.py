@@ -25,6 +25,7 @@ from . import checkpoint as ckpt
 from . import envs as _envs
 from .config import Config, EnvConfig, check_stored_env, stored_config
 from .models import policy_from_config
+from .preflight import make_env
 
 
 @dataclass
@@ -114,15 +115,21 @@ def rollout_key(seed: int):
 
 @dataclass
 class EvalResult:
-    """Stats of an evaluation. ``episodes``: one dict per finished episode, in the order they
-    ended (by step, then environment index): ``env``, ``step`` (the vector step it ended on,
-    from 1), ``episode_return`` summed from the step buffers, ``steps`` (agent steps, from the
-    buffers), ``episode_length`` (the env's own count where it logs one, e.g. frames for
-    Breakout; agent steps otherwise), plus the environment's other log fields (``score``...).
-    An episode that ended alone on its step has its own log values; episodes that ended on the
-    same step share the mean of theirs (the C environments log per step, not per episode).
+    """Stats of an evaluation. ``episodes``: one dict per finished episode (per agent episode in
+    a multi-agent env), in the order they ended (by step, then buffer row): ``env`` (its
+    environment), ``agent`` (its agent in that environment; multi-agent envs only), ``step``
+    (the vector step it ended on, from 1), ``episode_return`` summed from the step buffers,
+    ``steps`` (agent steps, from the buffers), ``episode_length`` (the env's own count where it
+    logs one, e.g. frames for Breakout; agent steps otherwise), plus the environment's other log
+    fields (``perf``, ``score``...), each the episode's own value. A C environment steps alone
+    so that its log holds its own episodes only; a Python env's log fields are the return
+    (``perf``) and live steps (``episode_length``), known per episode from the buffers. A field
+    the env logs only as a mean over episodes that ended on the same step is left out of those
+    episodes' dicts (several agents of one C environment that end together; other vector envs).
     ``mean``: the means over all those episodes of the environment's log fields (what the
-    trainer logs as ``environment/*``), plus ``episodes``."""
+    trainer logs as ``environment/*``), plus ``episodes``. ``asked``: the episodes asked for
+    (episodes that end on the step of the last one asked for count too); ``num_envs`` and
+    ``agents_per_env``: the environments played at once and the agents in each."""
 
     checkpoint: str
     env: str
@@ -131,17 +138,35 @@ class EvalResult:
     steps: int  # vector steps played
     deterministic: bool
     video: str | None = None
+    asked: int = 0
+    num_envs: int = 1
+    agents_per_env: int = 1
 
     def table(self) -> str:
+        """One row per episode (its environment, agent and own values), then the means; a field
+        the env logged only as a shared mean for that episode shows ``-``."""
         keys = _keys(self.episodes)
-        rows = [["#", *keys]] + [[str(i), *(_fmt(e.get(k)) for k in keys)] for i, e in enumerate(self.episodes)]
-        rows.append(["mean", *(_fmt(self.mean.get(k)) for k in keys)])
+        ids = ["env", "agent"] if self.agents_per_env > 1 else ["env"]
+        rows = [["#", *ids, *keys]]
+        rows += [[str(i), *(str(e[k]) for k in ids), *(_fmt(e.get(k)) for k in keys)]
+                 for i, e in enumerate(self.episodes)]
+        rows.append(["mean", *([""] * len(ids)), *(_fmt(self.mean.get(k)) for k in keys)])
         widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
-        return "\n".join("  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows)
+        lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+        if any(k not in e for e in self.episodes for k in keys):
+            lines.append("-: the env logged this value only as a mean over the episodes that ended on the same "
+                         "step (in the mean row)")
+        return "\n".join(lines)
 
     def headline(self) -> str:
-        return (f"{self.env}: {len(self.episodes)} episodes in {self.steps} steps "
+        n, k = len(self.episodes), self.agents_per_env
+        text = (f"{self.env}: {n} {'agent ' if k > 1 else ''}episodes in {self.steps} steps "
                 f"({'deterministic' if self.deterministic else 'sampled'} actions) from {self.checkpoint}")
+        if k > 1:
+            text += f"; each row is one agent's episode ({self.num_envs} environments of {k} agents each)"
+        if self.asked and n > self.asked:
+            text += f"; {self.asked} asked for, and those that ended on the same step as the last of them count too"
+        return text
 
     def __str__(self) -> str:
         return self.headline() + "\n" + self.table() + (f"\nvideo: {self.video}" if self.video else "")
@@ -165,7 +190,7 @@ class EvalResult:
 def _keys(episodes: list[dict]) -> list[str]:
     keys: list[str] = []
     for e in episodes:
-        keys += [k for k in e if k not in ("env", "step") and k not in keys]
+        keys += [k for k in e if k not in ("env", "agent", "step") and k not in keys]
     return keys
 
 
@@ -179,7 +204,8 @@ def _fmt(v) -> str:
 
 def evaluate(checkpoint: str, env=None, episodes: int = 10, video: str | None = None,
              deterministic: bool = False, seed: int = 0, num_envs: int | None = None,
-             video_frames: int = 1000, fps: int = 30, max_steps: int = 100_000) -> EvalResult:
+             video_frames: int = 1000, fps: int = 30, max_steps: int = 100_000,
+             env_options: dict | None = None) -> EvalResult:
     """Play a checkpoint's policy until ``episodes`` episodes have finished.
 
     ``checkpoint``: a checkpoint file, a ``checkpoints/`` directory or a run directory (its
@@ -187,7 +213,9 @@ def evaluate(checkpoint: str, env=None, episodes: int = 10, video: str | None = 
     built vector env with the same spaces (it is reset with ``seed`` and left open). ``num_envs`` environments (default ``min(episodes,
     8)``) are seeded with ``seed`` like the trainer's; sampled actions draw from the same key
     stream as the trainer's first rollout with ``train.seed = seed``, so evaluating the
-    parameters a rollout used reproduces that rollout's episodes. Episodes that end on the
+    parameters a rollout used reproduces that rollout's episodes. ``env_options``: environment
+    options on top of the checkpoint's (e.g. ``render_mode``), for an env made by name.
+    ``episodes`` counts agent episodes in a multi-agent env. Episodes that end on the
     same step as the ``episodes``-th are counted too. A recurrent policy keeps its state across
     steps and zeroes it where an episode ends.
 
@@ -211,7 +239,7 @@ def evaluate(checkpoint: str, env=None, episodes: int = 10, video: str | None = 
         check_stored_env(cfg, state["path"], None)
     if own_env:
         n = num_envs if num_envs is not None else min(episodes, 8)
-        vec = _envs.make(cfg.env.name, num_envs=n, seed=seed, **cfg.env.options)
+        vec = make_env(cfg.env.name, num_envs=n, seed=seed, **{**cfg.env.options, **(env_options or {})})
     else:
         vec = env
     try:
@@ -229,7 +257,7 @@ def _play(loaded: LoadedPolicy, env, episodes: int, deterministic: bool, seed: i
           video_frames: int, max_steps: int) -> EvalResult:
     policy, params = loaded.policy, loaded.params
     step = make_step(policy, deterministic)
-    N = env.num_agents  # one row per agent
+    N, K = env.num_agents, env.agents_per_env  # one row per agent, K agents per environment
     env.reset(seed=seed)
     env.log()  # drop episodes logged before this evaluation
     carry = policy.initial_carry(N)
@@ -237,7 +265,7 @@ def _play(loaded: LoadedPolicy, env, episodes: int, deterministic: bool, seed: i
     done = np.zeros(N, bool)
     ret, length = np.zeros(N, np.float64), np.zeros(N, np.int64)
     finished: list[dict] = []
-    groups: list[dict] = []  # env.log() of each step where episodes ended
+    groups: list[dict] = []  # the env's logs of the steps where episodes ended
     if writer is not None:
         writer.append(env.render(0))
     env0_done, steps = False, 0
@@ -248,9 +276,8 @@ def _play(loaded: LoadedPolicy, env, episodes: int, deterministic: bool, seed: i
             break
         action, carry, key = step(params, env.observations, carry, done, key)
         live = env.masks.copy()  # rows whose agent acts now (a masked agent's row ends no episode)
-        obs, rew, term, trunc = env.step(np.asarray(action))
+        rew, done, logs = _step_envs(env, np.asarray(action), live, collect=not stats_done)
         steps += 1
-        done = term | trunc
         if writer is not None and writer.frames < video_frames:
             writer.append(env.render(0))
         env0_done = env0_done or bool(done[0])
@@ -259,22 +286,54 @@ def _play(loaded: LoadedPolicy, env, episodes: int, deterministic: bool, seed: i
         ret += rew
         length += live
         ended = done & live
-        if ended.any():
-            log = env.log()
-            # episode_length is the env's own count (Breakout counts frames), as in the
-            # trainer's logs; `steps` is the exact number of agent steps from the buffers.
-            extra = {k: float(v) for k, v in log.items() if k not in ("n", "episode_return")}
-            for i in np.flatnonzero(ended):
-                finished.append({"env": int(i), "step": steps, "episode_return": float(ret[i]),
-                                 "steps": int(length[i]), **{"episode_length": float(length[i]), **extra}})
+        for rows, log in logs:
             if log:
                 groups.append(log)
-            ret[ended], length[ended] = 0.0, 0
+            for i in rows:
+                finished.append({"env": int(i) // K, **({"agent": int(i) % K} if K > 1 else {}), "step": steps,
+                                 **_own_values(env, log, len(rows), ret[i], length[i])})
+        ret[ended], length[ended] = 0.0, 0
     if len(finished) < episodes:
         warnings.warn(f"{loaded.path}: only {len(finished)} of {episodes} episodes finished in "
                       f"{max_steps} steps (raise max_steps)", stacklevel=3)
     return EvalResult(checkpoint=loaded.path, env=getattr(env, "name", str(env)), episodes=finished,
-                      mean=_means(finished, groups), steps=steps, deterministic=deterministic)
+                      mean=_means(finished, groups), steps=steps, deterministic=deterministic, asked=episodes,
+                      num_envs=env.num_envs, agents_per_env=K)
+
+
+def _step_envs(env, action, live, collect: bool):
+    """Step every environment of ``env`` once with ``action``; returns ``(rewards, done, logs)``:
+    ``done`` per row, and ``logs`` a list of (rows whose episode ended, the env's log of exactly
+    those episodes). A vector env that steps a range of environments (C envs: ``step_range``)
+    steps them one at a time, so that each environment's log holds its own episodes; any other
+    steps at once, with one log for every episode that ended on the step. Without ``collect``
+    no log is taken."""
+    K = env.agents_per_env
+    if not hasattr(env, "step_range"):
+        _, rew, term, trunc = env.step(action)
+        done = term | trunc
+        rows = np.flatnonzero(done & live)
+        return rew, done, ([(rows, env.log())] if collect and rows.size else [])
+    logs = []
+    for e in range(env.num_envs):
+        env.step_range(e, e + 1, action[e * K:(e + 1) * K])
+        part = slice(e * K, (e + 1) * K)
+        rows = np.flatnonzero((env.terminals[part] | env.truncations[part]) & live[part]) + e * K
+        if collect and rows.size:
+            logs.append((rows, env.log()))
+    return env.rewards, env.terminals | env.truncations, logs
+
+
+def _own_values(env, log: dict, shared_by: int, ret: float, length: int) -> dict:
+    """One episode's row: its return and agent steps from the buffers, plus the env's log fields
+    where they are its own: the log covers this episode alone, or the env is a Python env, whose
+    log is the return (``perf``) and the live steps (``episode_length``) of each episode."""
+    row = {"episode_return": float(ret), "steps": int(length), "episode_length": float(length)}
+    if shared_by == 1:
+        row.update({k: float(v) for k, v in log.items() if k not in ("n", "episode_return")})
+    elif isinstance(env, _envs.PyVecEnv):
+        row["perf"] = float(ret)
+    return row
 
 
 def _means(finished: list[dict], groups: list[dict]) -> dict:

@@ -57,3 +57,65 @@ def test_a_warning_is_one_line_and_the_display_is_restored(tmp_path, capsys):
     assert "puffjax: warning: policy.kind 'recurrent' is deprecated; use 'lstm'\n" in err, err
     assert "FutureWarning" not in err and "validate(cfg)" not in err, err
     assert warnings.showwarning is before
+
+
+MINE_ENV = """
+import gymnasium
+import numpy as np
+
+
+class Line(gymnasium.Env):
+    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (1,), np.float32)
+    action_space = gymnasium.spaces.Discrete(2)
+
+    def __init__(self, render_mode=None):
+        self.render_mode, self.t = render_mode, 0
+
+    def reset(self, seed=None, options=None):
+        self.t = 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(1, np.float32), 1.0, self.t >= 5, False, {}
+
+    def render(self):
+        assert self.render_mode == "rgb_array"
+        return np.full((8, 8, 3), 40 * self.t, np.uint8)
+
+
+def make(**options):
+    return Line(**options)
+"""
+
+
+def test_every_command_takes_a_factory_from_the_current_directory(tmp_path, capsys, monkeypatch):
+    """train, eval (with an env option) and sweep import module:factory from the current directory."""
+    import sys
+    (tmp_path / "mine_env.py").write_text(MINE_ENV)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "mine_env", raising=False)
+    run_dir = str(tmp_path / "run")
+    assert main(["train", "mine_env:make", "--train.total-timesteps", "256", "--env.num-envs", "16",
+                 "--run-dir", run_dir, *SMALL]) == 0, capsys.readouterr().err
+    monkeypatch.delitem(sys.modules, "mine_env")
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    video = str(tmp_path / "play.gif")
+    assert main(["eval", "mine_env:make", "--checkpoint", run_dir, "--episodes", "2", "--video", video,
+                 "--video-frames", "3", "--env.render-mode", "rgb_array"]) == 0, capsys.readouterr().err
+    assert "mine_env:make: " in capsys.readouterr().out and os.path.exists(video)
+    assert main(["sweep", "mine_env:make", "--trials", "1", "--budget", "256", "--dir", str(tmp_path / "sweep"),
+                 "--env.num-envs", "16", "--train.bptt-horizon", "16", "--train.minibatch-size", "256",
+                 "--train.video-frames", "0"]) == 0, capsys.readouterr().err
+    assert "1 trials" in capsys.readouterr().out
+
+
+def test_sweep_starts_from_the_config_of_any_env_form(tmp_path):
+    """gym:ID, module:factory and a C file have no shipped config: the sweep's base is load_config's."""
+    from puffjax.sweep import base_config
+    header = tmp_path / "mine.h"
+    for name in ("gym:CartPole-v1", "test_spaces:Target", str(header)):
+        cfg, section = base_config(name, budget=1024)
+        assert cfg.env.name == name and cfg.train.total_timesteps == 1024 and section is None
+    assert base_config("cartpole")[0] == puffjax.load_config("cartpole")

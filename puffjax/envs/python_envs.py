@@ -49,6 +49,16 @@ class _Inline:
         self.block.close()
 
 
+def _check_env(env, name: str) -> None:
+    """A ValueError unless ``env`` is a gymnasium env or a PettingZoo Parallel API env."""
+    if hasattr(env, "agent_iter") and hasattr(env, "last"):
+        raise ValueError(f"{name}: a PettingZoo AEC environment (one agent acts at a time) is not supported; use the "
+                         "Parallel API or wrap it with pettingzoo.utils.conversions.aec_to_parallel")
+    if not (callable(getattr(env, "reset", None)) and callable(getattr(env, "step", None))):
+        raise ValueError(f"{name}: the factory returned {type(env).__name__}, not an environment (a gymnasium "
+                         "env or a PettingZoo Parallel env, with reset() and step())")
+
+
 class PyVecEnv:
     """``num_envs`` Python environments made by ``env_fn`` with the same buffers, auto-reset and
     logs as the C vector envs (see :mod:`puffjax.envs`).
@@ -68,6 +78,7 @@ class PyVecEnv:
         workers = check_int("workers", workers, 0, num_envs)
         self.name, self.num_envs, self.workers = name, num_envs, workers
         probe = env_fn()
+        _check_env(probe, name)
         if driver is None:
             driver = ParallelDriver if is_parallel_env(probe) else GymnasiumDriver
         try:

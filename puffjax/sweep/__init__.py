@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import time
 
-from ..config import CONFIG_DIR, SWEEP_SECTION, Config, load_config, load_config_file, read_toml_file
+from ..config import SWEEP_SECTION, Config, load_config, load_config_file, read_toml_file, sweep_section
 from .prune import PRUNE_STARTUP_TRIALS, PRUNE_WARMUP, REPORT_POINTS
 from .report import SweepResult, result, study_result, write_reports
 from .space import space_from_section, validate_space
@@ -54,13 +54,10 @@ def base_config(env: str | None = None, config_file: str | None = None, budget: 
         cfg = load_config_file(config_file, **overrides)
         if env is not None and env != cfg.env.name:
             raise ValueError(f"{config_file} is a {cfg.env.name} config, not {env}")
-        path = config_file
-    elif env is not None:
-        cfg = load_config(env, **overrides)
-        path = os.path.join(CONFIG_DIR, f"{env}.toml")
-    else:
+        return cfg, read_toml_file(config_file).get(SWEEP_SECTION)
+    if env is None:
         raise ValueError("name an environment to sweep (e.g. puffjax sweep cartpole) or a --config file")
-    return cfg, read_toml_file(path).get(SWEEP_SECTION)
+    return load_config(env, **overrides), sweep_section(env)
 
 
 def sweep(env: str | None = None, trials: int = 20, *, config_file: str | None = None,
@@ -71,7 +68,8 @@ def sweep(env: str | None = None, trials: int = 20, *, config_file: str | None =
     """Run (or continue) a sweep until its study holds ``trials`` trials; returns a :class:`SweepResult`
     and writes ``trials.csv``, ``pareto.csv`` and ``pareto.png`` to ``directory``.
 
-    ``env``: a shipped config's name, or ``config_file``: a config file (its ``[sweep]`` section
+    ``env``: any environment :func:`puffjax.load_config` takes (a shipped config's name,
+    ``gym:ID``, ``module:factory``, a C file path...), or ``config_file``: a config file (its ``[sweep]`` section
     is the search space; the shipped configs have none, so they get
     :func:`puffjax.sweep.space.default_space`). ``space``: a ``[sweep]`` section as a dict,
     instead of the file's. ``overrides`` apply to the base config (as in :func:`puffjax.load_config`);
@@ -97,7 +95,9 @@ def sweep(env: str | None = None, trials: int = 20, *, config_file: str | None =
         raise ValueError(f"budget must be a positive number of agent steps, got {budget!r}")
     if env is None and config_file is None:
         raise ValueError("name an environment to sweep (e.g. puffjax sweep cartpole) or a --config file")
-    study = study or (os.path.splitext(os.path.basename(config_file))[0] if config_file else env)
+    if not study:  # the config file's or the environment's name (a C file's without its folder)
+        named = config_file or (env if env.endswith((".h", ".c")) else None)
+        study = os.path.splitext(os.path.basename(named))[0] if named else env
     directory = os.path.abspath(directory or os.path.join("sweeps", study))
     os.makedirs(directory, exist_ok=True)
     storage = storage or f"sqlite:///{os.path.join(directory, 'study.db')}"
