@@ -18,9 +18,10 @@ import warnings
 def _user_errors() -> tuple:
     """The exceptions that report a user's mistake (a bad value, file, environment or its
     options), printed as one ``puffjax:`` line with exit status 2."""
-    from .envs import EnvError, WorkerDiedError
+    from .envs import EnvError, StepTimeoutError, WorkerDiedError
     from .envs.custom_c import CompileError
-    return (ValueError, OverflowError, MemoryError, OSError, ImportError, CompileError, EnvError, WorkerDiedError)
+    return (ValueError, OverflowError, MemoryError, OSError, ImportError, CompileError, EnvError, StepTimeoutError,
+            WorkerDiedError)
 
 
 def _error(e: BaseException) -> int:

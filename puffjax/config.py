@@ -40,6 +40,8 @@ class EnvConfig:
     num_envs: int = 4096
     threads: int = 0  # C env stepping threads, 0: every core this process may use (results do not depend on it)
     workers: int = 0  # Python envs (gym:ID, module:factory): worker processes; 0 steps them in this process
+    step_timeout: float = 60.0  # Python envs: seconds one reset or step may take before an error; 0: no limit
+    check_bounds: bool = True  # Python envs: check the first observations after a reset against finite Box bounds
     options: dict = field(default_factory=dict)  # passed to puffjax.envs.make (e.g. frameskip)
 
 
@@ -454,6 +456,9 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"env.threads must be >= 0 (0: every available core), got {e.threads}")
     if e.workers < 0:
         raise ValueError(f"env.workers must be >= 0, got {e.workers}")
+    if not 0 <= e.step_timeout < float("inf"):
+        raise ValueError(f"env.step_timeout must be a finite number of seconds >= 0 (0: no limit), "
+                         f"got {e.step_timeout}")
     for name in ("video_frames", "video_interval", "keep_checkpoints", "devices"):
         if getattr(t, name) < 0:
             raise ValueError(f"train.{name} must be >= 0, got {getattr(t, name)}")

@@ -90,7 +90,8 @@ class Trainer:
         env_seed = parallel.process_seed(t.seed)
         self.env = env if env is not None else envs.make(
             cfg.env.name, num_envs=cfg.env.num_envs, threads=cfg.env.threads or envs.available_cores(),
-            seed=env_seed, workers=cfg.env.workers, **cfg.env.options)
+            seed=env_seed, workers=cfg.env.workers, step_timeout=cfg.env.step_timeout,
+            check_bounds=cfg.env.check_bounds, **cfg.env.options)
         n_local = self.env.num_agents  # buffer rows: environments x agents per environment
         if n_local % parallel.local_devices(self.mesh):
             raise ValueError(f"{n_local} agents do not split evenly over this process's "

@@ -203,7 +203,7 @@ def test_workers_get_the_storage_url_in_their_environment_not_their_command_line
     cmd = worker_command("study", str(tmp_path), 5, {0, 1})
     assert not any("PASSWORD" in a or "postgresql" in a for a in cmd)
     assert cmd[1:] == ["-m", "puffjax.sweep.worker", "--study", "study", "--dir", str(tmp_path), "--trials", "5",
-                       "--cpus", "0,1"]
+                       "--cpus", "0,1", "--parent", str(os.getpid())]
     env = worker_env(url, {"PATH": "/bin"})
     assert env == {"PATH": "/bin", STORAGE_ENV: url}
     # a worker without it says where the URL goes

@@ -31,11 +31,13 @@ from ._common import EnvError
 from .gym_adapter import GymnasiumDriver
 from .python_envs import PyVecEnv
 from .spaces import Layout, SpaceError, action_layout, observation_layout
+from .timeout import StepTimeoutError
 from .vector import CVecEnv, _envs
 from .workers import WorkerDiedError
 
 __all__ = ["make", "from_gymnasium", "from_pettingzoo", "names", "available_cores", "CVecEnv", "PyVecEnv",
-           "EnvError", "WorkerDiedError", "SpaceError", "Layout", "observation_layout", "action_layout"]
+           "EnvError", "WorkerDiedError", "StepTimeoutError", "SpaceError", "Layout", "observation_layout",
+           "action_layout"]
 
 
 def available_cores() -> int:
@@ -65,7 +67,8 @@ def runs_code(name: str) -> str | None:
     return None
 
 
-def make(name: str, num_envs: int = 1, threads: int = 1, seed: int = 0, workers: int = 0, **options):
+def make(name: str, num_envs: int = 1, threads: int = 1, seed: int = 0, workers: int = 0,
+         step_timeout: float = 60.0, check_bounds: bool = True, **options):
     """Any environment by name, as a vector env of `num_envs` environments:
 
     * ``"breakout"``: a registered C env (:func:`names`); ``options`` are its options;
@@ -76,7 +79,8 @@ def make(name: str, num_envs: int = 1, threads: int = 1, seed: int = 0, workers:
       gymnasium env or a PettingZoo Parallel API env.
 
     ``threads``: C stepping threads; ``workers``: processes for Python envs (0: in this
-    process). Neither changes the results."""
+    process). Neither changes the results. ``step_timeout`` and ``check_bounds``: see
+    :class:`PyVecEnv` (Python envs only)."""
     if not isinstance(name, str):
         raise TypeError(f"environment name must be a string, got {name!r}")
     if name.startswith("gym:"):
@@ -84,11 +88,13 @@ def make(name: str, num_envs: int = 1, threads: int = 1, seed: int = 0, workers:
 
         env_fn, _ = _env_fn(name[len("gym:"):], options)
         try:
-            return PyVecEnv(env_fn, num_envs, seed=seed, name=name, driver=GymnasiumDriver, workers=workers)
+            return PyVecEnv(env_fn, num_envs, seed=seed, name=name, driver=GymnasiumDriver, workers=workers,
+                            step_timeout=step_timeout, check_bounds=check_bounds)
         except gymnasium.error.Error as e:  # an unknown id, a missing dependency...
             raise ValueError(f"environment {name!r}: {e}") from e
     if ":" in name and not custom_c.is_c_source(name):
-        return PyVecEnv(_factory(name, options), num_envs, seed=seed, name=name, workers=workers)
+        return PyVecEnv(_factory(name, options), num_envs, seed=seed, name=name, workers=workers,
+                        step_timeout=step_timeout, check_bounds=check_bounds)
     if workers:
         raise ValueError(f"{name}: workers are for Python envs; a C env steps on threads (threads={threads})")
     return CVecEnv(name, num_envs=num_envs, threads=threads, seed=seed, **options)
@@ -131,21 +137,26 @@ def _env_fn(env_id_or_fn, make_kwargs):
     raise TypeError(f"expected a gymnasium id string or a callable, got {env_id_or_fn!r}")
 
 
-def from_gymnasium(env_id_or_fn, num_envs: int, seed: int = 0, workers: int = 0, **make_kwargs) -> PyVecEnv:
+def from_gymnasium(env_id_or_fn, num_envs: int, seed: int = 0, workers: int = 0, step_timeout: float = 60.0,
+                   check_bounds: bool = True, **make_kwargs) -> PyVecEnv:
     """Wrap gymnasium environments (an id such as "CartPole-v1", or a callable returning an env)
     behind the same interface as `make`. Any standard space works (:mod:`puffjax.envs.spaces`).
-    ``workers``: 0 steps them here in a loop; W > 0 in W processes over shared memory."""
+    ``workers``: 0 steps them here in a loop; W > 0 in W processes over shared memory.
+    ``step_timeout``, ``check_bounds``: see :class:`PyVecEnv`."""
     env_fn, name = _env_fn(env_id_or_fn, make_kwargs)
-    return PyVecEnv(env_fn, num_envs, seed=seed, name=name, driver=GymnasiumDriver, workers=workers)
+    return PyVecEnv(env_fn, num_envs, seed=seed, name=name, driver=GymnasiumDriver, workers=workers,
+                    step_timeout=step_timeout, check_bounds=check_bounds)
 
 
-def from_pettingzoo(env_fn, num_envs: int, seed: int = 0, workers: int = 0) -> PyVecEnv:
+def from_pettingzoo(env_fn, num_envs: int, seed: int = 0, workers: int = 0, step_timeout: float = 60.0,
+                    check_bounds: bool = True) -> PyVecEnv:
     """Wrap PettingZoo Parallel API environments (``env_fn()`` returns one): one buffer row per
     agent of ``possible_agents``, agents that finished early masked (see
-    :mod:`puffjax.envs.pettingzoo`). ``workers`` as in :func:`from_gymnasium`."""
+    :mod:`puffjax.envs.pettingzoo`). ``workers``, ``step_timeout`` and ``check_bounds`` as in
+    :func:`from_gymnasium`."""
     from .pettingzoo import ParallelDriver
 
     if not callable(env_fn):
         raise TypeError(f"from_pettingzoo expects a callable returning a Parallel API env, got {env_fn!r}")
     return PyVecEnv(env_fn, num_envs, seed=seed, name=getattr(env_fn, "__name__", "pettingzoo"),
-                    driver=ParallelDriver, workers=workers)
+                    driver=ParallelDriver, workers=workers, step_timeout=step_timeout, check_bounds=check_bounds)

@@ -3,9 +3,9 @@
 A driver reads its action from its row of ``actions``, steps its env, and writes the
 observation (flattened, :mod:`puffjax.envs.spaces`), reward, terminal, truncation and mask into
 its rows; an episode that ends resets at once (the row then holds the new episode's first
-observation, while reward and flags belong to the finished one). The first observations an env
-returns are checked against its declared space (the key, shape or dtype that does not fit is
-named); later ones are written without checks.
+observation, while reward and flags belong to the finished one). The observations of each
+reset and of the first step after it are checked against the env's declared space (the key,
+shape or dtype that does not fit is named); later ones are written without checks.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ class GymnasiumDriver:
         self.obs_layout, self.act_layout = obs_layout, act_layout
         self.where = f"{where}: environment {index}: "  # for messages
         self.episode_return, self.episode_length = 0.0, 0
-        self.checks_left = 2  # the first reset's and the first step's observations
+        self.checks_left = 0  # observations still to check: a reset's and the first step's after it
 
     def _write_obs(self, obs) -> None:
         if self.checks_left:
@@ -42,6 +42,7 @@ class GymnasiumDriver:
 
     def reset(self, seed: int | None) -> None:
         obs, _ = self.env.reset(seed=seed)
+        self.checks_left = 2
         self._write_obs(obs)
         r = self.rows
         r.rewards[0], r.terminals[0], r.truncations[0], r.masks[0] = 0.0, False, False, True

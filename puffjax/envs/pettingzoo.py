@@ -16,8 +16,8 @@ Rules:
 * ``log()`` counts agent episodes: ``episode_return`` and ``episode_length`` (live steps) per
   agent, and ``perf`` (= the return).
 * Refused: an agent whose observation or action space changes mid-episode, an agent not in
-  ``possible_agents``, and observations that do not fit the space (checked on the first reset
-  and step).
+  ``possible_agents``, and observations that do not fit the space (checked on each reset and
+  the first step after it).
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class ParallelDriver:
         self.where = f"{where}: environment {index}: "
         K = len(self.agents)
         self.returns, self.lengths = np.zeros(K), np.zeros(K, np.int64)
-        self.checks_left = 2
+        self.checks_left = 0  # observations still to check: a reset's and the first step's after it
 
     # ---- helpers ----
     def _agent(self, agent) -> int:
@@ -98,6 +98,7 @@ class ParallelDriver:
     # ---- the driver interface ----
     def reset(self, seed: int | None) -> None:
         obs, _ = self.env.reset(seed=seed)
+        self.checks_left = 2
         self._start(obs)
         r = self.rows
         r.rewards[...] = 0.0

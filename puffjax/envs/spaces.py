@@ -13,6 +13,10 @@ The flatten rule:
 * **Plain spaces keep their shape.** A lone ``Box`` observation is its own row:
   ``[*box.shape]``, ``uint8`` when the Box is ``uint8`` (images), ``float32`` otherwise. A lone
   ``Discrete`` action is one ``int32``; a lone ``Box`` action is ``float32 [*box.shape]``.
+* **Images are channels-last.** A lone Box observation of three dims whose first is the
+  smallest and at most 4 (channels-first, e.g. ``(4, 84, 84)`` from gymnasium's
+  ``FrameStackObservation``) is written transposed, as ``[H, W, C]`` (:func:`channels_first`;
+  ``Layout.row_space`` is the Box the row holds).
 * **Everything else is one flat row** ``[size]``: the leaves in order (``Dict`` in the order of
   its keys as the space holds them, ``Tuple`` by index, depth first), each leaf's elements in C
   order. A ``Discrete`` leaf is one element holding its value (``start`` included, not one-hot);
@@ -21,6 +25,9 @@ The flatten rule:
   or ``bool`` Boxes, ``MultiBinary``, ``Discrete`` / ``MultiDiscrete`` with values in 0..255),
   else ``float32`` (integers are exact up to 2^24; larger discrete values are refused).
   Actions: ``int32`` when every leaf is discrete, else ``float32``.
+
+:func:`find_bad_observation` checks rows against the bounds of every finite Box (the vector
+envs run it on the first observations after a reset).
 
 ``Layout.unflatten(rows)`` is the inverse: nested dicts / tuples of arrays with the leaves' shapes
 and leading dims kept, in NumPy for NumPy input and in ``jax.numpy`` (jittable) otherwise, so a
@@ -35,7 +42,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from gymnasium import spaces
 
-__all__ = ["Leaf", "Layout", "SpaceError", "observation_layout", "action_layout", "check_space"]
+__all__ = ["Leaf", "Layout", "SpaceError", "observation_layout", "action_layout", "check_space", "channels_first",
+           "find_bad_observation"]
 
 SUPPORTED = "Box, Discrete, MultiDiscrete, MultiBinary, and Dict / Tuple of them"
 _FLOAT_EXACT = 1 << 24  # float32 holds every integer up to this
@@ -147,10 +155,21 @@ class Layout:
     dtype: np.dtype
     plain: bool
     what: str  # "observation" | "action", for messages
+    transpose: tuple = ()  # a plain row holding the space's value transposed by these axes (channels-last)
 
     @property
     def size(self) -> int:
         return int(np.prod(self.row_shape)) if self.row_shape else 1
+
+    @property
+    def row_space(self):
+        """The space of one row as the trainer sees it: ``space`` itself, or for a transposed
+        (channels-first) Box, that Box channels-last."""
+        if not self.transpose:
+            return self.space
+        box, t = self.space, self.transpose
+        return spaces.Box(np.transpose(np.broadcast_to(box.low, box.shape), t),
+                          np.transpose(np.broadcast_to(box.high, box.shape), t), dtype=box.dtype)
 
     # ---- rows -> structure ----
     def unflatten(self, rows):
@@ -196,9 +215,22 @@ class Layout:
             if l.discrete:
                 low[s], high[s], discrete[s] = l.start, np.add(l.start, l.nvec), True
             else:
-                low[s] = np.broadcast_to(self._box(l).low, l.shape).reshape(-1)
-                high[s] = np.broadcast_to(self._box(l).high, l.shape).reshape(-1)
+                low[s] = self._in_row(np.broadcast_to(self._box(l).low, l.shape))
+                high[s] = self._in_row(np.broadcast_to(self._box(l).high, l.shape))
         return low, high, discrete
+
+    def _in_row(self, a: np.ndarray) -> np.ndarray:
+        """Per-element values of a plain leaf, in the row's (flattened) order."""
+        return (np.transpose(a, self.transpose) if self.transpose else a).reshape(-1)
+
+    def position(self, element: int) -> str:
+        """Where element ``element`` of a row sits in the space, e.g. ``['pos'][1]`` or ``[0, 3, 2]``."""
+        leaf = next(l for l in self.leaves if l.offset <= element < l.offset + l.size)
+        shape = tuple(np.array(leaf.shape)[list(self.transpose)]) if self.transpose else leaf.shape
+        index = np.unravel_index(element - leaf.offset, shape) if shape else ()
+        if self.transpose:
+            index = tuple(index[self.transpose.index(axis)] for axis in range(len(index)))
+        return _where(leaf.path) + (f"[{', '.join(str(int(i)) for i in index)}]" if shape else "")
 
     def _box(self, leaf):
         space = self.space
@@ -211,7 +243,7 @@ class Layout:
         """Write one agent's ``value`` (the space's structure) into its buffer ``row``. No checks
         beyond NumPy's own: call :meth:`check` on the first values an env returns."""
         if self.plain:
-            row[...] = value
+            row[...] = np.transpose(value, self.transpose) if self.transpose else value
             return
         for leaf in self.leaves:
             v = value
@@ -286,6 +318,36 @@ def _check(space, value, path, what):
             raise SpaceError(f"{at}{''.join(f'[{j}]' for j in i)} = {a[i]} is outside {space}")
 
 
+def find_bad_observation(layout: Layout, observations: np.ndarray, live=None) -> tuple[int, str] | None:
+    """The first observation in ``observations [N, *row]`` outside the bounds of its Box, as
+    (its row, a message naming its position in the space and its value), or None. Only finite
+    bounds of Box leaves are checked (discrete values are checked where they are written), and
+    only in the rows where ``live [N]`` (a mask: rows of agents that are there) is True."""
+    low, high, discrete = layout.element_bounds()
+    box = ~discrete & (np.isfinite(low) | np.isfinite(high))
+    if not box.any():
+        return None
+    rows = observations.reshape(observations.shape[0], -1)
+    bad = (rows < low) | (rows > high)
+    bad &= box
+    if live is not None:
+        bad &= np.asarray(live, bool)[:, None]
+    if not bad.any():
+        return None
+    n, element = (int(i) for i in np.argwhere(bad)[0])
+    return n, (f"observation{layout.position(element)} = {rows[n, element].item()} is outside "
+               f"[{low[element]:g}, {high[element]:g}], the bounds of its space {layout.space}")
+
+
+def channels_first(space) -> bool:
+    """Whether ``space`` looks like a channels-first image: a Box of three dims whose first is
+    the smallest of them and at most 4 (e.g. ``(4, 84, 84)``, four stacked frames)."""
+    if not isinstance(space, spaces.Box) or len(space.shape) != 3:
+        return False
+    c, h, w = space.shape
+    return c <= 4 and c < h and c < w
+
+
 def _layout(space, what: str) -> tuple[tuple, int]:
     check_space(space, what)
     leaves: list = []
@@ -298,6 +360,9 @@ def observation_layout(space) -> Layout:
     leaves, size = _layout(space, "observation")
     if isinstance(space, spaces.Box):
         dtype = np.dtype(np.uint8 if space.dtype in (np.uint8, np.bool_) else np.float32)
+        if channels_first(space):
+            c, h, w = (int(s) for s in space.shape)
+            return Layout(space, leaves, (h, w, c), dtype, True, "observation", transpose=(1, 2, 0))
         return Layout(space, leaves, tuple(int(s) for s in space.shape), dtype, True, "observation")
     dtype = np.dtype(np.uint8 if all(_fits_uint8(l) for l in leaves) else np.float32)
     return Layout(space, leaves, (size,), dtype, False, "observation")

@@ -16,9 +16,18 @@ env factory is sent with cloudpickle and a script that makes workers needs the u
   with the worker's traceback in the message;
 * a worker that dies (killed, segfault, ``os._exit``): :class:`WorkerDiedError` naming it and
   its exit code, as soon as the main process waits on it (no hang);
-* either way, and on ``close()``, Ctrl-C (KeyboardInterrupt) or garbage collection, every
-  worker is stopped and joined. Workers ignore SIGINT (the main process handles Ctrl-C) and
-  exit by themselves when the main process disappears (their pipe closes).
+* a worker that does not answer a reset or step within ``step_timeout`` seconds (0: no limit):
+  :class:`puffjax.envs.StepTimeoutError` naming it and its environments;
+* either way, and on ``close()`` or garbage collection, every worker is stopped and joined.
+
+Workers ignore SIGINT: Ctrl-C is the main process's to handle. A KeyboardInterrupt while the
+workers step waits for them to finish that step (they do not see the signal), so the pool
+stays usable and its state can still be saved. Workers are killed as soon as the main process
+is gone, however it ended (:func:`puffjax.lifeline.die_with_parent`).
+
+The shared memory is an anonymous file (``memfd_create``; elsewhere a temporary file removed
+at once) that the workers receive as a file descriptor: it has no name, so nothing is left in
+``/dev/shm`` whenever and however the processes end.
 """
 from __future__ import annotations
 
@@ -27,14 +36,17 @@ import os
 import pickle
 import signal
 import tempfile
+import time
 import traceback
 import weakref
-from multiprocessing import connection, get_context
+from multiprocessing import connection, get_context, reduction
 
 import numpy as np
 
+from ..lifeline import die_with_parent
 from ._common import EnvError
 from .spaces import SpaceError
+from .timeout import StepTimeoutError, timeout_message
 
 _ALIGN = 64
 
@@ -43,17 +55,45 @@ class WorkerDiedError(RuntimeError):
     """A worker process of a vector env exited while the env was in use."""
 
 
-def _map_buffers(path: str, specs: dict):
-    """NumPy arrays over the shared file ``path`` (name -> (shape, dtype) in ``specs``)."""
+def _anonymous_file() -> int:
+    """A file descriptor of a new, empty file that has no name anywhere."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("puffjax-envs", os.MFD_CLOEXEC)
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    fd, path = tempfile.mkstemp(prefix="puffjax-envs-", dir=shm)
+    os.unlink(path)
+    return fd
+
+
+class _Descriptor:
+    """A file descriptor handed to a spawned worker (it travels with the process's arguments,
+    as a Connection does); in the worker, ``int(...)`` of it is the worker's own copy."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __reduce__(self):
+        return _Descriptor._rebuild, (reduction.DupFd(self.fd),)
+
+    @staticmethod
+    def _rebuild(dup):
+        return _Descriptor(dup.detach())
+
+    def __int__(self):
+        return self.fd
+
+
+def _map_buffers(fd: int, specs: dict):
+    """NumPy arrays over the shared file ``fd`` (name -> (shape, dtype) in ``specs``), and
+    its mapping (the arrays live as long as it does)."""
     offsets, size = {}, 0
     for name, (shape, dtype) in specs.items():
         offsets[name] = size
         size += -(-int(np.prod(shape)) * np.dtype(dtype).itemsize // _ALIGN) * _ALIGN
     size = max(size, _ALIGN)
-    with open(path, "r+b") as f:
-        if os.fstat(f.fileno()).st_size < size:
-            f.truncate(size)
-        mm = mmap.mmap(f.fileno(), size)
+    if os.fstat(fd).st_size < size:
+        os.ftruncate(fd, size)
+    mm = mmap.mmap(fd, size)
     arrays = {name: np.frombuffer(mm, np.dtype(dtype), int(np.prod(shape)), offsets[name]).reshape(shape)
               for name, (shape, dtype) in specs.items()}
     return arrays, mm
@@ -68,16 +108,20 @@ def _describe(e: BaseException) -> tuple:
     return f"{e}\n\nTraceback in the worker process:\n{tb}", getattr(e, "env_index", None), False
 
 
-def _worker_main(conn, path, specs, first, last, driver, env_fn_bytes, obs_space, act_space, agents, name):
+def _worker_main(conn, parent, shared, specs, first, last, driver, env_fn_bytes, obs_space, act_space, agents,
+                 name):
     """A worker: build envs first..last-1 over the shared buffers, then answer commands."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    die_with_parent(parent)
     import cloudpickle
 
     from .env_block import EnvBlock
 
     block = None
     try:
-        buffers, _mm = _map_buffers(path, specs)
+        fd = int(shared)
+        buffers, _mm = _map_buffers(fd, specs)
+        os.close(fd)
         block = EnvBlock(driver, cloudpickle.loads(env_fn_bytes), first, last, buffers, obs_space, act_space,
                          agents, name)
         conn.send_bytes(pickle.dumps(("ok", None)))
@@ -108,8 +152,8 @@ def _worker_main(conn, path, specs, first, last, driver, env_fn_bytes, obs_space
             block.close()
 
 
-def _stop(processes, conns, path) -> None:
-    """Stop and join every worker (politely, then SIGTERM, then SIGKILL), remove the file."""
+def _stop(processes, conns) -> None:
+    """Stop and join every worker (politely, then SIGTERM, then SIGKILL)."""
     for p, c in zip(processes, conns):
         if p.is_alive():
             try:
@@ -126,64 +170,68 @@ def _stop(processes, conns, path) -> None:
             p.join()
     for c in conns:
         c.close()
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 class WorkerPool:
     """W worker processes, each an :class:`EnvBlock` of consecutive environments, over buffers
-    in shared memory (``self.buffers``). Same interface as the serial runner."""
+    in shared memory (``self.buffers``). Same interface as the serial runner. ``step_timeout``:
+    the seconds a reset or step may take (0: no limit)."""
 
     def __init__(self, driver, env_fn, num_envs: int, workers: int, specs: dict, obs_space, act_space,
-                 agents: int, name: str):
+                 agents: int, name: str, step_timeout: float = 0.0):
         import cloudpickle
 
-        self.name = name
-        shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
-        fd, self._path = tempfile.mkstemp(prefix="puffjax-envs-", dir=shm)
-        os.close(fd)
-        self.buffers, self._mm = _map_buffers(self._path, specs)
-        ctx = get_context("spawn")
-        fn = cloudpickle.dumps(env_fn)
-        self.blocks = [(num_envs * k // workers, num_envs * (k + 1) // workers) for k in range(workers)]
-        self.processes, self.conns = [], []
-        self._step_messages = {k: b"s" for k in range(workers)}
-        self._closer = weakref.finalize(self, _stop, self.processes, self.conns, self._path)
+        self.name, self.step_timeout = name, float(step_timeout)
+        fd = _anonymous_file()
         try:
-            for k, (first, last) in enumerate(self.blocks):
-                mine, theirs = ctx.Pipe()
-                p = ctx.Process(target=_worker_main, name=f"puffjax-worker-{k}", daemon=True,
-                                args=(theirs, self._path, specs, first, last, driver, fn, obs_space, act_space,
-                                      agents, name))
-                p.start()
-                theirs.close()
-                self.processes.append(p)
-                self.conns.append(mine)
-            self._gather()  # every worker built its envs
-        except BaseException:
-            self.close()
-            raise
-        os.unlink(self._path)  # the mapping stays; nothing is left behind if this process dies
+            self.buffers, self._mm = _map_buffers(fd, specs)
+            ctx = get_context("spawn")
+            fn = cloudpickle.dumps(env_fn)
+            self.blocks = [(num_envs * k // workers, num_envs * (k + 1) // workers) for k in range(workers)]
+            self.processes, self.conns = [], []
+            self._pending: set = set()  # workers whose answer to the last command is not read yet
+            self._step_messages = {k: b"s" for k in range(workers)}
+            self._closer = weakref.finalize(self, _stop, self.processes, self.conns)
+            try:
+                for k, (first, last) in enumerate(self.blocks):
+                    mine, theirs = ctx.Pipe()
+                    p = ctx.Process(target=_worker_main, name=f"puffjax-worker-{k}", daemon=True,
+                                    args=(theirs, os.getpid(), _Descriptor(fd), specs, first, last, driver, fn,
+                                          obs_space, act_space, agents, name))
+                    p.start()
+                    theirs.close()
+                    self.processes.append(p)
+                    self.conns.append(mine)
+                    self._pending.add(k)
+                self._gather()  # every worker built its envs
+            except BaseException:
+                self.close()
+                raise
+        finally:
+            os.close(fd)  # the mapping (and the workers' copies) keep the memory
 
     # ---- talking to the workers ----
-    def _gather(self, which=None) -> list:
+    def _gather(self, which=None, command: str = "", timeout: float = 0.0) -> list:
         """The answers of workers ``which`` (default: all) to their last command, in that order;
-        raises on an error or a death."""
+        raises on an error, a death, or no answer within ``timeout`` seconds (0: no limit)."""
         which = list(range(len(self.processes))) if which is None else list(which)
         answers: dict = {}
         pending = set(which)
+        deadline = time.monotonic() + timeout if timeout > 0 else None
         while pending:
             waiting = {self.conns[k]: k for k in pending}
             sentinels = {self.processes[k].sentinel: k for k in pending}
-            ready = connection.wait(list(waiting) + list(sentinels))
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = connection.wait(list(waiting) + list(sentinels), left)
+            if not ready:
+                self._timed_out(min(pending), command, timeout)
             for k in sorted({waiting.get(r, sentinels.get(r)) for r in ready}):
                 conn = self.conns[k]
                 if conn.poll():
                     try:
                         answers[k] = conn.recv_bytes()
                         pending.discard(k)
+                        self._pending.discard(k)
                         continue
                     except (EOFError, OSError):
                         pass
@@ -216,28 +264,48 @@ class WorkerPool:
         raise WorkerDiedError(f"{self.name}: worker {k} (environments {first}..{last - 1}) {how}; "
                               f"all workers of this vector env were stopped")
 
-    def _send(self, messages: dict) -> list:
+    def _timed_out(self, k: int, command: str, timeout: float):
+        first, last = self.blocks[k]
+        self.processes[k].kill()  # it may never read the polite request to stop
+        self.close()
+        raise StepTimeoutError(timeout_message(self.name, f"worker {k} (environments {first}..{last - 1})", command,
+                                               timeout, "all workers of this vector env were stopped"))
+
+    def _finish_interrupted(self) -> None:
+        """After a KeyboardInterrupt: read the answers still due (the workers finish what they
+        were doing; they do not see SIGINT), so the pool can go on or save its state. A worker
+        that does not answer within the step timeout (10 s without one) has the pool closed."""
+        try:
+            self._gather(sorted(self._pending), "its last command", self.step_timeout or 10.0)
+        except Exception:  # noqa: BLE001 - the pool is closed; the KeyboardInterrupt goes on
+            self.close()
+
+    def _send(self, messages: dict, command: str = "", timeout: float = 0.0) -> list:
         """Send worker k ``messages[k]`` (bytes) and gather their answers."""
         if not self._closer.alive:
             raise RuntimeError(f"{self.name}: this vector environment is closed")
         try:
             for k, msg in messages.items():
                 self.conns[k].send_bytes(msg)
-            return self._gather(messages)
-        except (KeyboardInterrupt, BrokenPipeError):
+                self._pending.add(k)
+            return self._gather(messages, command, timeout)
+        except KeyboardInterrupt:
+            self._finish_interrupted()
+            raise
+        except BrokenPipeError:
             self.close()
             raise
 
-    def _command(self, command: str, *args) -> list:
+    def _command(self, command: str, *args, timeout: float = 0.0) -> list:
         msg = pickle.dumps((command, args))
-        return self._send({k: msg for k in range(len(self.conns))})
+        return self._send({k: msg for k in range(len(self.conns))}, command, timeout)
 
     # ---- the runner interface ----
     def reset(self, seed):
-        self._command("reset", seed)
+        self._command("reset", seed, timeout=self.step_timeout)
 
     def step(self):
-        self._send(self._step_messages)
+        self._send(self._step_messages, "step", self.step_timeout)
 
     def take_logs(self):
         return self._command("take_log")

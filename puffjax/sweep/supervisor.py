@@ -3,7 +3,9 @@
 Each worker is a fresh interpreter, ``python -m puffjax.sweep.worker`` (whatever the caller's
 main module is: a script, Jupyter), pinned to its own share of the CPU cores. The storage URL,
 which may hold a password, reaches it in the environment variable :data:`STORAGE_ENV`, never on
-its command line (which any user sees in ``ps``). A worker killed mid-trial has that trial
+its command line (which any user sees in ``ps``). Workers are killed when this process is gone,
+however it ended (``--parent``: :func:`puffjax.lifeline.die_with_parent`), so a sweep killed
+with ``kill -9`` leaves no worker training. A worker killed mid-trial has that trial
 failed with the reason and is started again while the study needs trials. Ctrl-C (or a worker
 ending with status 130, as when SIGINT reached it alone) stops every worker, fails their running
 trials with the reason "interrupted" and raises KeyboardInterrupt; the caller's SIGINT handler
@@ -50,9 +52,10 @@ def fail_dead_local(study, store) -> None:
 
 
 def worker_command(study: str, directory: str, target: int, cpus: set | None) -> list[str]:
-    """The command line of one worker process (the storage URL is not on it: see :func:`worker_env`)."""
+    """The command line of one worker process started by this one (the storage URL is not on
+    it: see :func:`worker_env`)."""
     cmd = [sys.executable, "-m", "puffjax.sweep.worker", "--study", study, "--dir", directory, "--trials", str(target)]
-    return cmd + (["--cpus", ",".join(map(str, sorted(cpus)))] if cpus else [])
+    return cmd + (["--cpus", ",".join(map(str, sorted(cpus)))] if cpus else []) + ["--parent", str(os.getpid())]
 
 
 def worker_env(storage: str, environ: dict) -> dict:

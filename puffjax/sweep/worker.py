@@ -7,7 +7,9 @@ space, fits the batch geometry to the budget, trains, records its metric curve e
 the study how it ended: complete (with its score and cost), pruned, or failed with the reason
 in user attribute ``fail_reason``. SIGINT fails the running trial with the reason
 "interrupted" and ends the worker with status 130. ``--cpus 0,1``: pin the process to these
-cores (before JAX starts, so XLA sizes its thread pool to them). The study's storage URL comes in
+cores (before JAX starts, so XLA sizes its thread pool to them). ``--parent PID``: the worker is
+killed as soon as that process (the sweep that started it) is gone
+(:func:`puffjax.lifeline.die_with_parent`). The study's storage URL comes in
 the environment variable ``PUFFJAX_SWEEP_STORAGE`` (:data:`puffjax.sweep.study.STORAGE_ENV`), not
 on the command line, where any user could read its password in ``ps``; the worker takes it out
 of its environment at once, so the processes it starts (env workers, the C compiler) do not
@@ -25,6 +27,7 @@ import sys
 
 from ..config import validate
 from ..geometry import fit_geometry
+from ..lifeline import die_with_parent
 from .prune import grid_step, median_stops, warmup_steps
 from .space import apply
 from .study import FINAL_EPOCHS, INTERRUPTED, STORAGE_ENV, Settings, completed_curves, counted, open_study, optuna
@@ -149,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", required=True, help="the sweep's directory (trial runs, the ask lock)")
     parser.add_argument("--trials", type=int, required=True, help="stop when the study holds this many trials")
     parser.add_argument("--cpus", type=_cpus, help="cores to pin this process to, e.g. 0,1")
+    parser.add_argument("--parent", type=int, help="the pid of the sweep that started this worker: the worker "
+                                                   "ends when it is gone")
     args = parser.parse_args(argv)
+    if args.parent is not None:
+        die_with_parent(args.parent)
     storage = os.environ.pop(STORAGE_ENV, None)
     if not storage:
         parser.error(f"the study's storage URL goes in the environment variable {STORAGE_ENV}, which is not set")
