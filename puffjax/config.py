@@ -205,9 +205,10 @@ def _apply_section(cfg: Config, section: str, values: dict) -> None:
 
 
 def _read_toml(name: str) -> dict:
-    """The tables of ``configs/<name>.toml``; none (the defaults) for an environment that has no
-    such file: ``gym:ID``, ``module:factory``, ``path/to/env.h`` or a registered C env."""
-    path = os.path.join(CONFIG_DIR, f"{name}.toml")
+    """The tables of ``configs/<name>.toml`` (``configs/atari.toml`` for every ``atari:GAME``); none
+    (the defaults) for an environment that has no such file: ``gym:ID``, ``module:factory``,
+    ``path/to/env.h`` or a registered C env."""
+    path = os.path.join(CONFIG_DIR, "atari.toml" if name.startswith("atari:") else f"{name}.toml")
     if os.path.exists(path):
         return read_toml_file(path)
     if ":" in name or name.endswith((".h", ".c")):

@@ -83,6 +83,15 @@ def make_loss_fn(policy, train_cfg):
     return loss_fn
 
 
+def minibatch_unroll(policy, mesh):
+    """The ``unroll`` of the update's loops over minibatches and gradient chunks: ``True`` (every
+    iteration inlined) for a policy with a convolutional encoder on the CPU backend, where XLA runs
+    a convolution's gradient inside a loop body many times slower than the same gradient outside
+    one (see benchmarks/cnn_cpu.py); ``1`` (a loop) otherwise."""
+    on_cpu = mesh.devices.flat[0].platform == "cpu"
+    return True if on_cpu and policy.kind.startswith("cnn") else 1
+
+
 def make_train_epoch(policy, tx, geom, train_cfg, mesh):
     """Returns ``train_epoch(state, batch, key, epoch) -> (state, metrics, health)``, jitted, with
     ``batch`` sharded by rows over ``mesh`` and everything else replicated.
@@ -96,6 +105,7 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh):
     mb_rows, accum = geom.minibatch_segments // geom.devices, geom.accumulation_steps  # per device
     mean = lambda x: jax.lax.pmean(x, parallel.AXIS)  # over the devices' equal shares
     adv_kw = dict(gamma=t.gamma, gae_lambda=t.gae_lambda, rho_clip=t.vtrace_rho_clip, c_clip=t.vtrace_c_clip)
+    unroll = minibatch_unroll(policy, mesh)
 
     def gradients(params, mb):
         if accum == 1:
@@ -109,7 +119,7 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh):
             return jax.tree.map(jnp.add, acc, grads), aux
 
         zeros = jax.tree.map(jnp.zeros_like, params)
-        grads, aux = jax.lax.scan(body, zeros, chunks)
+        grads, aux = jax.lax.scan(body, zeros, chunks, unroll=unroll)
         aux = {k: (v.reshape(-1, *v.shape[2:]) if k.startswith("new_") else v.mean()) for k, v in aux.items()}
         return jax.tree.map(lambda g: g / accum, grads), aux
 
@@ -167,7 +177,8 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh):
         first = first._replace(moments=mean(first.moments))  # the epoch's one all-reduce outside the minibatches
         step = lambda c, xs: minibatch(c, xs, batch, beta)
         xs = (jnp.arange(n), jnp.roll(keys, -1, axis=0))  # minibatch k draws minibatch k + 1 with keys[k + 1]
-        (state, values, ratio, _), metrics = jax.lax.scan(step, (state, batch.values, ratio, first), xs)
+        (state, values, ratio, _), metrics = jax.lax.scan(step, (state, batch.values, ratio, first), xs,
+                                                        unroll=unroll)
         health = {}
         if t.check_finite:
             ok = metrics.pop("finite")

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 
-from . import custom_c
+from . import atari, custom_c
 from ._common import EnvError
 from .gym_adapter import GymnasiumDriver
 from .python_envs import PyVecEnv
@@ -75,6 +75,8 @@ def make(name: str, num_envs: int = 1, threads: int = 1, seed: int = 0, workers:
     * ``"path/to/foo.h"`` (or ``.c``): your own C env, compiled and loaded
       (:mod:`puffjax.envs.custom_c`), then exactly like a registered one;
     * ``"gym:CartPole-v1"``: a registered gymnasium id; ``options`` go to ``gymnasium.make``;
+    * ``"atari:Breakout"`` (or ``"atari:ALE/Pong-v5"``): an Atari game with the standard
+      preprocessing (:mod:`puffjax.envs.atari`, which lists its options);
     * ``"mymodule:make_env"``: a Python factory, called as ``make_env(**options)``, returning a
       gymnasium env or a PettingZoo Parallel API env.
 
@@ -83,6 +85,8 @@ def make(name: str, num_envs: int = 1, threads: int = 1, seed: int = 0, workers:
     :class:`PyVecEnv` (Python envs only)."""
     if not isinstance(name, str):
         raise TypeError(f"environment name must be a string, got {name!r}")
+    if name.startswith(atari.PREFIX):
+        return atari.make(name, num_envs, seed=seed, workers=workers, **options)
     if name.startswith("gym:"):
         import gymnasium
 
