@@ -18,11 +18,21 @@ class Geometry:
     minibatch_segments: int  # rows drawn per minibatch (minibatch_segments / devices on each device)
     minibatches_per_epoch: int  # update_epochs * batch_size / minibatch_size
     accumulation_steps: int  # (minibatch_size / devices) / max_minibatch_size when larger, else 1
-    total_epochs: int
+    total_epochs: int  # ceil(total_timesteps / batch_size)
 
     @property
     def total_updates(self) -> int:
         return self.total_epochs * self.minibatches_per_epoch
+
+
+def rounding_note(total_timesteps: int, geom: Geometry) -> str | None:
+    """One line saying that ``total_timesteps`` is not a whole number of epochs and how many
+    steps the run plays instead (the next whole epoch), or None when it is."""
+    played = geom.total_epochs * geom.batch_size
+    if played == total_timesteps:
+        return None
+    return (f"train.total_timesteps {total_timesteps:,} is not a whole number of epochs of {geom.batch_size:,} "
+            f"steps: training {geom.total_epochs} epochs ({played:,} steps)")
 
 
 def geometry(train_cfg, total_agents: int, devices: int = 1) -> Geometry:
@@ -67,8 +77,8 @@ def geometry(train_cfg, total_agents: int, devices: int = 1) -> Geometry:
                 f"{per_device} steps) to be a multiple of max_minibatch_size ({t.max_minibatch_size}), itself a "
                 f"multiple of bptt_horizon ({horizon})")
         accum = per_device // t.max_minibatch_size
-    epochs = t.total_timesteps // batch
-    if epochs < 1:
+    epochs = -(-t.total_timesteps // batch)  # whole epochs, rounded up: the budget is never cut
+    if t.total_timesteps < batch:
         raise ValueError(
             f"train.total_timesteps {t.total_timesteps} is less than one batch ({batch} steps): "
             f"no epoch would run")

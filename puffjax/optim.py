@@ -53,6 +53,7 @@ from optax.contrib import MuonDimensionNumbers, scale_by_muon
 __all__ = [
     "make_optimizer",
     "make_lr_schedule",
+    "set_schedule_count",
     "muon",
     "muon_dimension_numbers",
     "scale_by_muon_shape",
@@ -159,6 +160,16 @@ def make_lr_schedule(config, total_updates: int, updates_per_epoch: int = 1):
         return (lr * 0.5 * (1.0 + jnp.cos(jnp.pi * e / epochs))).astype(jnp.float32)
 
     return schedule
+
+
+def set_schedule_count(opt_state, count: int):
+    """``opt_state`` with the update count its learning-rate schedules read set to ``count``
+    (every ``optax.ScaleByScheduleState``; the rest, momenta and Adam's bias correction
+    included, unchanged). A run resumed with another batch geometry continues its schedule
+    from the update that matches its agent step."""
+    is_schedule = lambda x: isinstance(x, optax.ScaleByScheduleState)
+    return jax.tree.map(lambda x: x._replace(count=jnp.full_like(x.count, count)) if is_schedule(x) else x,
+                        opt_state, is_leaf=is_schedule)
 
 
 def make_optimizer(config, total_updates: int, *, updates_per_epoch: int = 1,

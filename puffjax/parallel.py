@@ -66,6 +66,14 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
+def per_device(mesh: Mesh, fn):
+    """``fn`` (rows -> scalar) jitted to run on each device's rows of a row-sharded array; the
+    results stacked by device, sharded the same way, so :func:`to_local` reads this process's
+    results without any collective."""
+    shard = jax.shard_map(lambda x: jnp.reshape(fn(x), (1,)), mesh=mesh, in_specs=P(AXIS), out_specs=P(AXIS))
+    return jax.jit(shard)
+
+
 def local_devices(mesh: Mesh) -> int:
     """How many of the mesh's devices belong to this process."""
     return sum(d.process_index == jax.process_index() for d in mesh.devices.flat)
@@ -105,9 +113,18 @@ def process_seed(seed: int) -> int:
     """The environment seed of this process: the run's seed on process 0 (so one process plays
     exactly as a single-process run), a distinct stream derived from it on every other."""
     p = jax.process_index()
-    if p == 0:
-        return seed
-    return int(np.random.SeedSequence([seed & ((1 << 63) - 1), p]).generate_state(1, np.uint64)[0] >> 1)
+    return seed if p == 0 else _derived_seed(seed, p)
+
+
+def _derived_seed(seed: int, *words: int) -> int:
+    """A non-negative 63-bit seed drawn from ``seed`` and ``words`` (NumPy's SeedSequence)."""
+    return int(np.random.SeedSequence([seed & ((1 << 63) - 1), *words]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def step_seed(seed: int, step: int) -> int:
+    """A seed for environments started afresh at agent step ``step`` of a run seeded ``seed``
+    (e.g. on resuming with another number of processes): a stream of its own, derived from both."""
+    return _derived_seed(seed, step, 1)  # three words: never a process's stream
 
 
 def is_main() -> bool:
@@ -115,17 +132,27 @@ def is_main() -> bool:
     return jax.process_index() == 0
 
 
-def merge_env_logs(log: dict, names) -> dict:
-    """Environment logs of all processes, averaged with each process's episode count as weight.
-    ``log``: this process's ``env.log()`` (``{}`` when no episode ended); ``names``: its fields."""
+def exchange_epoch(log: dict, names, record: np.ndarray, live_steps: int) -> tuple[dict, np.ndarray, int]:
+    """What the processes share after a rollout, in one collective: the environment logs,
+    averaged with each process's episode count as weight; every process's non-finite records
+    (:func:`puffjax.rollout.play`), stacked in process order; and the live agent steps, summed.
+
+    ``log``: this process's ``env.log()`` (``{}`` when no episode ended); ``names``: its fields;
+    ``record``: this process's records; ``live_steps``: its agents' steps that count. One
+    process shares nothing and gets its own values back. The values travel as the raw words of
+    float64 numbers, so the sums are exact whatever JAX's default precision."""
     if jax.process_count() == 1:
-        return log
+        return log, record, live_steps
     n = float(log.get("n", 0))
-    mine = np.array([n] + [n * float(log.get(k, 0.0)) for k in names], np.float64)
-    total = np.asarray(multihost_utils.process_allgather(mine)).reshape(jax.process_count(), -1).sum(axis=0)
-    if total[0] <= 0:
-        return {}
-    return {**{k: float(v / total[0]) for k, v in zip(names, total[1:])}, "n": int(total[0])}
+    mine = np.concatenate([[n], [n * float(log.get(k, 0.0)) for k in names], [live_steps],
+                           np.asarray(record, np.float64).ravel()]).astype(np.float64)
+    words = np.asarray(multihost_utils.process_allgather(mine.view(np.uint32)))
+    every = np.ascontiguousarray(words.reshape(jax.process_count(), -1)).view(np.float64)
+    total = every[:, :len(names) + 2].sum(axis=0)
+    records = every[:, len(names) + 2:].astype(np.int64).reshape(-1, *np.shape(record)[1:])
+    merged = {} if total[0] <= 0 else {**{k: float(v / total[0]) for k, v in zip(names, total[1:])},
+                                       "n": int(total[0])}
+    return merged, records, int(total[-1])
 
 
 def gather(local: np.ndarray) -> np.ndarray:
@@ -152,20 +179,39 @@ def barrier(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def lost_processes() -> list[int]:
-    """The processes the coordination service no longer sees (empty if it cannot tell). Every
-    surviving process calls it after a failed epoch; the service answers once the lost ones
-    have missed their heartbeats.
+def lost_processes(error: BaseException | None = None) -> list[int]:
+    """The processes that stopped, after ``error`` ended an epoch of a multi-process run (empty
+    if it cannot tell).
 
-    It asks JAX's distributed client, which has no public accessor (hence the upper bound on
-    jax in pyproject.toml). ``multihost_utils.live_devices`` asks the same question publicly,
-    but asks it a second time on leaving its block, and by then JAX's own abort on a dead
-    peer has ended the process before the error could be reported."""
+    When ``error`` is a collective that lost its connection to a peer (:func:`lost_link`) and
+    the run has two processes, the lost one is the other: named at once. Otherwise it asks the
+    coordination service, which answers once the lost ones have missed their heartbeats; JAX
+    ends every process when that happens, so that answer can come too late to be reported.
+
+    The service is asked through JAX's distributed client, which has no public accessor
+    (hence the upper bound on jax in pyproject.toml). ``multihost_utils.live_devices`` asks the
+    same question publicly, but asks it a second time on leaving its block, and by then JAX's
+    own abort on a dead peer has ended the process before the error could be reported."""
+    everyone = list(range(jax.process_count()))
+    if error is not None and lost_link(error) and len(everyone) == 2:
+        return [1 - jax.process_index()]
     try:
         from jax._src import distributed as _distributed
         client = _distributed.global_state.client
-        everyone = list(range(jax.process_count()))
         live = client.get_live_nodes(everyone) if client is not None else {p: 0 for p in everyone}
         return [p for p in everyone if p not in live]
     except Exception:  # noqa: BLE001 - best effort, only used to word an error
         return []
+
+
+_LOST_LINK = ("connection closed by peer", "connection reset by peer", "broken pipe")
+
+
+def lost_link(error: BaseException) -> bool:
+    """Whether ``error`` (or an exception it was raised from) is a collective whose connection
+    to another process broke (gloo's TCP transport on CPUs)."""
+    while error is not None:
+        if any(s in str(error).lower() for s in _LOST_LINK):
+            return True
+        error = error.__cause__ or error.__context__
+    return False

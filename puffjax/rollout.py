@@ -122,12 +122,26 @@ class Timer:
 
 
 def collect(env, act, params, buf, carries, key, prev_values, geom, timer: Timer, epoch: int, mesh):
-    """Play one epoch: ``geom.rows_per_agent`` horizons of every agent, into ``buf``.
-
-    ``carries`` and ``prev_values`` hold one entry per group (see the module's docstring).
+    """Play one epoch (:func:`play`) and check its non-finite record over every process.
     Returns ``(buf, key, prev_values)``. Raises :class:`puffjax.finite.NonFiniteError` naming
     the input, environment row and step when the environment returned NaN or inf and ``act``
     records it (:func:`make_act` with ``check_finite``; ``epoch``: 1-based, for the message)."""
+    buf, key, prev_values, record = play(env, act, params, buf, carries, key, prev_values, geom, timer, epoch, mesh)
+    multi = jax.process_count() > 1
+    finite.check_record(parallel.gather(record) if multi else record, epoch, env.num_agents if multi else None)
+    return buf, key, prev_values
+
+
+def play(env, act, params, buf, carries, key, prev_values, geom, timer: Timer, epoch: int, mesh):
+    """Play one epoch: ``geom.rows_per_agent`` horizons of every agent, into ``buf``.
+
+    ``carries`` and ``prev_values`` hold one entry per group (see the module's docstring).
+    Returns ``(buf, key, prev_values, record)``: ``record`` stacks this process's devices'
+    non-finite records (:func:`puffjax.finite.record`, agent indices global), for the caller to
+    check with :func:`puffjax.finite.check_record` (alone or gathered with the other
+    processes'). When the environment fails to step, this process's record is checked first, so
+    a NaN action from a NaN observation is reported as the observation
+    (:class:`puffjax.finite.NonFiniteError`; ``epoch``: 1-based, for the message)."""
     clock = time.perf_counter
     groups, A, H = len(carries), env.num_agents, geom.horizon
     size, envs_per_group = A // groups, env.num_envs // groups  # agent rows and environments per group
@@ -139,9 +153,6 @@ def collect(env, act, params, buf, carries, key, prev_values, geom, timer: Timer
     steps = geom.rows_per_agent * H
     actions = [None] * groups
 
-    def check():
-        record = parallel.to_local(seen)
-        finite.check_record(parallel.gather(record) if multi else record, epoch, A if multi else None)
 
     def dispatch(g, s, step_key):
         """Start the policy on group g's observations for rollout step s (returns at once)."""
@@ -172,11 +183,10 @@ def collect(env, act, params, buf, carries, key, prev_values, geom, timer: Timer
                 else:  # meanwhile the policy runs on the next group
                     env.step_range(g * envs_per_group, (g + 1) * envs_per_group, action)
             except Exception:  # e.g. NaN actions computed from NaN observations
-                check()
+                finite.check_record(parallel.to_local(seen), epoch, A if multi else None)
                 raise
             timer.add("rollout", t1 - t0)
             timer.add("env", clock() - t1)
             if s + 1 < steps:
                 next_key = dispatch(g, s + 1, step_key)
-    check()
-    return buf, next_key, prev_values
+    return buf, next_key, prev_values, parallel.to_local(seen)

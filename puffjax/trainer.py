@@ -24,11 +24,11 @@ from . import buffer, checkpoint, envs, finite, parallel
 from .config import Config, check_stored_env, resume_conflicts, stored_config, validate
 from .dashboard import make_dashboard
 from .evaluate import record_video
-from .geometry import geometry
+from .geometry import geometry, rounding_note
 from .logger import MetricsLogger, make_run_dir, truncate_metrics
 from .models import count_params, policy_from_config
-from .optim import make_optimizer
-from .rollout import Timer, collect, groups_for, make_act
+from .optim import make_optimizer, set_schedule_count
+from .rollout import Timer, groups_for, make_act, play
 from .update import LOSS_KEYS, TrainState, make_train_epoch
 
 
@@ -116,14 +116,19 @@ class Trainer:
         zeros = jax.jit(lambda: jnp.zeros(group_agents, jnp.float32), out_shardings=rows)
         self.prev_values = [zeros() for _ in range(self.groups)]
         self.act = make_act(self.policy, t.gamma, self.mesh, t.check_finite)
-        self._live_steps = jax.jit(lambda masks: jnp.sum(masks > 0, dtype=jnp.int32))  # steps that count
+        self._live_steps = parallel.per_device(self.mesh, lambda masks: jnp.sum(masks > 0, dtype=jnp.int32))
         self.train_epoch = make_train_epoch(self.policy, self.tx, self.geom, t, self.mesh)
-        self.epoch, self.global_step, self.uptime = 0, 0, 0.0
+        # timesteps: the agent steps played (the budget's count); global_step: those that count
+        # for learning (masked agents' steps do not)
+        self.epoch, self.timesteps, self.global_step, self.uptime = 0, 0, 0, 0.0
         self.resumed_from: str | None = None
         self.last_checkpoint: str | None = None
         self.trust_checkpoint = trust_checkpoint
         self._env_state_warned = False
         self.env.reset(seed=env_seed)
+        note = rounding_note(t.total_timesteps, self.geom)
+        if note and self.main:
+            warnings.warn(note, stacklevel=2)
         if saved is not None:
             self._restore(saved)
         if run_dir is None and resume is not None:  # continue the checkpoint's own run directory
@@ -146,7 +151,7 @@ class Trainer:
     @property
     def finished(self) -> bool:
         """True when the run has reached ``train.total_timesteps``."""
-        return self.epoch >= self.geom.total_epochs
+        return self.timesteps >= self.cfg.train.total_timesteps
 
     # ------------------------------------------------------------------ training
     def train_iter(self) -> Iterator[dict]:
@@ -159,7 +164,7 @@ class Trainer:
                 yield log
         except Exception as e:
             if jax.process_count() > 1 and not isinstance(e, finite.NonFiniteError):
-                lost = parallel.lost_processes()
+                lost = parallel.lost_processes(e)
                 if lost:
                     raise parallel.PeerLostError(
                         f"process{'es' if len(lost) > 1 else ''} {', '.join(map(str, lost))} of "
@@ -173,21 +178,32 @@ class Trainer:
         """Play the next epoch's rollout with the current parameters into ``self.buf`` (and
         return it), advancing the environments and the rollout's key; ``timer`` collects the
         time per phase."""
-        carries = [self._initial_carry() for _ in range(self.groups)]
-        self.buf, self.rollout_key, self.prev_values = collect(
-            self.env, self.act, self.state.params, self.buf, carries, self.rollout_key,
-            self.prev_values, self.geom, timer or Timer(), epoch=self.epoch + 1, mesh=self.mesh)
+        self._collect(timer or Timer())
         return self.buf
+
+    def _collect(self, timer: Timer) -> tuple[dict, int]:
+        """:meth:`collect`; returns the epoch's environment log and live agent steps over every
+        process, shared with the non-finite check in one collective, after which it raises
+        :class:`puffjax.NonFiniteError` if any process's environments returned NaN or inf."""
+        carries = [self._initial_carry() for _ in range(self.groups)]
+        self.buf, self.rollout_key, self.prev_values, record = play(
+            self.env, self.act, self.state.params, self.buf, carries, self.rollout_key,
+            self.prev_values, self.geom, timer, epoch=self.epoch + 1, mesh=self.mesh)
+        live = int(parallel.to_local(self._live_steps(self.buf.masks)).sum())  # masked agents' steps do not count
+        env_log, records, steps = parallel.exchange_epoch(self.env.log(), self.env.log_names, record, live)
+        multi = jax.process_count() > 1
+        finite.check_record(records, self.epoch + 1, self.env.num_agents if multi else None)
+        return env_log, steps
 
     def _epoch(self) -> dict:
         """One epoch: rollout, update, log, checkpoint; returns the epoch's log."""
         timer, clock = Timer(), time.perf_counter
         start = clock()
-        self.collect(timer)
-        env_log = parallel.merge_env_logs(self.env.log(), self.env.log_names)
+        env_log, steps = self._collect(timer)
         t_learn = clock()
         key = jax.random.fold_in(self.train_key, self.epoch)
-        state, losses, health = self.train_epoch(self.state, self.buf, key, self.epoch)
+        progress = jnp.float32(self.timesteps / self.geom.batch_size)  # in epochs of this batch: schedules' clock
+        state, losses, health = self.train_epoch(self.state, self.buf, key, progress)
         losses, health = jax.tree.map(parallel.to_local, (losses, health))  # waits for the update
         if self.cfg.train.check_finite:
             finite.check_update(health, self.epoch + 1)  # before the new state is kept
@@ -195,7 +211,7 @@ class Trainer:
         end = clock()
         timer.add("learn", end - t_learn)
         self.epoch += 1
-        steps = int(parallel.to_local(self._live_steps(self.buf.masks)))  # masked agents' steps do not count
+        self.timesteps += self.geom.batch_size
         self.global_step += steps
         self.uptime += end - start
         log = self._log(env_log, losses, timer.pop(), end - start, steps)
@@ -238,8 +254,8 @@ class Trainer:
         replicated = jax.tree.map(parallel.to_local, {
             "params": self.state.params, "opt_state": self.state.opt_state,
             "rollout_key": self.rollout_key, "train_key": self.train_key})
-        counters = {"epoch": self.epoch, "global_step": self.global_step, "uptime": self.uptime,
-                    "processes": jax.process_count()}
+        counters = {"epoch": self.epoch, "timesteps": self.timesteps, "global_step": self.global_step,
+                    "uptime": self.uptime, "processes": jax.process_count()}
         return {**replicated, **local, "counters": counters}
 
     def _env_state(self) -> dict | None:
@@ -276,19 +292,24 @@ class Trainer:
         target = jax.tree.map(parallel.to_local, {"params": self.state.params, "opt_state": self.state.opt_state})
         params = checkpoint.restore_into(target["params"], state["params"], "params", path)
         opt_state = checkpoint.restore_into(target["opt_state"], state["opt_state"], "opt_state", path)
+        c, g = state["counters"], self.geom
+        self.epoch, self.global_step, self.uptime = int(c["epoch"]), int(c["global_step"]), float(c["uptime"])
+        self.timesteps = int(c.get("timesteps", self.epoch * g.batch_size))
+        # The learning rate continues from the agent step, whatever this run's updates per step.
+        opt_state = set_schedule_count(opt_state, self.timesteps * g.minibatches_per_epoch // g.batch_size)
         self.state = parallel.replicate(self.mesh, TrainState(params, opt_state))
         self.rollout_key, self.train_key = parallel.replicate(
             self.mesh, (np.asarray(state["rollout_key"], np.uint32), np.asarray(state["train_key"], np.uint32)))
-        c = state["counters"]
-        self.epoch, self.global_step, self.uptime = int(c["epoch"]), int(c["global_step"]), float(c["uptime"])
         processes, p = int(c.get("processes", 1)), jax.process_index()
         if processes == jax.process_count():  # each process continues its own environments exactly
             why = self._restore_envs(state if p == 0 else checkpoint.load_part(path, p))
         else:
             why = f"saved by {processes} process(es), resumed by {jax.process_count()}"
-        if why and self.main:  # the environments keep the fresh, process-seeded episodes they started
-            warnings.warn(f"{path}: {why}: the parameters, optimizer and counters continue, the environments "
-                          f"are re-seeded", stacklevel=3)
+        if why:  # fresh episodes, from a stream of the seed and the agent step
+            self.env.reset(seed=parallel.process_seed(parallel.step_seed(self.cfg.train.seed, self.timesteps)))
+            if self.main:
+                warnings.warn(f"{path}: {why}: the parameters, optimizer and counters continue, the environments "
+                              f"are re-seeded", stacklevel=3)
         self.resumed_from = self.last_checkpoint = path
 
     def _restore_envs(self, local: dict) -> str | None:

@@ -4,7 +4,8 @@
         --run-dir DIR --out FILE.json [--resume] [--overrides JSON]
 
 Trains CartPole with the given overrides and writes a JSON summary to --out: the SHA-256 of the
-final parameters, the logs, the number of epochs played and this process's own episode counts.
+final parameters, the logs, the numbers of epochs and agent steps played, this process's own
+episode counts and how many process_allgather calls training made.
 """
 import argparse
 import hashlib
@@ -12,6 +13,7 @@ import json
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 
 import puffjax
 
@@ -27,7 +29,7 @@ def main() -> None:
     p.add_argument("--overrides", default="{}")
     args = p.parse_args()
     if args.num_processes:
-        puffjax.parallel.initialize(args.coordinator, args.num_processes, args.process_id, heartbeat_timeout=5)
+        puffjax.parallel.initialize(args.coordinator, args.num_processes, args.process_id, heartbeat_timeout=10)
     overrides = json.loads(args.overrides)
     if args.resume:
         cfg = puffjax.run_config(args.run_dir, **overrides)
@@ -44,13 +46,22 @@ def main() -> None:
         return log
 
     trainer.env.log = counted_log
+    gathers = []  # process_allgather calls while training: the collectives outside the jitted programs
+    allgather = multihost_utils.process_allgather
+
+    def counted_allgather(*a, **kw):
+        gathers.append(1)
+        return allgather(*a, **kw)
+
+    multihost_utils.process_allgather = counted_allgather
     history = trainer.train()
     trainer.close()
     digest = hashlib.sha256()
     for leaf in jax.tree.leaves(trainer.state.params):
         digest.update(np.ascontiguousarray(puffjax.parallel.to_local(leaf)).tobytes())
     with open(args.out, "w") as f:
-        json.dump({"params": digest.hexdigest(), "history": history, "epoch": trainer.epoch, "local_n": local_n}, f)
+        json.dump({"params": digest.hexdigest(), "history": history, "epoch": trainer.epoch,
+                   "timesteps": trainer.timesteps, "local_n": local_n, "allgathers": len(gathers)}, f)
 
 
 if __name__ == "__main__":

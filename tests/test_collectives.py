@@ -104,3 +104,18 @@ def test_max_minibatch_size_must_divide_each_devices_share():
     t = _train(bptt_horizon=8, batch_size=1024, minibatch_size=512, max_minibatch_size=96)
     with pytest.raises(ValueError, match=r"each device's share of minibatch_size \(512 / 2 devices = 256 steps\)"):
         geometry(t, 16, 2)
+
+
+def test_total_timesteps_rounds_up_to_whole_epochs_and_says_so():
+    """A budget that is not a whole number of epochs is never cut: the run plays the next whole
+    epoch, and the one-line note says how many steps that is."""
+    from puffjax.geometry import rounding_note
+    exact = _train(bptt_horizon=8, batch_size=1024, minibatch_size=512, total_timesteps=4096)
+    assert geometry(exact, 16).total_epochs == 4 and rounding_note(4096, geometry(exact, 16)) is None
+    over = _train(bptt_horizon=8, batch_size=1024, minibatch_size=512, total_timesteps=4097)
+    assert geometry(over, 16).total_epochs == 5
+    assert rounding_note(4097, geometry(over, 16)) == ("train.total_timesteps 4,097 is not a whole number of "
+                                                       "epochs of 1,024 steps: training 5 epochs (5,120 steps)")
+    short = _train(bptt_horizon=8, batch_size=1024, minibatch_size=512, total_timesteps=1000)
+    with pytest.raises(ValueError, match="less than one batch"):
+        geometry(short, 16)

@@ -21,7 +21,7 @@ def test_breakout_lstm_has_pufferlib_values_and_geometry():
     assert cfg.train.learning_rate == pytest.approx(0.044482546441415506)
     assert cfg.env.num_envs == 8192 and cfg.env.options["frameskip"] == 4
     g = geometry(cfg.train, cfg.env.num_envs)
-    assert g.batch_size == 524288 and g.minibatches_per_epoch == 16 and g.total_epochs == 171
+    assert g.batch_size == 524288 and g.minibatches_per_epoch == 16 and g.total_epochs == 172
     assert g.minibatch_segments == 512 and g.accumulation_steps == 1
 
 
@@ -33,7 +33,7 @@ def test_breakout_keeps_pufferlib_hyperparameters_with_its_own_geometry():
         if field.name not in geometry_fields:
             assert getattr(cfg.train, field.name) == getattr(lstm.train, field.name), field.name
     g = geometry(cfg.train, cfg.env.num_envs)
-    assert g.batch_size == 131072 and g.minibatches_per_epoch == 32 and g.total_epochs == 228  # one pass
+    assert g.batch_size == 131072 and g.minibatches_per_epoch == 32 and g.total_epochs == 229  # one pass, rounded up to whole epochs
 
 
 def test_overrides_all_forms():

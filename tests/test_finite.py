@@ -80,15 +80,15 @@ def test_nonfinite_update_is_discarded(tiny_config, monkeypatch):
     """A rollout buffer holding a NaN value makes the loss NaN: the update is refused and the
     parameters stay those before it."""
     import puffjax.trainer as trainer_module
-    real = trainer_module.collect
+    real = trainer_module.play
 
-    def collect_then_poison(*args, **kw):
-        buf, key, prev = real(*args, **kw)
+    def play_then_poison(*args, **kw):
+        buf, key, prev, record = real(*args, **kw)
         if kw["epoch"] == 2:
             buf = buf._replace(values=buf.values.at[1, 2].set(jnp.nan))
-        return buf, key, prev
+        return buf, key, prev, record
 
-    monkeypatch.setattr(trainer_module, "collect", collect_then_poison)
+    monkeypatch.setattr(trainer_module, "play", play_then_poison)
     trainer = puffjax.Trainer(tiny_config(**SIX_EPOCHS), dashboard="none")
     before = None
     with pytest.raises(NonFiniteError, match="epoch 2: the loss or its gradients became non-finite in minibatch 0"):

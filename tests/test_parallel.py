@@ -93,6 +93,37 @@ def test_per_shard_prioritized_sampling():
     assert out.strip().endswith("ok")
 
 
+def test_sharded_prioritized_draws_follow_the_one_device_distribution():
+    """Over many draws (fixed keys), each of two devices picks its rows with the frequencies the
+    one-device formula gives its rows (a chi-square test), and a wrong distribution is rejected."""
+    out = python("""
+        import jax, jax.numpy as jnp, numpy as np
+        from jax.sharding import PartitionSpec as P
+        from scipy.stats import chisquare
+        from puffjax import parallel, prioritized
+        mesh = parallel.make_mesh()
+        adv = jax.random.normal(jax.random.PRNGKey(0), (16, 5)) * jnp.arange(1, 17)[:, None]
+        keys = jax.random.split(jax.random.PRNGKey(1), 40_000)
+        alpha, beta = 0.6, 0.4
+
+        def local(a, ks):  # each device's first drawn row, for every key
+            return jax.vmap(lambda k: prioritized.draw(parallel.device_key(k), a, 2, alpha, beta)[0][0])(ks)[None]
+
+        first = np.asarray(jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P("data"), P()), out_specs=P("data"),
+                                                 check_vma=False))(adv, keys))
+        for d in range(2):
+            rows = adv[8 * d: 8 * d + 8]
+            p = np.asarray(prioritized.row_probabilities(rows, alpha), np.float64)  # one device, these rows
+            counts = np.bincount(first[d], minlength=8)
+            right = chisquare(counts, p / p.sum() * counts.sum()).pvalue
+            wrong = chisquare(counts, np.full(8, counts.sum() / 8)).pvalue
+            print("device", d, "p", right, "uniform p", wrong)
+            assert right > 1e-3 and wrong < 1e-6
+        print("ok")
+    """)
+    assert out.strip().endswith("ok"), out
+
+
 def test_cartpole_learns_on_two_devices(tmp_path):
     out = python(f"""
         import numpy as np, puffjax
@@ -158,6 +189,8 @@ def test_two_processes_one_run_identical_parameters_exact_resume(tmp_path):
     assert wait_all(procs, 240) == [0, 0], open(tmp_path / "full-0.log").read()[-3000:]
     a, b = (json.load(open(o)) for o in outs)
     assert a["params"] == b["params"] and a["epoch"] == 4  # bitwise-identical replicated parameters
+    # Outside the update the processes meet once per epoch, plus the barrier of each checkpoint.
+    assert a["allgathers"] == b["allgathers"] == 4 + 2
     rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
     assert [r["agent_steps"] for r in rows] == [1024, 2048, 3072, 4096]  # 2 processes x 32 envs x 16 steps
     assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == [
@@ -179,6 +212,15 @@ def test_two_processes_one_run_identical_parameters_exact_resume(tmp_path):
                          processes=1, resume=True)
     assert wait_all(procs, 240) == [0], open(tmp_path / "single-0.log").read()[-3000:]
     assert "environments are re-seeded" in open(tmp_path / "single-0.log").read()
+    # The budget is in agent steps: from 4,096 steps, epochs of 512 steps reach 6,144 exactly
+    # (counted in epochs of the new batch, it would have run 8 epochs to 8,192).
+    d = json.load(open(outs[0]))
+    assert d["timesteps"] == 6144 and [h["agent_steps"] for h in d["history"]] == [4608, 5120, 5632, 6144]
+    # Two processes again, to a budget that is not a whole epoch: one epoch of 1,024 past 6,144.
+    procs, outs = launch(tmp_path, "double", run_dir, {"train.total_timesteps": 7000}, resume=True)
+    assert wait_all(procs, 240) == [0, 0], open(tmp_path / "double-0.log").read()[-3000:]
+    a, b = (json.load(open(o)) for o in outs)
+    assert a["params"] == b["params"] and a["timesteps"] == b["timesteps"] == 7168 and len(a["history"]) == 1
 
 
 @pytest.mark.slow
@@ -215,3 +257,36 @@ def test_a_killed_process_stops_the_other_with_a_clear_error(tmp_path):
     trainer = puffjax.Trainer(puffjax.run_config(run_dir), resume=run_dir, dashboard="none")
     assert trainer.epoch >= 1
     trainer.close()
+
+
+def test_resumed_schedule_and_seeds_follow_the_agent_step():
+    """On resuming with another geometry the learning rate's update count is set from the agent
+    step (momenta untouched); re-seeded environments get a stream of the seed and the step."""
+    import jax
+    import optax
+    from puffjax import parallel
+    from puffjax.optim import make_optimizer, set_schedule_count
+    cfg = puffjax.load_config("cartpole", **{"train.anneal_lr": "true"}).train
+    params = {"w": jax.numpy.ones((3, 3)), "b": jax.numpy.ones(3)}
+    is_schedule = lambda x: isinstance(x, optax.ScaleByScheduleState)
+    for name in ("adam", "muon"):
+        cfg.optimizer = name
+        state = make_optimizer(cfg, 100).init(params)
+        moved = set_schedule_count(state, 37)
+        before, after = (jax.tree.leaves(s, is_leaf=is_schedule) for s in (state, moved))
+        assert [int(x.count) for x in after if is_schedule(x)] == [37] * sum(map(is_schedule, before)) != [], name
+        assert all(a is b for a, b in zip(before, after) if not is_schedule(a))  # momenta, Adam's count: unchanged
+    seeds = {parallel.step_seed(7, 4096), parallel.step_seed(7, 8192), parallel.step_seed(8, 4096), 7}
+    assert len(seeds) == 4 and parallel.step_seed(7, 4096) == parallel.step_seed(7, 4096)
+
+
+def test_a_broken_link_names_the_other_of_two_processes():
+    from puffjax import parallel
+    try:
+        try:
+            raise ValueError("UNKNOWN: Gloo AllGather failed: [pair.cc:547] Connection closed by peer [127.0.0.1]:1")
+        except ValueError as inner:
+            raise RuntimeError("epoch failed") from inner
+    except RuntimeError as e:
+        assert parallel.lost_link(e)
+    assert not parallel.lost_link(ValueError("shapes differ"))
