@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 
-from . import custom_c
+from . import custom_c, jaxenv
 from ._common import EnvError
 from .gym_adapter import GymnasiumDriver
 from .python_envs import PyVecEnv
@@ -58,6 +58,8 @@ def make(name: str, num_envs: int = 1, threads: int = 1, seed: int = 0, workers:
     * ``"path/to/foo.h"`` (or ``.c``): your own C env, compiled and loaded
       (:mod:`puffjax.envs.custom_c`), then exactly like a registered one;
     * ``"gym:CartPole-v1"``: a registered gymnasium id; ``options`` go to ``gymnasium.make``;
+    * ``"gymnax:CartPole-v1"``: a JAX environment (:mod:`puffjax.envs.jaxenv`), a
+      :class:`~puffjax.envs.jaxenv.JaxVecEnv`; ``options`` go to its suite;
     * ``"mymodule:make_env"``: a Python factory, called as ``make_env(**options)``, returning a
       gymnasium env or a PettingZoo Parallel API env.
 
@@ -73,6 +75,10 @@ def make(name: str, num_envs: int = 1, threads: int = 1, seed: int = 0, workers:
             return PyVecEnv(env_fn, num_envs, seed=seed, name=name, driver=GymnasiumDriver, workers=workers)
         except gymnasium.error.Error as e:  # an unknown id, a missing dependency...
             raise ValueError(f"environment {name!r}: {e}") from e
+    if jaxenv.is_jax_name(name):
+        if workers:
+            raise ValueError(f"{name}: workers are for Python envs; a JAX env steps as one jitted batch")
+        return jaxenv.make(name, num_envs, seed=seed, **options)
     if ":" in name and not custom_c.is_c_source(name):
         return PyVecEnv(_factory(name, options), num_envs, seed=seed, name=name, workers=workers)
     if workers:

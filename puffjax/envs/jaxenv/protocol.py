@@ -18,14 +18,15 @@ vmaps over keys (several seeds at once).
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["JaxEnv", "VecState", "EPISODE_FIELDS", "vec_log_names", "vec_reset", "vec_step", "log_means",
-           "read_log"]
+__all__ = ["JaxEnv", "VecState", "EPISODE_FIELDS", "obs_row", "vec_log_names", "vec_reset", "vec_step",
+           "log_means", "read_log"]
 
 EPISODE_FIELDS = ("episode_return", "episode_length")  # summed for every env, before its log_names
 
@@ -54,6 +55,21 @@ class JaxEnv(abc.ABC):
         """``(state, obs, reward, terminated, truncated, info)`` after ``action``. ``terminated``:
         the episode reached a terminal state (no bootstrapping); ``truncated``: it was cut (a
         time limit). Either ends it; the caller resets (see :func:`vec_step`)."""
+
+
+def obs_row(layout, obs) -> jax.Array:
+    """One observation (the structure of ``layout.space``: arrays, dicts, tuples, or objects whose
+    attributes are the Dict keys) as its buffer row, with ``jax.numpy`` (jittable): the flatten
+    rule of :mod:`puffjax.envs.spaces`, for adapters to build ``obs`` with."""
+    if layout.plain:
+        return jnp.reshape(jnp.asarray(obs), layout.row_shape).astype(layout.dtype)
+    parts = []
+    for leaf in layout.leaves:
+        value = obs
+        for p in leaf.path:
+            value = value[p] if isinstance(value, (Mapping, tuple, list)) else getattr(value, p)
+        parts.append(jnp.ravel(jnp.asarray(value)).astype(layout.dtype))
+    return jnp.concatenate(parts)
 
 
 class VecState(NamedTuple):
