@@ -127,11 +127,20 @@ def test_device_rollout_writes_the_host_rollouts_batch(tmp_path, policy):
 
 
 def test_gymnax_cartpole_learns(tmp_path):
-    """The shipped CartPole config on gymnax's CartPole-v1, 100k steps in one jitted call: some
-    epoch's finished episodes average 400 steps or more (a random policy's last about 22)."""
+    """The shipped CartPole config on gymnax's CartPole-v1, 100k steps in one jitted call: the
+    episodes finished in the last quarter of the run last 100 steps or more on average (a random
+    policy's last about 22)."""
     from puffjax.envs.jaxenv.gymnax import make
     cfg = puffjax.load_config("cartpole", **{"train.total_timesteps": 100_000, "train.data_dir": str(tmp_path)})
     _, metrics = puffjax.make_train(cfg, make("CartPole-v1"))(jax.random.PRNGKey(0))
     returns, episodes = np.asarray(metrics["env"][:, 0]), np.asarray(metrics["episodes"])
-    assert episodes.sum() > 100 and returns.max() >= 400, returns
+    last = slice(3 * len(returns) // 4, None)
+    assert episodes[last].sum() > 0 and (returns * episodes)[last].sum() / episodes[last].sum() >= 100, returns
     assert int(np.asarray(metrics["health"]["bad_minibatch"]).max()) == -1
+
+
+def test_custom_loop_example(tmp_path):
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "custom_loop.py"), "8192"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "epoch 16/16" in p.stdout and "Done: 8,192 steps" in p.stdout
