@@ -144,3 +144,24 @@ def test_custom_loop_example(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     assert "epoch 16/16" in p.stdout and "Done: 8,192 steps" in p.stdout
+
+
+def test_two_devices(tmp_path):
+    """On a mesh of 2 devices each steps its own 2 environments; the run trains and reports
+    every episode of both devices."""
+    code = textwrap.dedent(f"""
+        import sys, jax, numpy as np, puffjax
+        sys.path.insert(0, {os.path.join(ROOT, "tests")!r})
+        from test_make_train import Walk, _config
+        import pathlib
+        ondevice = puffjax.OnDevice(_config(pathlib.Path({str(tmp_path)!r})), Walk())
+        assert ondevice.mesh.size == 2
+        runner, metrics = ondevice.train(jax.random.PRNGKey(0))
+        assert runner.env.obs.shape == (4, 2) and len(runner.env.obs.sharding.device_set) == 2
+        assert int(metrics["health"]["bad_minibatch"].max()) == -1 and metrics["health"]["inputs"].shape == (3, 2, 2, 2)
+        assert np.isfinite(metrics["policy_loss"]).all() and metrics["episodes"].sum() >= 4 * 6
+        print("ok")
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    assert p.returncode == 0 and "ok" in p.stdout, p.stderr[-3000:]
