@@ -16,13 +16,15 @@ from .evaluate import evaluate
 from .finite import NonFiniteError
 from .heap import keep_freed_memory
 from .models import make_policy
+from .ondevice import OnDevice, make_train
 from .optim import make_optimizer
 from .sweep import sweep
 from .trainer import Trainer
+from .update import Hyper
 
 __all__ = [
-    "Config", "NonFiniteError", "Trainer", "actions", "enable_compile_cache", "envs", "evaluate", "keep_freed_memory",
-    "load_config", "load_config_file", "losses", "make_optimizer", "make_policy", "parallel", "parse_overrides", "plot",
+    "Config", "Hyper", "NonFiniteError", "OnDevice", "Trainer", "actions", "enable_compile_cache", "envs", "evaluate", "keep_freed_memory",
+    "load_config", "load_config_file", "losses", "make_optimizer", "make_train", "make_policy", "parallel", "parse_overrides", "plot",
     "prioritized", "puff_advantage", "puff_advantage_reference", "run_config", "sweep", "value_head",
 ]
 __version__ = "0.1.0"

@@ -143,9 +143,10 @@ def muon(
     return optax.partition({"matrix": matrix_tx, "other": other_tx}, labels)
 
 
-def make_lr_schedule(config, total_updates: int, updates_per_epoch: int = 1):
-    """The learning rate as a function of the update count (an optax schedule)."""
-    lr = float(config.learning_rate)
+def make_lr_schedule(config, total_updates: int, updates_per_epoch: int = 1, learning_rate=None):
+    """The learning rate as a function of the update count (an optax schedule); ``learning_rate``
+    (a float or a scalar array, which may be traced) replaces ``config.learning_rate``."""
+    lr = float(config.learning_rate) if learning_rate is None else learning_rate
     if not getattr(config, "anneal_lr", False):
         return lambda count: jnp.asarray(lr, jnp.float32)
     if int(total_updates) < 1:
@@ -173,21 +174,23 @@ def set_schedule_count(opt_state, count: int):
 
 
 def make_optimizer(config, total_updates: int, *, updates_per_epoch: int = 1,
-                   non_matrix: str | None = None) -> optax.GradientTransformation:
+                   non_matrix: str | None = None, learning_rate=None) -> optax.GradientTransformation:
     """Global-norm clipping + (annealed) Muon or Adam, from a config object.
 
     ``config`` needs ``optimizer`` ("muon" | "adam"), ``learning_rate``,
     ``anneal_lr``, ``max_grad_norm`` (None or inf: no clipping), ``adam_beta1``,
     ``adam_beta2``, ``adam_eps``, and ``muon_non_matrix`` ("nesterov" | "adam", the config
     field ``train.muon_non_matrix``; "nesterov" when the object has none).
-    ``total_updates`` is the number of ``update`` calls over the run.
+    ``total_updates`` is the number of ``update`` calls over the run. ``learning_rate``: replaces
+    ``config.learning_rate``; a scalar array, which may be traced (e.g. vmapped over), is taken
+    as it is, unchecked.
     """
     name = getattr(config, "optimizer", "muon")
     if name not in ("muon", "adam"):
         raise ValueError(f"make_optimizer: optimizer must be 'muon' or 'adam', got {name!r}")
-    if not float(config.learning_rate) > 0:
+    if learning_rate is None and not float(config.learning_rate) > 0:
         raise ValueError(f"make_optimizer: learning_rate must be > 0, got {config.learning_rate}")
-    schedule = make_lr_schedule(config, total_updates, updates_per_epoch)
+    schedule = make_lr_schedule(config, total_updates, updates_per_epoch, learning_rate)
     b1, b2, eps = float(config.adam_beta1), float(config.adam_beta2), float(config.adam_eps)
 
     if name == "muon":

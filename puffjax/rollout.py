@@ -70,6 +70,30 @@ class Slot(NamedTuple):
     step: int
 
 
+def policy_step(policy, gamma, params, carry, key, obs, rew, term, trunc, mask, prev_value, segment_start,
+                agent_ids):
+    """One rollout step of N agents: the policy acts on ``obs`` and the step's buffer column is
+    made. Returns ``(step, carry, next_key, env_action)``: ``step`` a :class:`Batch` of ``[N]``
+    columns (what :func:`puffjax.buffer.write_step` writes), ``env_action`` what the environment
+    takes.
+
+    ``rew``, ``term``, ``trunc``: what arrived with ``obs`` (the outcome of the previous action);
+    ``mask``: 0 for an agent not playing this step; ``prev_value``: each agent's value of its
+    previous observation; ``segment_start``: whether this is column 0 of a buffer segment;
+    ``agent_ids``: the agents' global ids (their sampling keys, :meth:`puffjax.models.Policy.act`).
+    ``gamma`` may be traced."""
+    done = term | trunc
+    # Zero the recurrent state where an episode began and at every segment start,
+    # exactly as training replays each segment from a zero carry.
+    out, action, carry, next_key = policy.act(params, obs, carry, done | segment_start, key, agent_ids=agent_ids)
+    logp = policy.dist.log_prob(out.action_params, action)
+    # A truncated episode still had a future: bootstrap it with the value of the last
+    # state seen (its final observation was replaced by the auto-reset).
+    reward = jnp.clip(rew, -1.0, 1.0) + jnp.where(trunc & ~term, gamma * prev_value, 0.0)
+    step = Batch(obs, action, logp, out.value, reward, done.astype(jnp.float32), mask.astype(jnp.float32))
+    return step, carry, next_key, policy.dist.to_env_action(action)
+
+
 def make_act(policy, gamma: float, mesh, check_finite: bool = True):
     """act(params, buf, carry, key, obs, rew, term, trunc, mask, prev_value, seen, slot) ->
     (buf, carry, next_key, env_action, value, seen). Jitted; ``buf`` is donated (updated in place).
@@ -80,7 +104,6 @@ def make_act(policy, gamma: float, mesh, check_finite: bool = True):
     is 0 for an agent that is not playing this step; ``seen`` stacks one non-finite record
     (:func:`puffjax.finite.record`) per device, passed through unchanged when ``check_finite``
     is false (``train.check_finite``)."""
-    dist = policy.dist
     rows = P(parallel.AXIS)
     local_devices = parallel.local_devices(mesh)
 
@@ -88,18 +111,10 @@ def make_act(policy, gamma: float, mesh, check_finite: bool = True):
         n = obs.shape[0]  # this group's agents on this device
         first = slot.id0 + (jax.lax.axis_index(parallel.AXIS) % local_devices) * n
         record = finite.record(seen[0], slot.step, obs, rew, first)[None] if check_finite else seen
-        done = term | trunc
-        # Zero the recurrent state where an episode began and at every segment start,
-        # exactly as training replays each segment from a zero carry.
-        out, action, carry, next_key = policy.act(params, obs, carry, done | (slot.t == 0), key,
-                                                  agent_ids=first + jnp.arange(n))
-        logp = dist.log_prob(out.action_params, action)
-        # A truncated episode still had a future: bootstrap it with the value of the last
-        # state seen (its final observation was replaced by the auto-reset).
-        reward = jnp.clip(rew, -1.0, 1.0) + jnp.where(trunc & ~term, gamma * prev_value, 0.0)
-        step = Batch(obs, action, logp, out.value, reward, done.astype(jnp.float32), mask.astype(jnp.float32))
+        step, carry, next_key, env_action = policy_step(policy, gamma, params, carry, key, obs, rew, term, trunc,
+                                                        mask, prev_value, slot.t == 0, first + jnp.arange(n))
         buf = write_step(buf, step, slot.row0, slot.t)
-        return buf, carry, next_key, dist.to_env_action(action), out.value, record
+        return buf, carry, next_key, env_action, step.values, record
 
     sharded = jax.shard_map(act, mesh=mesh, check_vma=False,
                             in_specs=(P(), rows, rows, P(), rows, rows, rows, rows, rows, rows, rows, P()),

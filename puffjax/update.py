@@ -18,6 +18,11 @@ optimizer state stay replicated. The devices meet once per minibatch: its gradie
 statistics and the next minibatch's normalisation moments (drawn as soon as this minibatch's
 ratios and values are written back) travel as one flat float32 vector in one all-reduce, plus
 one all-reduce per epoch for the first minibatch's moments.
+
+The epoch is one pure function, :func:`make_update`'s ``update(hyper, tx, state, batch, key,
+epoch)``, with its hyperparameters passed explicitly as a :class:`Hyper` so they may be traced
+(vmapped over, as :func:`puffjax.make_train` does); :func:`make_train_epoch` is that same
+function jitted under ``shard_map`` with a config's values.
 """
 from __future__ import annotations
 
@@ -31,7 +36,37 @@ from jax.flatten_util import ravel_pytree
 from jax.sharding import PartitionSpec as P
 
 from . import finite, losses, parallel, prioritized, value_head
-from .advantage import puff_advantage
+from .advantage import puff_advantage, puff_advantage_reference
+
+
+class Hyper(NamedTuple):
+    """The hyperparameters the update (and the rollout's truncation bootstrap) read as values:
+    each a Python float (a compile-time constant) or a float32 scalar array, which may be traced,
+    so ``jax.vmap`` can run several values in one call. Everything that sets a shape or a
+    program's structure (batch and minibatch sizes, horizon, update epochs, the policy, the
+    optimizer kind, ``anneal_lr``, ``max_grad_norm``, the Adam/Muon betas) stays in the config.
+
+    ``gamma``, ``gae_lambda``, ``vtrace_rho_clip`` and ``vtrace_c_clip`` are attributes of the
+    puff advantage custom call: given as Python floats the update runs
+    :func:`puffjax.puff_advantage`; traced, it runs :func:`puffjax.puff_advantage_reference`
+    (the same computation as a ``lax.scan``). ``learning_rate`` reaches the update through the
+    optimizer built from it (:func:`puffjax.make_optimizer`'s ``learning_rate``)."""
+    learning_rate: Any
+    gamma: Any
+    gae_lambda: Any
+    clip_coef: Any
+    vf_clip_coef: Any
+    vf_coef: Any
+    ent_coef: Any
+    prio_alpha: Any
+    prio_beta0: Any
+    vtrace_rho_clip: Any
+    vtrace_c_clip: Any
+
+    @classmethod
+    def from_config(cls, train_cfg) -> "Hyper":
+        """The values of a :class:`puffjax.config.TrainConfig`, as Python floats."""
+        return cls(*(float(getattr(train_cfg, name)) for name in cls._fields))
 
 
 class TrainState(NamedTuple):
@@ -41,7 +76,7 @@ class TrainState(NamedTuple):
 
 class Drawn(NamedTuple):
     """A minibatch's drawn rows on one device: their indices, importance weights and advantages,
-    and the moments its normalisation and loss weights need (see ``make_train_epoch``)."""
+    and the moments its normalisation and loss weights need (see :func:`make_update`)."""
     idx: jax.Array
     weights: jax.Array
     advantages: jax.Array
@@ -53,14 +88,14 @@ LOSS_KEYS = ("policy_loss", "value_loss", "entropy", "old_approx_kl", "approx_kl
 _REPORTED_TERMS = ("loss", "policy_loss", "value_loss", "entropy")  # named when a loss goes non-finite
 
 
-def make_loss_fn(policy, train_cfg):
-    """loss(params, minibatch) -> (loss, aux); the minibatch already holds normalised,
-    importance-weighted advantages and the return targets."""
+def make_loss_fn(policy):
+    """loss(params, minibatch, hyper) -> (loss, aux); the minibatch already holds normalised,
+    importance-weighted advantages and the return targets; ``hyper``: a :class:`Hyper`."""
     dist = policy.dist
     categorical_value = policy.support is not None
-    clip, vf_clip = train_cfg.clip_coef, train_cfg.vf_clip_coef
 
-    def loss_fn(params, mb):
+    def loss_fn(params, mb, hyper):
+        clip, vf_clip = hyper.clip_coef, hyper.vf_clip_coef
         live = mb["live"]  # per-step weights: 0 for masked agents, mean 1 over the minibatch
         out = policy.unroll(params, mb["obs"], mb["episode_starts"] > 0)
         newlogp = dist.log_prob(out.action_params, mb["actions"])
@@ -73,7 +108,7 @@ def make_loss_fn(policy, train_cfg):
                       * live).mean()
         else:
             v_loss = losses.clipped_value_loss(out.value, mb["values"], mb["returns"], vf_clip, live)
-        loss = pg_loss + train_cfg.vf_coef * v_loss - train_cfg.ent_coef * entropy
+        loss = pg_loss + hyper.vf_coef * v_loss - hyper.ent_coef * entropy
         old_kl, kl, clipfrac = losses.kl_stats(logratio, ratio, clip, live)
         aux = dict(loss=loss, policy_loss=pg_loss, value_loss=v_loss, entropy=entropy, old_approx_kl=old_kl,
                    approx_kl=kl, clipfrac=clipfrac, ratio=ratio.mean(),
@@ -92,30 +127,44 @@ def minibatch_unroll(policy, mesh):
     return True if on_cpu and policy.kind.startswith("cnn") else 1
 
 
-def make_train_epoch(policy, tx, geom, train_cfg, mesh):
-    """Returns ``train_epoch(state, batch, key, epoch) -> (state, metrics, health)``, jitted, with
-    ``batch`` sharded by rows over ``mesh`` and everything else replicated.
+def _advantage(values, rewards, episode_starts, ratio, hyper):
+    """The puff advantage with ``hyper``'s gamma, lambda and V-trace clips: the custom call when
+    they are Python floats, its ``lax.scan`` reference when any is traced (see :class:`Hyper`)."""
+    kw = dict(gamma=hyper.gamma, gae_lambda=hyper.gae_lambda, rho_clip=hyper.vtrace_rho_clip,
+              c_clip=hyper.vtrace_c_clip)
+    traced = any(isinstance(v, jax.core.Tracer) for v in kw.values())
+    return (puff_advantage_reference if traced else puff_advantage)(values, rewards, episode_starts, ratio, **kw)
+
+
+def make_update(policy, geom, check_finite: bool = True, unroll: int | bool = 1):
+    """Returns ``update(hyper, tx, state, batch, key, epoch) -> (state, metrics, health)``: one
+    epoch of minibatch updates, pure and not jitted. It runs on one device's rows of the batch
+    inside ``shard_map`` over :data:`puffjax.parallel.AXIS` (a mesh of one device included), with
+    everything but ``batch`` replicated.
+
+    ``hyper``: a :class:`Hyper`; ``tx``: the optax optimizer (built from ``hyper.learning_rate``,
+    e.g. by :func:`puffjax.make_optimizer`); ``state``: a :class:`TrainState`; ``batch``: the
+    rollout's :class:`puffjax.buffer.Batch`; ``key``: this epoch's key; ``epoch``: the 0-based
+    epoch index (prioritized replay's beta anneals over ``geom.total_epochs``).
 
     ``metrics``: the epoch means of :data:`LOSS_KEYS`. ``health``: ``bad_minibatch`` (the first
     minibatch whose loss or gradients were non-finite, -1 if none), that minibatch's loss terms
-    and ``params_finite``, for :func:`puffjax.finite.check_update`; ``{}`` when
-    ``train_cfg.check_finite`` is false (nothing checked)."""
-    t = train_cfg
-    grad_fn = jax.value_and_grad(make_loss_fn(policy, t), has_aux=True)
+    and ``params_finite``, for :func:`puffjax.finite.check_update`; ``{}`` when ``check_finite``
+    is false (nothing checked). ``unroll``: of the loops over minibatches and gradient chunks
+    (:func:`minibatch_unroll`); it changes the speed, not the result."""
+    grad_fn = jax.value_and_grad(make_loss_fn(policy), has_aux=True)
     mb_rows, accum = geom.minibatch_segments // geom.devices, geom.accumulation_steps  # per device
     mean = lambda x: jax.lax.pmean(x, parallel.AXIS)  # over the devices' equal shares
-    adv_kw = dict(gamma=t.gamma, gae_lambda=t.gae_lambda, rho_clip=t.vtrace_rho_clip, c_clip=t.vtrace_c_clip)
-    unroll = minibatch_unroll(policy, mesh)
 
-    def gradients(params, mb):
+    def gradients(params, mb, hyper):
         if accum == 1:
-            (_, aux), grads = grad_fn(params, mb)
+            (_, aux), grads = grad_fn(params, mb, hyper)
             return grads, aux
         # Gradient accumulation: chunks of max_minibatch_size, their gradients averaged.
         chunks = jax.tree.map(lambda x: x.reshape(accum, x.shape[0] // accum, *x.shape[1:]), mb)
 
         def body(acc, chunk):
-            (_, aux), grads = grad_fn(params, chunk)
+            (_, aux), grads = grad_fn(params, chunk, hyper)
             return jax.tree.map(jnp.add, acc, grads), aux
 
         zeros = jax.tree.map(jnp.zeros_like, params)
@@ -123,18 +172,18 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh):
         aux = {k: (v.reshape(-1, *v.shape[2:]) if k.startswith("new_") else v.mean()) for k, v in aux.items()}
         return jax.tree.map(lambda g: g / accum, grads), aux
 
-    def draw(batch, beta, key, values, ratio):
+    def draw(batch, hyper, beta, key, values, ratio):
         """A minibatch's rows, drawn by priority from the advantages of the current values and
         ratios, and this device's moments that must be averaged before its gradient: the mean
         mask, and the masked advantages' mean and mean square."""
         # Masked agents' steps (batch.masks 0) have no advantage, so no priority either.
-        adv = puff_advantage(values, batch.rewards, batch.episode_starts, ratio, **adv_kw) * batch.masks
-        idx, weights = prioritized.draw(parallel.device_key(key), adv, mb_rows, t.prio_alpha, beta)
+        adv = _advantage(values, batch.rewards, batch.episode_starts, ratio, hyper) * batch.masks
+        idx, weights = prioritized.draw(parallel.device_key(key), adv, mb_rows, hyper.prio_alpha, beta)
         masks = batch.masks[idx]
         moments = jnp.concatenate([masks.mean()[None], losses.normalize_moments(adv[idx], weights=masks)])
         return Drawn(idx, weights, adv[idx], moments)
 
-    def minibatch(carry, xs, batch, beta):
+    def minibatch(carry, xs, batch, hyper, tx, beta):
         state, values, ratio, drawn = carry  # drawn.moments: already averaged over the devices
         k, next_key = xs
         mask_mean = jnp.maximum(drawn.moments[0], 1e-8)
@@ -147,13 +196,13 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh):
         mb = dict(obs=batch.obs[idx], actions=batch.actions[idx], logprobs=batch.logprobs[idx],
                   episode_starts=batch.episode_starts[idx], values=mb_values, returns=returns,
                   advantages=advantages, live=live)
-        grads, aux = gradients(state.params, mb)  # this device's rows
+        grads, aux = gradients(state.params, mb, hyper)  # this device's rows
         ratio = ratio.at[idx].set(aux.pop("new_ratio"))
         values = values.at[idx].set(aux.pop("new_values"))
         # The next minibatch depends on this one only through the ratios and values just written
         # back, so it is drawn now and its moments cross with this minibatch's gradients.
         upcoming = jax.lax.cond(k + 1 < geom.minibatches_per_epoch,
-                                lambda: draw(batch, beta, next_key, values, ratio),
+                                lambda: draw(batch, hyper, beta, next_key, values, ratio),
                                 lambda: jax.tree.map(jnp.zeros_like, drawn))
         local = dict(grads=grads, aux=aux, importance=drawn.weights.mean(), next=upcoming.moments,
                      explained_variance=losses.explained_variance_moments(mb_values, returns, weights=live))
@@ -164,28 +213,42 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh):
         params = optax.apply_updates(state.params, updates)
         metrics = dict(shared["aux"], importance=shared["importance"],
                        explained_variance=losses.explained_variance_with(shared["explained_variance"]))
-        if t.check_finite:
+        if check_finite:
             metrics["finite"] = jnp.isfinite(metrics["loss"]) & finite.all_finite(grads)
         return (TrainState(params, opt_state), values, ratio, upcoming._replace(moments=shared["next"])), metrics
 
-    def train_epoch(state, batch, key, epoch):
-        beta = prioritized.beta_schedule(t.prio_beta0, t.prio_alpha, epoch, geom.total_epochs)
+    def update(hyper, tx, state, batch, key, epoch):
+        beta = prioritized.beta_schedule(hyper.prio_beta0, hyper.prio_alpha, epoch, geom.total_epochs)
         ratio = jnp.ones_like(batch.values)
         n = geom.minibatches_per_epoch
         keys = jax.random.split(key, n)
-        first = draw(batch, beta, keys[0], batch.values, ratio)
+        first = draw(batch, hyper, beta, keys[0], batch.values, ratio)
         first = first._replace(moments=mean(first.moments))  # the epoch's one all-reduce outside the minibatches
-        step = lambda c, xs: minibatch(c, xs, batch, beta)
+        step = lambda c, xs: minibatch(c, xs, batch, hyper, tx, beta)
         xs = (jnp.arange(n), jnp.roll(keys, -1, axis=0))  # minibatch k draws minibatch k + 1 with keys[k + 1]
         (state, values, ratio, _), metrics = jax.lax.scan(step, (state, batch.values, ratio, first), xs,
                                                         unroll=unroll)
         health = {}
-        if t.check_finite:
+        if check_finite:
             ok = metrics.pop("finite")
             bad = jnp.where(ok.all(), -1, jnp.argmin(ok))
             health = dict(bad_minibatch=bad, bad_terms={k: metrics[k][jnp.maximum(bad, 0)] for k in _REPORTED_TERMS},
                           params_finite=finite.all_finite(state.params))
         return state, {k: jnp.nanmean(metrics[k]) for k in LOSS_KEYS}, health
+
+    return update
+
+
+def make_train_epoch(policy, tx, geom, train_cfg, mesh):
+    """Returns ``train_epoch(state, batch, key, epoch) -> (state, metrics, health)``: :func:`make_update`'s
+    epoch with ``train_cfg``'s hyperparameters (:meth:`Hyper.from_config`) and the optimizer
+    ``tx``, jitted under ``shard_map`` over ``mesh``, with ``batch`` sharded by rows and
+    everything else replicated."""
+    update = make_update(policy, geom, train_cfg.check_finite, minibatch_unroll(policy, mesh))
+    hyper = Hyper.from_config(train_cfg)
+
+    def train_epoch(state, batch, key, epoch):
+        return update(hyper, tx, state, batch, key, epoch)
 
     rows = P(parallel.AXIS)
     return jax.jit(jax.shard_map(train_epoch, mesh=mesh, check_vma=False, in_specs=(P(), rows, P(), P()),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 
-from . import atari, custom_c
+from . import atari, custom_c, jaxenv
 from ._common import EnvError
 from .gym_adapter import GymnasiumDriver
 from .python_envs import PyVecEnv
@@ -77,6 +77,8 @@ def make(name: str, num_envs: int = 1, threads: int = 1, seed: int = 0, workers:
     * ``"gym:CartPole-v1"``: a registered gymnasium id; ``options`` go to ``gymnasium.make``;
     * ``"atari:Breakout"`` (or ``"atari:ALE/Pong-v5"``): an Atari game with the standard
       preprocessing (:mod:`puffjax.envs.atari`, which lists its options);
+    * ``"gymnax:CartPole-v1"``: a JAX environment (:mod:`puffjax.envs.jaxenv`), a
+      :class:`~puffjax.envs.jaxenv.JaxVecEnv`; ``options`` go to its suite;
     * ``"mymodule:make_env"``: a Python factory, called as ``make_env(**options)``, returning a
       gymnasium env or a PettingZoo Parallel API env.
 
@@ -96,6 +98,10 @@ def make(name: str, num_envs: int = 1, threads: int = 1, seed: int = 0, workers:
                             step_timeout=step_timeout, check_bounds=check_bounds)
         except gymnasium.error.Error as e:  # an unknown id, a missing dependency...
             raise ValueError(f"environment {name!r}: {e}") from e
+    if jaxenv.is_jax_name(name):
+        if workers:
+            raise ValueError(f"{name}: workers are for Python envs; a JAX env steps as one jitted batch")
+        return jaxenv.make(name, num_envs, seed=seed, **options)
     if ":" in name and not custom_c.is_c_source(name):
         return PyVecEnv(_factory(name, options), num_envs, seed=seed, name=name, workers=workers,
                         step_timeout=step_timeout, check_bounds=check_bounds)
