@@ -249,3 +249,26 @@ def test_jax_vec_env_host_interface():
     with pytest.raises(RuntimeError, match="does not render"):
         env.render(0)
 
+
+# ---------------------------------------------------------------- Craftax (minutes of compiling on a CPU)
+@pytest.mark.slow
+def test_craftax_matches_the_package():
+    craftax_env = pytest.importorskip("craftax.craftax_env")
+    from puffjax.envs.jaxenv import make_env
+
+    env = make_env("craftax:Craftax-Classic-Symbolic-v1", max_timesteps=4)
+    assert vec_log_names(env) == ("episode_return", "episode_length", "perf", "score")
+    assert env.observation_space == spaces.Box(0.0, 1.0, (1345,), np.float32)
+    assert env.action_space == spaces.Discrete(17)
+    cenv = craftax_env.make_craftax_env_from_name("Craftax-Classic-Symbolic-v1", auto_reset=False)
+    p = cenv.default_params.replace(max_timesteps=4)
+
+    def step_env(k, s, a):
+        obs, s, r, done, info = cenv.step_env(k, s, a, p)
+        truncated = s.timestep >= p.max_timesteps
+        return obs, s, r, done & ~truncated, truncated, [info["score"]]
+
+    reset, step = _suite_reference(lambda k: cenv.reset_env(k, p), step_env)
+    actions = np.random.default_rng(0).integers(0, 17, (9, 2)).astype(np.int32)
+    terminated, truncated = _against_reference(env, reset, step, actions)
+    assert truncated == 4 and terminated == 0
