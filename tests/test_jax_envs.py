@@ -58,8 +58,9 @@ def _against_reference(env, reset, step, actions, key=jax.random.key(0)):
         k = jax.random.fold_in(key, t)
         state, reward, terminated, truncated = vstep(k, state, jnp.asarray(actions[t]))
         step_key, reset_key = jax.random.split(k)
+        step_keys, reset_keys = jax.random.split(step_key, n), jax.random.split(reset_key, n)
         for i in range(n):
-            s, obs, r, term, trunc, logged = step(jax.random.split(step_key, n)[i], env_states[i], actions[t, i])
+            s, obs, r, term, trunc, logged = step(step_keys[i], env_states[i], actions[t, i])
             ret[i] += float(r)
             length[i] += 1
             # vmapped and single calls may round float math differently (last bits)
@@ -70,7 +71,7 @@ def _against_reference(env, reset, step, actions, key=jax.random.key(0)):
                 sums += [ret[i], length[i], *logged]
                 ends += [bool(term), not bool(term)]
                 ret[i], length[i] = 0.0, 0
-                s, obs = reset(jax.random.split(reset_key, n)[i])
+                s, obs = reset(reset_keys[i])
             env_states[i] = s
             np.testing.assert_allclose(state.obs[i], obs, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(state.episode_return, ret, rtol=1e-5)
@@ -90,12 +91,14 @@ def test_vec_step_matches_a_hand_counted_loop():
     env = Walk()
     assert vec_log_names(env) == ("episode_return", "episode_length", "peak")
 
+    one_step = jax.jit(env.step)
+
     def step(k, s, a):
-        s, obs, r, term, trunc, info = env.step(k, s, a)
+        s, obs, r, term, trunc, info = one_step(k, s, a)
         return s, obs, r, term, trunc, [float(info["peak"])]
 
     actions = np.random.default_rng(0).integers(0, 3, (12, 4)).astype(np.int32)
-    terminated, truncated = _against_reference(env, env.reset, step, actions)
+    terminated, truncated = _against_reference(env, jax.jit(env.reset), step, actions)
     assert terminated > 0 and truncated > 0
 
 
@@ -113,34 +116,46 @@ def test_vec_functions_vmap_over_seeds():
     keys = jax.random.split(jax.random.key(1), 4)
     batched = jax.jit(jax.vmap(run))(keys)
     assert isinstance(batched, VecState)
+    single = jax.jit(run)
     for i, k in enumerate(keys):
-        one = run(k)
+        one = single(k)
         jax.tree.map(np.testing.assert_array_equal, jax.tree.map(lambda a: a[i], batched), one)
 
 
 # ---------------------------------------------------------------- gymnax
-def _gymnax_reference(env_id, **params):
-    """reset / step straight from gymnax (``reset_env``, ``step_env``, ``is_truncated``), jitted."""
-    gymnax = pytest.importorskip("gymnax")
-    genv, p = gymnax.make(env_id)
-    p = p.replace(**params)
-
+def _suite_reference(reset_env, step_env):
+    """reset / step for :func:`_against_reference` from a suite's own functions, jitted:
+    ``reset_env(key) -> (obs, state)`` and ``step_env(key, state, action) -> (obs, state, reward,
+    terminated, truncated, [log values beyond perf])``; perf (the return) is counted here."""
     @jax.jit
     def reset(k):
-        obs, s = genv.reset_env(k, p)
+        obs, s = reset_env(k)
         return (s, 0.0), obs
 
     @jax.jit
     def step(k, state, a):
         s, ret = state
-        obs, s, r, term, info = genv.step_env(k, s, a, p)
-        return (s, ret + r), obs, r, term, genv.is_truncated(s, p), ret + r
+        obs, s, r, term, trunc, logged = step_env(k, s, a)
+        return (s, ret + r), obs, r, term, trunc, jnp.stack([ret + r, *logged])
 
     def step_host(k, state, a):
-        s, obs, r, term, trunc, perf = step(k, state, a)
-        return s, np.asarray(obs, np.float32), r, term, trunc, [float(perf)]
+        s, obs, r, term, trunc, logged = step(k, state, a)
+        return s, np.asarray(obs, np.float32), r, term, trunc, [float(v) for v in logged]
 
     return reset, step_host
+
+
+def _gymnax_reference(env_id, **params):
+    """reset / step straight from gymnax (``reset_env``, ``step_env``, ``is_truncated``)."""
+    gymnax = pytest.importorskip("gymnax")
+    genv, p = gymnax.make(env_id)
+    p = p.replace(**params)
+
+    def step_env(k, s, a):
+        obs, s, r, term, info = genv.step_env(k, s, a, p)
+        return obs, s, r, term, genv.is_truncated(s, p), []
+
+    return _suite_reference(lambda k: genv.reset_env(k, p), step_env)
 
 
 @pytest.mark.parametrize("env_id, params, act, ends", [
@@ -233,3 +248,27 @@ def test_jax_vec_env_host_interface():
         make("gymnax:CartPole-v1", workers=2)
     with pytest.raises(RuntimeError, match="does not render"):
         env.render(0)
+
+
+# ---------------------------------------------------------------- Craftax (minutes of compiling on a CPU)
+@pytest.mark.slow
+def test_craftax_matches_the_package():
+    craftax_env = pytest.importorskip("craftax.craftax_env")
+    from puffjax.envs.jaxenv import make_env
+
+    env = make_env("craftax:Craftax-Classic-Symbolic-v1", max_timesteps=4)
+    assert vec_log_names(env) == ("episode_return", "episode_length", "perf", "score")
+    assert env.observation_space == spaces.Box(0.0, 1.0, (1345,), np.float32)
+    assert env.action_space == spaces.Discrete(17)
+    cenv = craftax_env.make_craftax_env_from_name("Craftax-Classic-Symbolic-v1", auto_reset=False)
+    p = cenv.default_params.replace(max_timesteps=4)
+
+    def step_env(k, s, a):
+        obs, s, r, done, info = cenv.step_env(k, s, a, p)
+        truncated = s.timestep >= p.max_timesteps
+        return obs, s, r, done & ~truncated, truncated, [info["score"]]
+
+    reset, step = _suite_reference(lambda k: cenv.reset_env(k, p), step_env)
+    actions = np.random.default_rng(0).integers(0, 17, (9, 2)).astype(np.int32)
+    terminated, truncated = _against_reference(env, reset, step, actions)
+    assert truncated == 4 and terminated == 0
