@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import buffer, checkpoint, envs, finite, parallel
+from . import buffer, checkpoint, envs, finite, normalize, parallel, profiles
 from .config import Config, resume_conflicts, stored_config, validate
 from .dashboard import make_dashboard
 from .evaluate import record_video
@@ -107,7 +107,11 @@ class Trainer:
         self._initial_carry = jax.jit(lambda: self.policy.initial_carry(group_agents), out_shardings=rows)
         zeros = jax.jit(lambda: jnp.zeros(group_agents, jnp.float32), out_shardings=rows)
         self.prev_values = [zeros() for _ in range(self.groups)]
-        self.act = make_act(self.policy, t.gamma, self.mesh, t.check_finite)
+        self.returns = [zeros() for _ in range(self.groups)]  # running discounted returns (normalize_reward)
+        self.stats, self._empty_acc, self._update_stats = normalize.trainer_parts(self.env.observation_space, t,
+                                                                                  self.mesh)
+        self.act = make_act(self.policy, t.gamma, self.mesh, t.check_finite, t.reward_clip, t.normalize_obs,
+                            t.normalize_reward, t.obs_clip)
         self._live_steps = jax.jit(lambda masks: jnp.sum(masks > 0, dtype=jnp.int32))  # steps that count
         self.train_epoch = make_train_epoch(self.policy, self.tx, self.geom, t, self.mesh)
         self.epoch, self.global_step, self.uptime = 0, 0, 0.0
@@ -164,9 +168,11 @@ class Trainer:
         return it), advancing the environments and the rollout's key; ``timer`` collects the
         time per phase."""
         carries = [self._initial_carry() for _ in range(self.groups)]
-        self.buf, self.rollout_key, self.prev_values = collect(
-            self.env, self.act, self.state.params, self.buf, carries, self.rollout_key,
-            self.prev_values, self.geom, timer or Timer(), epoch=self.epoch + 1, mesh=self.mesh)
+        self.buf, self.rollout_key, self.prev_values, self.returns, acc = collect(
+            self.env, self.act, self.state.params, self.buf, carries, self.rollout_key, self.prev_values,
+            self.returns, self.stats, self._empty_acc(), self.geom, timer or Timer(), epoch=self.epoch + 1,
+            mesh=self.mesh)
+        self.stats = self._update_stats(self.stats, acc)
         return self.buf
 
     def _epoch(self) -> dict:
@@ -191,6 +197,10 @@ class Trainer:
         log = self._log(env_log, losses, timer.pop(), end - start, steps)
         if self.logger is not None:
             self.logger.log(log)
+        note = profiles.no_episode_warning(self.epoch, self.geom.total_epochs, bool(self.last_env_log), self.geom,
+                                           self.env.num_envs)
+        if note and self.main:
+            warnings.warn(f"puffjax: {note}", stacklevel=3)
         final = self.finished
         if final or self.epoch % self.cfg.train.checkpoint_interval == 0:
             self.last_checkpoint = self.save()
@@ -218,13 +228,15 @@ class Trainer:
         """This process's part of a checkpoint, as host arrays: the replicated state and counters
         on process 0, and on every process its environments' state and its agents' prev_value
         (in environment order)."""
-        prev_value = np.concatenate([parallel.to_local(v) for v in self.prev_values])
-        local = {"prev_value": prev_value, "env": self.env.get_state()}
+        prev_value, returns = (np.concatenate([parallel.to_local(v) for v in vs]) for vs in (self.prev_values,
+                                                                                             self.returns))
+        local = {"prev_value": prev_value, "return": returns, "env": self.env.get_state()}
         if not self.main:
             return local
         replicated = jax.tree.map(parallel.to_local, {
             "params": self.state.params, "opt_state": self.state.opt_state,
             "rollout_key": self.rollout_key, "train_key": self.train_key})
+        replicated["normalize"] = normalize.to_host(jax.tree.map(parallel.to_local, self.stats))
         counters = {"epoch": self.epoch, "global_step": self.global_step, "uptime": self.uptime,
                     "processes": jax.process_count()}
         return {**replicated, **local, "counters": counters}
@@ -248,6 +260,9 @@ class Trainer:
         self.state = parallel.replicate(self.mesh, TrainState(params, opt_state))
         self.rollout_key, self.train_key = parallel.replicate(
             self.mesh, (np.asarray(state["rollout_key"], np.uint32), np.asarray(state["train_key"], np.uint32)))
+        if "normalize" in state:
+            host = normalize.from_host(state["normalize"], jax.tree.map(parallel.to_local, self.stats), path)
+            self.stats = parallel.replicate(self.mesh, host)
         c = state["counters"]
         self.epoch, self.global_step, self.uptime = int(c["epoch"]), int(c["global_step"]), float(c["uptime"])
         processes, p = int(c.get("processes", 1)), jax.process_index()
@@ -255,6 +270,9 @@ class Trainer:
             local = state if p == 0 else checkpoint.load_part(path, p)
             prev_value = np.asarray(local["prev_value"], np.float32).reshape(self.groups, -1)
             self.prev_values = [parallel.from_local(self.mesh, v) for v in prev_value]
+            if "return" in local:
+                returns = np.asarray(local["return"], np.float32).reshape(self.groups, -1)
+                self.returns = [parallel.from_local(self.mesh, v) for v in returns]
             self.env.set_state(local["env"])
         elif self.main:  # the environments keep the fresh, process-seeded episodes they started
             warnings.warn(f"{path}: saved by {processes} process(es), resumed by {jax.process_count()}: the "
@@ -280,7 +298,9 @@ class Trainer:
         else:
             return None
         try:
-            return record_video(self.policy, self.state.params, self.cfg.env, path, t.video_frames, seed=t.seed)
+            obs_norm = (self.stats.obs, t.obs_clip) if t.normalize_obs else None
+            return record_video(self.policy, self.state.params, self.cfg.env, path, t.video_frames, seed=t.seed,
+                                obs_norm=obs_norm)
         except ImportError as e:
             if not self._video_warned:
                 warnings.warn(f"puffjax: no rollout video ({e})", stacklevel=2)
