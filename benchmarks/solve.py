@@ -7,6 +7,7 @@ reached: an early epoch ends only short episodes, and on Squared those are the s
     python benchmarks/solve.py squared --seeds 0-4            # perf >= 0.95
     python benchmarks/solve.py pong --seeds 0                 # perf >= 0.9
     python benchmarks/solve.py breakout --policy.kind mingru  # any --section.field override
+    python benchmarks/solve.py gym:HalfCheetah-v5 --seeds 0   # the shipped continuous profile
 
 TARGETS below holds each task's metric and target; --metric and --target change them. Wall
 time counts from the trainer's start (compilation included; warm from the compile cache after
@@ -26,6 +27,9 @@ TARGETS = {  # env -> (logged metric, target)
     "pong": ("perf", 0.9),
     "breakout": ("perf", 0.9),
     "memory": ("perf", 0.9),
+    "gym:CartPole-v1": ("episode_return", 475.0),
+    "gym:Pendulum-v1": ("episode_return", -250.0),  # CleanRL's PPO: -200 to -400 at 1M steps
+    "gym:HalfCheetah-v5": ("episode_return", 2000.0),  # CleanRL's ppo_continuous_action: 1500-2500 at 1M
 }
 
 

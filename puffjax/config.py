@@ -16,11 +16,14 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import tomllib
 import typing
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
+
+from . import profiles
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
 
@@ -94,6 +97,10 @@ class TrainConfig:
     video_interval: int = 0  # also one every this many checkpoints (run_dir/videos/); 0: only at the end
     check_finite: bool = True  # stop on NaN/inf from the env or the update (puffjax.finite); false skips the checks
     rollout_groups: int | str = "auto"  # agent groups the rollout overlaps with the env (puffjax.rollout): auto or a count
+    normalize_obs: bool = False  # standardise float observations by running mean/variance (puffjax.normalize)
+    normalize_reward: bool = False  # divide rewards by the running std of the discounted return
+    obs_clip: float = 10.0  # normalised observations are clipped to [-obs_clip, obs_clip]
+    reward_clip: float = 1.0  # rewards (after normalisation) are clipped to [-reward_clip, reward_clip]; inf: never
 
 
 SECTIONS = {"env": EnvConfig, "policy": PolicyConfig, "train": TrainConfig}
@@ -246,15 +253,23 @@ def _from_tables(name: str, tables: dict, overrides: dict) -> Config:
 
 
 def load_config(name: str = "breakout", **overrides: Any) -> Config:
-    """The shipped config for environment ``name`` with ``overrides`` applied. Names that are not
-    shipped configs but other environment forms (``gym:ID``, ``module:factory``, a C file path:
-    see :func:`puffjax.envs.make`) start from the defaults.
+    """The shipped config for environment ``name`` with ``overrides`` applied. A Python
+    environment (``gym:ID``, ``module:factory``) without a config of its own starts from a
+    shipped profile (:mod:`puffjax.profiles`: ``continuous`` for Box actions, ``gym`` otherwise;
+    the choice is printed on stderr); other names that are not shipped configs (a C file path,
+    a registered C env) start from the defaults.
 
     Overrides are either whole sections (``train={"learning_rate": 0.02}``), dotted
     paths as a dict key (``**{"train.learning_rate": 0.02}``), or a bare field name that
     is unique across sections (``learning_rate=0.02``, ``num_envs=1024``).
     """
-    return _from_tables(name, _read_toml(name), overrides)
+    tables = _read_toml(name)
+    if not tables and profiles.is_python_env(name):
+        options = _from_tables(name, {}, overrides).env.options  # the env's options, to build it with
+        profile, note = profiles.profile_for(name, options)
+        print(f"puffjax: {note}", file=sys.stderr)
+        tables = read_toml_file(profiles.profile_path(profile))
+    return _from_tables(name, tables, overrides)
 
 
 def sweep_section(name: str) -> dict | None:
@@ -472,7 +487,7 @@ def validate(cfg: Config) -> None:
             raise ValueError(f"train.{name} must be positive, got {getattr(t, name)}")
     if not 0.0 <= t.gamma <= 1.0 or not 0.0 <= t.gae_lambda <= 1.0:
         raise ValueError(f"train.gamma and train.gae_lambda must lie in [0, 1], got {t.gamma}, {t.gae_lambda}")
-    for name in ("learning_rate", "vtrace_rho_clip", "vtrace_c_clip"):
+    for name in ("learning_rate", "vtrace_rho_clip", "vtrace_c_clip", "obs_clip", "reward_clip"):
         if not getattr(t, name) > 0:
             raise ValueError(f"train.{name} must be positive, got {getattr(t, name)}")
     for name in ("clip_coef", "vf_coef", "vf_clip_coef", "ent_coef", "max_grad_norm", "prio_alpha", "adam_eps"):
@@ -487,8 +502,9 @@ def validate(cfg: Config) -> None:
 
 
 # What a resumed run must share with its checkpoint: the environment (its state is restored)
-# and everything that shapes the parameters or the optimizer state.
-_RESUME_FIXED = {"env": ("name", "num_envs", "options"), "policy": None, "train": ("optimizer", "muon_non_matrix")}
+# and everything that shapes the parameters or the optimizer state or what the policy reads.
+_RESUME_FIXED = {"env": ("name", "num_envs", "options"), "policy": None,
+                 "train": ("optimizer", "muon_non_matrix", "normalize_obs")}
 
 
 def resume_conflicts(stored: Config, cfg: Config) -> list[str]:

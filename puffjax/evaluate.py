@@ -23,6 +23,7 @@ import numpy as np
 
 from . import checkpoint as ckpt
 from . import envs as _envs
+from . import normalize
 from .config import Config, EnvConfig, check_stored_env, stored_config
 from .models import policy_from_config
 from .preflight import make_env
@@ -34,6 +35,7 @@ class LoadedPolicy:
     params: dict
     config: Config
     path: str  # the checkpoint file
+    obs_norm: tuple | None = None  # (moments, clip) the run standardised observations with (puffjax.normalize)
 
 
 def load_policy(checkpoint: str, observation_space=None, action_space=None) -> LoadedPolicy:
@@ -88,19 +90,24 @@ def _load_policy(state: dict, observation_space=None, action_space=None) -> Load
     shapes = jax.eval_shape(policy._init, jax.random.PRNGKey(0))
     target = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
     params = ckpt.restore_into(target, state["params"], "params", path)
-    return LoadedPolicy(policy, jax.tree.map(jnp.asarray, params), cfg, path)
+    obs_norm = normalize.observation_stats(state.get("normalize"), cfg.train, path)
+    return LoadedPolicy(policy, jax.tree.map(jnp.asarray, params), cfg, path, obs_norm)
 
 
 def make_step(policy, deterministic: bool):
-    """step(params, obs, carry, done, key) -> (env_action, carry, key), jitted.
+    """step(params, obs, carry, done, key, obs_norm=None) -> (env_action, carry, key), jitted.
 
     The same acting step as the trainer's rollout (:meth:`puffjax.models.Policy.act`): it
-    zeroes the carry where an episode began, samples with a sub-key of ``key`` (or takes the
-    mode when ``deterministic``) and maps the action for the env. Kept in ``policy.cache``, so
+    standardises the observations with ``obs_norm`` (``(moments, clip)``, as
+    :attr:`LoadedPolicy.obs_norm`) when given, zeroes the carry where an episode began, samples
+    with a sub-key of ``key`` (or takes the mode when ``deterministic``) and maps the action for
+    the env. Kept in ``policy.cache``, so
     the trainer's periodic videos compile it once."""
     name = ("eval_step", deterministic)
     if name not in policy.cache:
-        def step(params, obs, carry, done, key):
+        def step(params, obs, carry, done, key, obs_norm=None):
+            if obs_norm is not None:
+                obs = normalize.standardize(obs, *obs_norm)
             _, action, carry, key = policy.act(params, obs, carry, done, key, deterministic)
             return policy.dist.to_env_action(action), carry, key
 
@@ -274,7 +281,7 @@ def _play(loaded: LoadedPolicy, env, episodes: int, deterministic: bool, seed: i
         video_done = writer is None or writer.frames >= video_frames or env0_done
         if stats_done and video_done:
             break
-        action, carry, key = step(params, env.observations, carry, done, key)
+        action, carry, key = step(params, env.observations, carry, done, key, loaded.obs_norm)
         live = env.masks.copy()  # rows whose agent acts now (a masked agent's row ends no episode)
         rew, done, logs = _step_envs(env, np.asarray(action), live, collect=not stats_done)
         steps += 1
@@ -351,9 +358,11 @@ def _means(finished: list[dict], groups: list[dict]) -> dict:
     return mean
 
 
-def record_video(policy, params, env_cfg: EnvConfig, path: str, frames: int, seed: int = 0, fps: int = 30) -> str:
+def record_video(policy, params, env_cfg: EnvConfig, path: str, frames: int, seed: int = 0, fps: int = 30,
+                 obs_norm: tuple | None = None) -> str:
     """Write ``frames`` frames of one fresh C environment (``env_cfg``: a config's ``env``
-    section) played by ``policy`` with sampled actions. The trainer calls it for its rollout
+    section) played by ``policy`` with sampled actions (observations standardised with
+    ``obs_norm`` as in :func:`make_step`). The trainer calls it for its rollout
     videos; it never touches the training environments."""
     from .video import VideoWriter
     env = _envs.make(env_cfg.name, num_envs=1, seed=seed, **env_cfg.options)
@@ -365,7 +374,7 @@ def record_video(policy, params, env_cfg: EnvConfig, path: str, frames: int, see
         with VideoWriter(path, fps) as writer:
             writer.append(env.render(0))
             while writer.frames < frames:
-                action, carry, key = step(params, env.observations, carry, done, key)
+                action, carry, key = step(params, env.observations, carry, done, key, obs_norm)
                 _, _, term, trunc = env.step(np.asarray(action))
                 done = term | trunc
                 writer.append(env.render(0))

@@ -11,7 +11,7 @@ per-epoch pieces are :class:`OnDevice`'s ``init`` and ``epoch``, for a loop of y
 
 The rollout writes the same :class:`puffjax.buffer.Batch` as the host rollout
 (:func:`puffjax.rollout.policy_step` makes both): agent i's j-th horizon of an epoch is row
-``j * N + i`` of the device's N agents, rewards clipped to [-1, 1], truncations bootstrapped with
+``j * N + i`` of the device's N agents, rewards clipped to ``±train.reward_clip``, truncations bootstrapped with
 ``gamma`` times the last value, the recurrent carry zeroed at every segment start. Every function
 runs under ``shard_map`` over the mesh (:mod:`puffjax.parallel`; one device is a mesh of one):
 each device steps its own block of environments and holds their rows, as the trainer does.
@@ -92,6 +92,9 @@ class OnDevice:
         if self.env.agents_per_env != 1:
             raise ValueError(f"OnDevice: a JAX environment with {self.env.agents_per_env} agents per environment; "
                              f"only single-agent environments train on device")
+        if t.normalize_obs or t.normalize_reward:
+            raise ValueError("train.normalize_obs and train.normalize_reward are applied by the host rollout only; "
+                             "set them to false to train a JAX environment on device")
         object.__setattr__(self, "geom", geometry(t, agents, mesh.size))
         object.__setattr__(self, "policy", policy_from_config(self.cfg.policy, self.env.observation_space,
                                                               self.env.action_space))
@@ -131,7 +134,7 @@ class OnDevice:
             seen = finite.record(seen, s, env_state.obs, rew, first) if check else seen
             col, carry, key, action = policy_step(self.policy, hyper.gamma, params, carry, key, env_state.obs,
                                                   rew, term, trunc, jnp.ones(n, bool), prev_value,
-                                                  s % g.horizon == 0, ids)
+                                                  s % g.horizon == 0, ids, self.cfg.train.reward_clip)
             env_key, k = jax.random.split(env_key)
             env_state, rew, term, trunc = vec_step(self.env, parallel.device_key(k), env_state, action)
             return (env_state, rew, term, trunc, col.values, carry, key, env_key, seen), col

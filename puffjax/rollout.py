@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import PartitionSpec as P
 
-from . import finite, parallel
+from . import finite, normalize, parallel
 from .buffer import Batch, write_step
 
 
@@ -71,7 +71,7 @@ class Slot(NamedTuple):
 
 
 def policy_step(policy, gamma, params, carry, key, obs, rew, term, trunc, mask, prev_value, segment_start,
-                agent_ids):
+                agent_ids, reward_clip=1.0):
     """One rollout step of N agents: the policy acts on ``obs`` and the step's buffer column is
     made. Returns ``(step, carry, next_key, env_action)``: ``step`` a :class:`Batch` of ``[N]``
     columns (what :func:`puffjax.buffer.write_step` writes), ``env_action`` what the environment
@@ -81,7 +81,7 @@ def policy_step(policy, gamma, params, carry, key, obs, rew, term, trunc, mask, 
     ``mask``: 0 for an agent not playing this step; ``prev_value``: each agent's value of its
     previous observation; ``segment_start``: whether this is column 0 of a buffer segment;
     ``agent_ids``: the agents' global ids (their sampling keys, :meth:`puffjax.models.Policy.act`).
-    ``gamma`` may be traced."""
+    ``gamma`` may be traced; rewards are clipped to ``±reward_clip`` (``train.reward_clip``)."""
     done = term | trunc
     # Zero the recurrent state where an episode began and at every segment start,
     # exactly as training replays each segment from a zero carry.
@@ -89,36 +89,55 @@ def policy_step(policy, gamma, params, carry, key, obs, rew, term, trunc, mask, 
     logp = policy.dist.log_prob(out.action_params, action)
     # A truncated episode still had a future: bootstrap it with the value of the last
     # state seen (its final observation was replaced by the auto-reset).
-    reward = jnp.clip(rew, -1.0, 1.0) + jnp.where(trunc & ~term, gamma * prev_value, 0.0)
+    reward = jnp.clip(rew, -reward_clip, reward_clip) + jnp.where(trunc & ~term, gamma * prev_value, 0.0)
     step = Batch(obs, action, logp, out.value, reward, done.astype(jnp.float32), mask.astype(jnp.float32))
     return step, carry, next_key, policy.dist.to_env_action(action)
 
 
-def make_act(policy, gamma: float, mesh, check_finite: bool = True):
-    """act(params, buf, carry, key, obs, rew, term, trunc, mask, prev_value, seen, slot) ->
-    (buf, carry, next_key, env_action, value, seen). Jitted; ``buf`` is donated (updated in place).
+def make_act(policy, gamma: float, mesh, check_finite: bool = True, reward_clip: float = 1.0,
+             normalize_obs: bool = False, normalize_reward: bool = False, obs_clip: float = 10.0):
+    """act(params, buf, carry, key, obs, rew, term, trunc, mask, prev_value, ret, seen, acc, stats, slot) ->
+    (buf, carry, next_key, env_action, value, ret, seen, acc). Jitted; ``buf`` is donated (updated in place).
 
     One group's agents (:class:`Slot` says where they go): arrays of agents are sharded over
     ``mesh`` (each device: its block of the group's agents), buffer rows as
     :mod:`puffjax.buffer` lays them out; agents' global ids give their sampling keys; ``mask``
     is 0 for an agent that is not playing this step; ``seen`` stacks one non-finite record
     (:func:`puffjax.finite.record`) per device, passed through unchanged when ``check_finite``
-    is false (``train.check_finite``)."""
+    is false (``train.check_finite``).
+
+    Normalisation (:mod:`puffjax.normalize`): ``stats`` (replicated) are the running statistics
+    the rollout uses, ``acc`` stacks one :class:`puffjax.normalize.Stats` per device that
+    accumulates this rollout's moments, ``ret`` is each agent's running discounted return.
+    With ``normalize_obs`` the policy sees (and the buffer holds) standardised observations,
+    clipped to ``±obs_clip``; with ``normalize_reward`` rewards are divided by the discounted
+    return's standard deviation. Rewards are then clipped to ``±reward_clip``."""
     rows = P(parallel.AXIS)
     local_devices = parallel.local_devices(mesh)
 
-    def act(params, buf, carry, key, obs, rew, term, trunc, mask, prev_value, seen, slot):
+    def act(params, buf, carry, key, obs, rew, term, trunc, mask, prev_value, ret, seen, acc, stats, slot):
         n = obs.shape[0]  # this group's agents on this device
         first = slot.id0 + (jax.lax.axis_index(parallel.AXIS) % local_devices) * n
         record = finite.record(seen[0], slot.step, obs, rew, first)[None] if check_finite else seen
+        if normalize_obs or normalize_reward:
+            ret_now, ret = normalize.discounted_return(ret, rew, term | trunc, gamma)
+            local = normalize.observe(jax.tree.map(lambda a: a[0], acc), obs, ret_now, mask,
+                                      normalize_obs, normalize_reward)
+            acc = jax.tree.map(lambda a: a[None], local)
+        if normalize_obs:
+            obs = normalize.standardize(obs, stats.obs, obs_clip)
+        if normalize_reward:
+            rew = normalize.scale_reward(rew, stats.ret)
         step, carry, next_key, env_action = policy_step(policy, gamma, params, carry, key, obs, rew, term, trunc,
-                                                        mask, prev_value, slot.t == 0, first + jnp.arange(n))
+                                                        mask, prev_value, slot.t == 0, first + jnp.arange(n),
+                                                        reward_clip)
         buf = write_step(buf, step, slot.row0, slot.t)
-        return buf, carry, next_key, env_action, step.values, record
+        return buf, carry, next_key, env_action, step.values, ret, record, acc
 
     sharded = jax.shard_map(act, mesh=mesh, check_vma=False,
-                            in_specs=(P(), rows, rows, P(), rows, rows, rows, rows, rows, rows, rows, P()),
-                            out_specs=(rows, rows, P(), rows, rows, rows))
+                            in_specs=(P(), rows, rows, P(), rows, rows, rows, rows, rows, rows, rows, rows, rows,
+                                      P(), P()),
+                            out_specs=(rows, rows, P(), rows, rows, rows, rows, rows))
     return jax.jit(sharded, donate_argnums=(1,))
 
 
@@ -136,22 +155,27 @@ class Timer:
         return out
 
 
-def collect(env, act, params, buf, carries, key, prev_values, geom, timer: Timer, epoch: int, mesh):
+def collect(env, act, params, buf, carries, key, prev_values, returns, stats, acc, geom, timer: Timer,
+            epoch: int, mesh):
     """Play one epoch (:func:`play`) and check its non-finite record over every process.
-    Returns ``(buf, key, prev_values)``. Raises :class:`puffjax.finite.NonFiniteError` naming
+    Returns ``(buf, key, prev_values, returns, acc)``. Raises :class:`puffjax.finite.NonFiniteError` naming
     the input, environment row and step when the environment returned NaN or inf and ``act``
     records it (:func:`make_act` with ``check_finite``; ``epoch``: 1-based, for the message)."""
-    buf, key, prev_values, record = play(env, act, params, buf, carries, key, prev_values, geom, timer, epoch, mesh)
+    buf, key, prev_values, returns, acc, record = play(env, act, params, buf, carries, key, prev_values, returns,
+                                                       stats, acc, geom, timer, epoch, mesh)
     multi = jax.process_count() > 1
     finite.check_record(parallel.gather(record) if multi else record, epoch, env.num_agents if multi else None)
-    return buf, key, prev_values
+    return buf, key, prev_values, returns, acc
 
 
-def play(env, act, params, buf, carries, key, prev_values, geom, timer: Timer, epoch: int, mesh):
+def play(env, act, params, buf, carries, key, prev_values, returns, stats, acc, geom, timer: Timer, epoch: int,
+         mesh):
     """Play one epoch: ``geom.rows_per_agent`` horizons of every agent, into ``buf``.
 
-    ``carries`` and ``prev_values`` hold one entry per group (see the module's docstring).
-    Returns ``(buf, key, prev_values, record)``: ``record`` stacks this process's devices'
+    ``carries``, ``prev_values`` and ``returns`` (the agents' running discounted returns) hold
+    one entry per group (see the module's docstring); ``stats`` and ``acc``: the normalisation
+    statistics and the per-device accumulator that :func:`make_act` takes.
+    Returns ``(buf, key, prev_values, returns, acc, record)``: ``record`` stacks this process's devices'
     non-finite records (:func:`puffjax.finite.record`, agent indices global), for the caller to
     check with :func:`puffjax.finite.check_record` (alone or gathered with the other
     processes'). When the environment fails to step, this process's record is checked first, so
@@ -162,16 +186,15 @@ def play(env, act, params, buf, carries, key, prev_values, geom, timer: Timer, e
     size, envs_per_group = A // groups, env.num_envs // groups  # agent rows and environments per group
     n = A // parallel.local_devices(mesh)  # agents per device
     process_first = jax.process_index() * A
-    carries, prev_values = list(carries), list(prev_values)
+    carries, prev_values, returns = list(carries), list(prev_values), list(returns)
     seen = parallel.from_local(mesh, np.tile(finite.clean_record(), (parallel.local_devices(mesh), 1, 1)))
     multi = jax.process_count() > 1
     steps = geom.rows_per_agent * H
     actions = [None] * groups
 
-
     def dispatch(g, s, step_key):
         """Start the policy on group g's observations for rollout step s (returns at once)."""
-        nonlocal buf, seen
+        nonlocal buf, seen, acc
         t0 = clock()
         rows = slice(g * size, (g + 1) * size)
         inputs = [parallel.from_local(mesh, x[rows]) for x in (env.observations, env.rewards, env.terminals,
@@ -179,8 +202,8 @@ def play(env, act, params, buf, carries, key, prev_values, geom, timer: Timer, e
         timer.add("copy", clock() - t0)
         j, t = divmod(s, H)
         slot = Slot(j * n + g * (n // groups), t, process_first + g * size, s)
-        buf, carries[g], next_key, actions[g], prev_values[g], seen = act(
-            params, buf, carries[g], step_key, *inputs, prev_values[g], seen, slot)
+        buf, carries[g], next_key, actions[g], prev_values[g], returns[g], seen, acc = act(
+            params, buf, carries[g], step_key, *inputs, prev_values[g], returns[g], seen, acc, stats, slot)
         return next_key
 
     # Step s draws with key k_s for every group; its acts return k_{s+1}.
@@ -204,4 +227,4 @@ def play(env, act, params, buf, carries, key, prev_values, geom, timer: Timer, e
             timer.add("env", clock() - t1)
             if s + 1 < steps:
                 next_key = dispatch(g, s + 1, step_key)
-    return buf, next_key, prev_values, parallel.to_local(seen)
+    return buf, next_key, prev_values, returns, acc, parallel.to_local(seen)

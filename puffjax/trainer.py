@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import buffer, checkpoint, envs, finite, parallel
+from . import buffer, checkpoint, envs, finite, normalize, parallel, profiles
 from .config import Config, check_stored_env, resume_conflicts, stored_config, validate
 from .dashboard import make_dashboard
 from .evaluate import record_video
@@ -115,7 +115,11 @@ class Trainer:
         self._initial_carry = jax.jit(lambda: self.policy.initial_carry(group_agents), out_shardings=rows)
         zeros = jax.jit(lambda: jnp.zeros(group_agents, jnp.float32), out_shardings=rows)
         self.prev_values = [zeros() for _ in range(self.groups)]
-        self.act = make_act(self.policy, t.gamma, self.mesh, t.check_finite)
+        self.returns = [zeros() for _ in range(self.groups)]  # running discounted returns (normalize_reward)
+        self.stats, self._empty_acc, self._update_stats = normalize.trainer_parts(self.env.observation_space, t,
+                                                                                  self.mesh)
+        self.act = make_act(self.policy, t.gamma, self.mesh, t.check_finite, t.reward_clip, t.normalize_obs,
+                            t.normalize_reward, t.obs_clip)
         self._live_steps = parallel.per_device(self.mesh, lambda masks: jnp.sum(masks > 0, dtype=jnp.int32))
         self.train_epoch = make_train_epoch(self.policy, self.tx, self.geom, t, self.mesh)
         # timesteps: the agent steps played (the budget's count); global_step: those that count
@@ -186,9 +190,10 @@ class Trainer:
         process, shared with the non-finite check in one collective, after which it raises
         :class:`puffjax.NonFiniteError` if any process's environments returned NaN or inf."""
         carries = [self._initial_carry() for _ in range(self.groups)]
-        self.buf, self.rollout_key, self.prev_values, record = play(
-            self.env, self.act, self.state.params, self.buf, carries, self.rollout_key,
-            self.prev_values, self.geom, timer, epoch=self.epoch + 1, mesh=self.mesh)
+        self.buf, self.rollout_key, self.prev_values, self.returns, acc, record = play(
+            self.env, self.act, self.state.params, self.buf, carries, self.rollout_key, self.prev_values,
+            self.returns, self.stats, self._empty_acc(), self.geom, timer, epoch=self.epoch + 1, mesh=self.mesh)
+        self.stats = self._update_stats(self.stats, acc)
         live = int(parallel.to_local(self._live_steps(self.buf.masks)).sum())  # masked agents' steps do not count
         env_log, records, steps = parallel.exchange_epoch(self.env.log(), self.env.log_names, record, live)
         multi = jax.process_count() > 1
@@ -217,6 +222,10 @@ class Trainer:
         log = self._log(env_log, losses, timer.pop(), end - start, steps)
         if self.logger is not None:
             self.logger.log(log)
+        note = profiles.no_episode_warning(self.epoch, self.geom.total_epochs, bool(self.last_env_log), self.geom,
+                                           self.env.num_envs)
+        if note and self.main:
+            warnings.warn(f"puffjax: {note}", stacklevel=3)
         final = self.finished
         if final or self.epoch % self.cfg.train.checkpoint_interval == 0:
             self.last_checkpoint = self.save()
@@ -244,8 +253,9 @@ class Trainer:
         """This process's part of a checkpoint, as host arrays: the replicated state and counters
         on process 0, and on every process its environments' state and its agents' prev_value
         (in environment order)."""
-        prev_value = np.concatenate([parallel.to_local(v) for v in self.prev_values])
-        local = {"prev_value": prev_value}
+        prev_value, returns = (np.concatenate([parallel.to_local(v) for v in vs]) for vs in (self.prev_values,
+                                                                                             self.returns))
+        local = {"prev_value": prev_value, "return": returns}
         env_state = self._env_state()
         if env_state is not None:
             local["env"] = env_state
@@ -254,6 +264,7 @@ class Trainer:
         replicated = jax.tree.map(parallel.to_local, {
             "params": self.state.params, "opt_state": self.state.opt_state,
             "rollout_key": self.rollout_key, "train_key": self.train_key})
+        replicated["normalize"] = normalize.to_host(jax.tree.map(parallel.to_local, self.stats))
         counters = {"epoch": self.epoch, "timesteps": self.timesteps, "global_step": self.global_step,
                     "uptime": self.uptime, "processes": jax.process_count()}
         return {**replicated, **local, "counters": counters}
@@ -300,6 +311,9 @@ class Trainer:
         self.state = parallel.replicate(self.mesh, TrainState(params, opt_state))
         self.rollout_key, self.train_key = parallel.replicate(
             self.mesh, (np.asarray(state["rollout_key"], np.uint32), np.asarray(state["train_key"], np.uint32)))
+        if "normalize" in state:
+            host = normalize.from_host(state["normalize"], jax.tree.map(parallel.to_local, self.stats), path)
+            self.stats = parallel.replicate(self.mesh, host)
         processes, p = int(c.get("processes", 1)), jax.process_index()
         if processes == jax.process_count():  # each process continues its own environments exactly
             why = self._restore_envs(state if p == 0 else checkpoint.load_part(path, p))
@@ -327,6 +341,9 @@ class Trainer:
             self.env.set_state(env_state)
         prev_value = np.asarray(local["prev_value"], np.float32).reshape(self.groups, -1)
         self.prev_values = [parallel.from_local(self.mesh, v) for v in prev_value]
+        if "return" in local:
+            returns = np.asarray(local["return"], np.float32).reshape(self.groups, -1)
+            self.returns = [parallel.from_local(self.mesh, v) for v in returns]
         return None
 
     # ------------------------------------------------------------------ videos
@@ -347,7 +364,9 @@ class Trainer:
         else:
             return None
         try:
-            return record_video(self.policy, self.state.params, self.cfg.env, path, t.video_frames, seed=t.seed)
+            obs_norm = (self.stats.obs, t.obs_clip) if t.normalize_obs else None
+            return record_video(self.policy, self.state.params, self.cfg.env, path, t.video_frames, seed=t.seed,
+                                obs_norm=obs_norm)
         except ImportError as e:
             if not self._video_warned:
                 warnings.warn(f"puffjax: no rollout video ({e})", stacklevel=2)

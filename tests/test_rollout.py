@@ -24,8 +24,10 @@ def test_groups_do_not_change_the_rollout(tiny_config, name):
         prev = [jnp.full(size, 0.5, jnp.float32) for _ in range(groups)]
         buf = jax.tree.map(jnp.zeros_like, trainer.buf)
         timer = Timer()
-        buf, key, prev = collect(env, trainer.act, trainer.state.params, buf, carries, jax.random.PRNGKey(9), prev,
-                                 trainer.geom, timer, epoch=1, mesh=trainer.mesh)
+        returns = [jnp.zeros(size, jnp.float32) for _ in range(groups)]
+        buf, key, prev, _, _ = collect(env, trainer.act, trainer.state.params, buf, carries, jax.random.PRNGKey(9),
+                                       prev, returns, trainer.stats, trainer._empty_acc(), trainer.geom, timer,
+                                       epoch=1, mesh=trainer.mesh)
         results.append((jax.tree.map(np.asarray, buf), np.asarray(key), np.concatenate([np.asarray(p) for p in prev]),
                         env.observations.copy(), env.log()))
         assert set(timer.pop()) == {"copy", "rollout", "env"}
