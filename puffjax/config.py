@@ -212,13 +212,13 @@ def _apply_section(cfg: Config, section: str, values: dict) -> None:
 
 
 def _read_toml(name: str) -> dict:
-    """The tables of ``configs/<name>.toml`` (``configs/atari.toml`` for every ``atari:GAME``); none
+    """The tables of ``configs/<name>.toml`` (``configs/profiles/atari.toml`` for every ``atari:GAME``); none
     (the defaults) for an environment that has no such file: ``gym:ID``, ``module:factory``,
     ``path/to/env.h`` or a registered C env."""
-    if name == "atari":  # the profile of every game, not an environment
-        raise ValueError("'atari' is the config every Atari game uses; name a game, e.g. atari:Breakout "
-                         "or atari:ALE/Pong-v5")
-    path = os.path.join(CONFIG_DIR, "atari.toml" if name.startswith("atari:") else f"{name}.toml")
+    if name.startswith("atari:"):
+        path = os.path.join(CONFIG_DIR, "profiles", "atari.toml")
+    else:
+        path = os.path.join(CONFIG_DIR, f"{name}.toml")
     if os.path.exists(path):
         return read_toml_file(path)
     if ":" in name or name.endswith((".h", ".c")):
