@@ -94,6 +94,7 @@ class TrainConfig:
     video_interval: int = 0  # also one every this many checkpoints (run_dir/videos/); 0: only at the end
     check_finite: bool = True  # stop on NaN/inf from the env or the update (puffjax.finite); false skips the checks
     rollout_groups: int | str = "auto"  # agent groups the rollout overlaps with the env (puffjax.rollout): auto or a count
+    overlap: bool = False  # play the next epoch's rollout while this epoch's update runs (one update behind)
 
 
 SECTIONS = {"env": EnvConfig, "policy": PolicyConfig, "train": TrainConfig}
