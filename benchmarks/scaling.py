@@ -4,6 +4,7 @@
     python benchmarks/scaling.py --env breakout --devices 1 2 --epochs 4
     python benchmarks/scaling.py --real                 # the real local devices (e.g. GPUs), 1..N of them
     python benchmarks/scaling.py --processes 2 --pin --env.num-envs 256   # processes on localhost
+    python benchmarks/scaling.py --devices 1 --overlap  # each run without, then with train.overlap
 
 Devices (the default): every device count runs in its own interpreter with
 ``XLA_FLAGS=--xla_force_host_platform_device_count=D`` (or, with ``--real``, the first D local
@@ -19,6 +20,10 @@ its share, ``num_envs / P`` environments, alone; then P processes play theirs to
 run's median steps/s (epochs 2+), rollout and learn seconds per epoch, the CPU seconds the
 processes used over the wall seconds of the run, and the parallel efficiency: P processes'
 steps/s over P times the lone process's.
+
+``--overlap``: every run above is made twice, with ``train.overlap`` off and on (the next
+epoch's rollout played while the update runs), and printed side by side; with overlap the
+learn column is the part of the update the rollout did not hide.
 """
 import argparse
 import json
@@ -43,7 +48,7 @@ cfg.train.devices, cfg.train.video_frames, cfg.train.data_dir = {devices}, 0, te
 cfg.train.checkpoint_interval = 10 ** 6
 trainer = puffjax.Trainer(cfg, dashboard="none")
 logs = trainer.train()[1:]
-med = lambda k: statistics.median(l[k] for l in logs)
+med = lambda k: statistics.median(l[k] for l in logs if k in l)  # overlap: the last epoch plays no rollout
 use = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({{"devices": trainer.mesh.size, "epoch_s": trainer.geom.batch_size / med("SPS"), "sps": med("SPS"),
                   "rollout_s": med("performance/rollout"), "learn_s": med("performance/learn"),
@@ -94,23 +99,33 @@ def processes_main(args, overrides) -> None:
         raise SystemExit(f"--pin needs {args.processes} cores, this process may use {len(os.sched_getaffinity(0))}")
     print(f"{args.env}, {total} envs split over {args.processes} processes, {args.epochs} epochs"
           f"{', one core each (taskset)' if args.pin else ''}")
-    print(f"{'processes':>9s} {'envs each':>9s} {'steps/s':>10s} {'rollout s':>10s} {'learn s':>9s} "
+    print(f"{'processes':>9s} {'envs each':>9s} {'overlap':>7s} {'steps/s':>10s} {'rollout s':>10s} {'learn s':>9s} "
           f"{'CPU s':>8s} {'wall s':>8s}")
     sps = {}
-    for p in (1, args.processes):
-        code = textwrap.dedent(CHILD.format(env=args.env, overrides=overrides, epochs=args.epochs, devices=0,
-                                            processes=p, share=args.processes, port=_free_port()))
-        try:
-            rs = _run_processes(code, p, args.pin, 3600)
-        except RuntimeError as e:
-            print(f"{p:9d} failed: {e}")
-            return
-        r = rs[0]  # process 0's log counts every process's steps
-        sps[p] = r["sps"]
-        print(f"{p:9d} {total // args.processes:9d} {r['sps']:10,.0f} {r['rollout_s']:10.3f} {r['learn_s']:9.3f} "
-              f"{sum(x['cpu_s'] for x in rs):8.1f} {max(x['wall_s'] for x in rs):8.1f}")
-    print(f"parallel efficiency: {sps[args.processes] / (args.processes * sps[1]):.2f} "
-          f"({args.processes} processes' steps/s over {args.processes} x one process's)")
+    for overlap in _overlaps(args):
+        for p in (1, args.processes):
+            o = {**overrides, "train.overlap": overlap}
+            code = textwrap.dedent(CHILD.format(env=args.env, overrides=o, epochs=args.epochs, devices=0,
+                                                processes=p, share=args.processes, port=_free_port()))
+            try:
+                rs = _run_processes(code, p, args.pin, 3600)
+            except RuntimeError as e:
+                print(f"{p:9d} failed: {e}")
+                return
+            r = rs[0]  # process 0's log counts every process's steps
+            sps[p, overlap] = r["sps"]
+            print(f"{p:9d} {total // args.processes:9d} {'on' if overlap else 'off':>7s} {r['sps']:10,.0f} "
+                  f"{r['rollout_s']:10.3f} {r['learn_s']:9.3f} {sum(x['cpu_s'] for x in rs):8.1f} "
+                  f"{max(x['wall_s'] for x in rs):8.1f}")
+    for overlap in _overlaps(args):
+        print(f"parallel efficiency{' with overlap' if overlap else ''}: "
+              f"{sps[args.processes, overlap] / (args.processes * sps[1, overlap]):.2f} "
+              f"({args.processes} processes' steps/s over {args.processes} x one process's)")
+
+
+def _overlaps(args) -> tuple[bool, ...]:
+    """The ``train.overlap`` settings to run: off, and on too with ``--overlap``."""
+    return (False, True) if args.overlap else (False,)
 
 
 def main() -> None:
@@ -122,6 +137,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=0,
                         help="compare one process with this many on localhost (instead of devices)")
     parser.add_argument("--pin", action="store_true", help="with --processes: process i on core i only")
+    parser.add_argument("--overlap", action="store_true",
+                        help="run each setting with train.overlap off and on (acting during the update)")
     args, extra = parser.parse_known_args()
     import puffjax
     overrides = puffjax.parse_overrides(extra)
@@ -138,19 +155,23 @@ def main() -> None:
     else:
         counts = args.devices or [1, 2, 4]
     print(f"{args.env}, {args.epochs} epochs, {'real' if args.real else 'forced CPU'} devices")
-    print(f"{'devices':>7s} {'epoch s':>9s} {'steps/s':>10s} {'rollout s':>10s} {'learn s':>9s}")
+    print(f"{'devices':>7s} {'overlap':>7s} {'epoch s':>9s} {'steps/s':>10s} {'rollout s':>10s} {'learn s':>9s} "
+          f"{'CPU s':>8s} {'wall s':>8s}")
     for d in counts:
         env = dict(os.environ)
         if not args.real:
             env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={d}"
-        code = textwrap.dedent(CHILD.format(env=args.env, overrides=overrides, epochs=args.epochs,
-                                            devices=d if args.real else 0, processes=1, share=1, port=0))
-        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=3600)
-        if p.returncode != 0:
-            print(f"{d:7d} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}")
-            continue
-        r = json.loads(p.stdout.strip().splitlines()[-1])
-        print(f"{r['devices']:7d} {r['epoch_s']:9.3f} {r['sps']:10,.0f} {r['rollout_s']:10.3f} {r['learn_s']:9.3f}")
+        for overlap in _overlaps(args):
+            code = textwrap.dedent(CHILD.format(env=args.env, overrides={**overrides, "train.overlap": overlap},
+                                                epochs=args.epochs, devices=d if args.real else 0, processes=1,
+                                                share=1, port=0))
+            p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=3600)
+            if p.returncode != 0:
+                print(f"{d:7d} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}")
+                continue
+            r = json.loads(p.stdout.strip().splitlines()[-1])
+            print(f"{r['devices']:7d} {'on' if overlap else 'off':>7s} {r['epoch_s']:9.3f} {r['sps']:10,.0f} "
+                  f"{r['rollout_s']:10.3f} {r['learn_s']:9.3f} {r['cpu_s']:8.1f} {r['wall_s']:8.1f}")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,7 @@ class TrainConfig:
     normalize_reward: bool = False  # divide rewards by the running std of the discounted return
     obs_clip: float = 10.0  # normalised observations are clipped to [-obs_clip, obs_clip]
     reward_clip: float = 1.0  # rewards (after normalisation) are clipped to [-reward_clip, reward_clip]; inf: never
+    overlap: bool = False  # play the next epoch's rollout while this epoch's update runs (one update behind)
 
 
 SECTIONS = {"env": EnvConfig, "policy": PolicyConfig, "train": TrainConfig}

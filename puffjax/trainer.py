@@ -106,8 +106,12 @@ class Trainer:
         self.rollout_key, self.train_key = parallel.replicate(self.mesh, (rollout_key, train_key))
         rows = parallel.rows(self.mesh)
         g = self.geom
-        self.buf = jax.jit(lambda: buffer.allocate(g.segments, g.horizon, self.env.observation_space, self.policy.dist),
-                           out_shardings=rows)()
+        new_buf = jax.jit(lambda: buffer.allocate(g.segments, g.horizon, self.env.observation_space, self.policy.dist),
+                          out_shardings=rows)
+        self.buf = new_buf()
+        # train.overlap: the buffer the update reads while the next rollout is played into self.buf
+        self.spare = new_buf() if t.overlap else None
+        self._ahead: tuple[dict, int] | None = None  # the played-ahead rollout's env log and live steps
         # The rollout's groups of agents (see puffjax.rollout): per group, a recurrent carry and
         # the value of each agent's last state (for bootstrapping truncations).
         self.groups = groups_for(self.env, n_local // parallel.local_devices(self.mesh), t.rollout_groups)
@@ -182,33 +186,56 @@ class Trainer:
         """Play the next epoch's rollout with the current parameters into ``self.buf`` (and
         return it), advancing the environments and the rollout's key; ``timer`` collects the
         time per phase."""
-        self._collect(timer or Timer())
+        self._collect(timer or Timer(), self.epoch + 1)
         return self.buf
 
-    def _collect(self, timer: Timer) -> tuple[dict, int]:
-        """:meth:`collect`; returns the epoch's environment log and live agent steps over every
-        process, shared with the non-finite check in one collective, after which it raises
-        :class:`puffjax.NonFiniteError` if any process's environments returned NaN or inf."""
+    def _collect(self, timer: Timer, epoch: int) -> tuple[dict, int]:
+        """:meth:`collect` of epoch ``epoch`` (1-based, for messages); returns its environment
+        log and live agent steps over every process, shared with the non-finite check in one
+        collective, after which it raises :class:`puffjax.NonFiniteError` if any process's
+        environments returned NaN or inf."""
         carries = [self._initial_carry() for _ in range(self.groups)]
         self.buf, self.rollout_key, self.prev_values, self.returns, acc, record = play(
             self.env, self.act, self.state.params, self.buf, carries, self.rollout_key, self.prev_values,
-            self.returns, self.stats, self._empty_acc(), self.geom, timer, epoch=self.epoch + 1, mesh=self.mesh)
+            self.returns, self.stats, self._empty_acc(), self.geom, timer, epoch=epoch, mesh=self.mesh)
         self.stats = self._update_stats(self.stats, acc)
         live = int(parallel.to_local(self._live_steps(self.buf.masks)).sum())  # masked agents' steps do not count
         env_log, records, steps = parallel.exchange_epoch(self.env.log(), self.env.log_names, record, live)
         multi = jax.process_count() > 1
-        finite.check_record(records, self.epoch + 1, self.env.num_agents if multi else None)
+        finite.check_record(records, epoch, self.env.num_agents if multi else None)
         return env_log, steps
 
+    def _plays_ahead(self) -> bool:
+        """Whether this epoch's update overlaps the next epoch's rollout (``train.overlap``):
+        not when this epoch ends the run or writes a checkpoint, so a checkpoint holds the
+        environments, keys and parameters of one finished epoch with no rollout pending."""
+        t = self.cfg.train
+        epoch = self.epoch + 1
+        return (t.overlap and self.timesteps + self.geom.batch_size < t.total_timesteps
+                and epoch % t.checkpoint_interval != 0)
+
     def _epoch(self) -> dict:
-        """One epoch: rollout, update, log, checkpoint; returns the epoch's log."""
+        """One epoch: rollout, update, log, checkpoint; returns the epoch's log.
+
+        With ``train.overlap`` the update is dispatched (it runs asynchronously) and the next
+        epoch's rollout is played meanwhile, into the other buffer, with the parameters from
+        before this update; the next epoch then starts with its update. ``performance/learn``
+        is then the wait for the update after that rollout: the part of it not hidden."""
         timer, clock = Timer(), time.perf_counter
         start = clock()
-        env_log, steps = self._collect(timer)
+        if self._ahead is None:
+            env_log, steps = self._collect(timer, self.epoch + 1)
+        else:  # played during the previous epoch's update
+            (env_log, steps), self._ahead = self._ahead, None
         t_learn = clock()
         key = jax.random.fold_in(self.train_key, self.epoch)
         progress = jnp.float32(self.timesteps / self.geom.batch_size)  # in epochs of this batch: schedules' clock
         state, losses, health = self.train_epoch(self.state, self.buf, key, progress)
+        if self._plays_ahead():  # the act step donates self.buf; the update reads the spare
+            self.buf, self.spare = self.spare, self.buf
+            t_ahead = clock()
+            self._ahead = self._collect(timer, self.epoch + 2)
+            t_learn += clock() - t_ahead  # the rollout's time is its own
         losses, health = jax.tree.map(parallel.to_local, (losses, health))  # waits for the update
         if self.cfg.train.check_finite:
             finite.check_update(health, self.epoch + 1)  # before the new state is kept
