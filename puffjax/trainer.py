@@ -23,6 +23,7 @@ import numpy as np
 from . import buffer, checkpoint, envs, finite, parallel
 from .config import Config, check_stored_env, resume_conflicts, stored_config, validate
 from .dashboard import make_dashboard
+from .device_trainer import DeviceRun
 from .evaluate import record_video
 from .geometry import geometry, rounding_note
 from .logger import MetricsLogger, make_run_dir, truncate_metrics
@@ -126,6 +127,10 @@ class Trainer:
         self.trust_checkpoint = trust_checkpoint
         self._env_state_warned = False
         self.env.reset(seed=env_seed)
+        # A JAX environment runs on device: rollout and update as one jitted call per epoch.
+        self.device = DeviceRun(cfg, self.env, self.mesh, t.seed) if isinstance(self.env, envs.jaxenv.JaxVecEnv) else None
+        if self.device is not None:
+            self.state = self.device.state
         note = rounding_note(t.total_timesteps, self.geom)
         if note and self.main:
             warnings.warn(note, stacklevel=2)
@@ -199,17 +204,21 @@ class Trainer:
         """One epoch: rollout, update, log, checkpoint; returns the epoch's log."""
         timer, clock = Timer(), time.perf_counter
         start = clock()
-        env_log, steps = self._collect(timer)
-        t_learn = clock()
-        key = jax.random.fold_in(self.train_key, self.epoch)
-        progress = jnp.float32(self.timesteps / self.geom.batch_size)  # in epochs of this batch: schedules' clock
-        state, losses, health = self.train_epoch(self.state, self.buf, key, progress)
-        losses, health = jax.tree.map(parallel.to_local, (losses, health))  # waits for the update
-        if self.cfg.train.check_finite:
-            finite.check_update(health, self.epoch + 1)  # before the new state is kept
-        self.state = state
+        if self.device is not None:
+            env_log, losses = self.device.epoch(self.epoch + 1, timer)
+            self.state, steps = self.device.state, self.geom.batch_size
+        else:
+            env_log, steps = self._collect(timer)
+            t_learn = clock()
+            key = jax.random.fold_in(self.train_key, self.epoch)
+            progress = jnp.float32(self.timesteps / self.geom.batch_size)  # in epochs of this batch: schedules' clock
+            state, losses, health = self.train_epoch(self.state, self.buf, key, progress)
+            losses, health = jax.tree.map(parallel.to_local, (losses, health))  # waits for the update
+            if self.cfg.train.check_finite:
+                finite.check_update(health, self.epoch + 1)  # before the new state is kept
+            self.state = state
+            timer.add("learn", clock() - t_learn)
         end = clock()
-        timer.add("learn", end - t_learn)
         self.epoch += 1
         self.timesteps += self.geom.batch_size
         self.global_step += steps
@@ -243,7 +252,11 @@ class Trainer:
     def _payload(self) -> dict:
         """This process's part of a checkpoint, as host arrays: the replicated state and counters
         on process 0, and on every process its environments' state and its agents' prev_value
-        (in environment order)."""
+        (in environment order); on a JAX environment, the on-device Runner (:class:`DeviceRun`)."""
+        counters = {"epoch": self.epoch, "timesteps": self.timesteps, "global_step": self.global_step,
+                    "uptime": self.uptime, "processes": jax.process_count()}
+        if self.device is not None:
+            return {**self.device.payload(), "counters": counters}
         prev_value = np.concatenate([parallel.to_local(v) for v in self.prev_values])
         local = {"prev_value": prev_value}
         env_state = self._env_state()
@@ -254,8 +267,6 @@ class Trainer:
         replicated = jax.tree.map(parallel.to_local, {
             "params": self.state.params, "opt_state": self.state.opt_state,
             "rollout_key": self.rollout_key, "train_key": self.train_key})
-        counters = {"epoch": self.epoch, "timesteps": self.timesteps, "global_step": self.global_step,
-                    "uptime": self.uptime, "processes": jax.process_count()}
         return {**replicated, **local, "counters": counters}
 
     def _env_state(self) -> dict | None:
@@ -298,6 +309,10 @@ class Trainer:
         # The learning rate continues from the agent step, whatever this run's updates per step.
         opt_state = set_schedule_count(opt_state, self.timesteps * g.minibatches_per_epoch // g.batch_size)
         self.state = parallel.replicate(self.mesh, TrainState(params, opt_state))
+        self.resumed_from = self.last_checkpoint = path
+        if self.device is not None:
+            self.device.restore(state, self.state, path)
+            return
         self.rollout_key, self.train_key = parallel.replicate(
             self.mesh, (np.asarray(state["rollout_key"], np.uint32), np.asarray(state["train_key"], np.uint32)))
         processes, p = int(c.get("processes", 1)), jax.process_index()
@@ -310,7 +325,6 @@ class Trainer:
             if self.main:
                 warnings.warn(f"{path}: {why}: the parameters, optimizer and counters continue, the environments "
                               f"are re-seeded", stacklevel=3)
-        self.resumed_from = self.last_checkpoint = path
 
     def _restore_envs(self, local: dict) -> str | None:
         """Restore this process's environments and their agents' prev_value from its part of a
@@ -333,12 +347,15 @@ class Trainer:
     def _video(self, final: bool) -> str | None:
         """After a checkpoint: ``run_dir/video.gif`` at the end of a run, and
         ``run_dir/videos/epoch_XXXXXX.gif`` every ``train.video_interval`` checkpoints (0: only
-        at the end). ``train.video_frames = 0`` turns videos off; so does an environment the
-        C renderer cannot replay (one the caller built, other than a C env of ``cfg.env``)."""
+        at the end). ``train.video_frames = 0`` turns videos off; so does an environment that
+        cannot be replayed by name (one the caller built, other than a C env or a JAX env of
+        ``cfg.env``) or a JAX env that does not render."""
         t = self.cfg.train
         if t.video_frames <= 0:
             return None
-        if not (isinstance(self.env, envs.CVecEnv) and self.env.name == self.cfg.env.name):
+        if not (isinstance(self.env, (envs.CVecEnv, envs.jaxenv.JaxVecEnv)) and self.env.name == self.cfg.env.name):
+            return None
+        if self.device is not None and not hasattr(self.device.ondevice.env, "render"):
             return None
         if final:
             path = os.path.join(self.run_dir, "video.gif")
