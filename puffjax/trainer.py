@@ -64,6 +64,9 @@ class Trainer:
     writes the metrics, dashboard, videos and checkpoints (every process adds its environments'
     state to them). A process that dies stops the others with :class:`puffjax.parallel.PeerLostError`.
 
+    A JAX environment (a ``JaxVecEnv``, e.g. ``gymnax:CartPole-v1``) runs on device: each epoch
+    is one jitted call of rollout and update (:mod:`puffjax.device_trainer`), in one process.
+
     On CPUs, call :func:`puffjax.keep_freed_memory` once first for speed (the CLI and the
     examples do): XLA's CPU buffers otherwise page-fault on every call. It changes glibc's
     malloc settings for the whole process, so the trainer does not do it on its own.

@@ -2,6 +2,9 @@
 with the host path's logs, checkpoints and exact resume, and the non-finite guard's messages."""
 import json
 import os
+import subprocess
+import sys
+import textwrap
 
 import gymnasium as gym
 import jax
@@ -17,6 +20,7 @@ from puffjax.envs.jaxenv.protocol import JaxEnv
 pytest.importorskip("gymnax")
 
 CARTPOLE = "gymnax:CartPole-v1"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _config(tmp_path, **overrides):
@@ -114,3 +118,26 @@ def test_non_finite_guard_names_the_jax_env_row(tmp_path):
         assert trainer.epoch == 0 and not puffjax.checkpoint.checkpoints(trainer.run_dir)
     finally:
         trainer.close()
+
+
+def test_two_devices(tmp_path):
+    """On the trainer's mesh of 2 devices each steps its own block of environments; a checkpoint
+    of the sharded Runner resumes onto the same mesh."""
+    code = textwrap.dedent(f"""
+        import sys, pathlib, jax, numpy as np, puffjax
+        sys.path.insert(0, {os.path.join(ROOT, "tests")!r})
+        from test_device_trainer import _config
+        cfg = _config(pathlib.Path({str(tmp_path)!r}), **{{"train.total_timesteps": 512}})
+        trainer = puffjax.Trainer(cfg, dashboard="none")
+        assert trainer.mesh.size == 2
+        logs = trainer.train()
+        trainer.close()
+        assert len(trainer.device.runner.env.obs.sharding.device_set) == 2 and np.isfinite(logs[-1]["losses/policy_loss"])
+        resumed = puffjax.Trainer(resume=trainer.run_dir, dashboard="none")
+        for a, b in zip(jax.tree.leaves(resumed.device.runner), jax.tree.leaves(trainer.device.runner)):
+            assert a.sharding == b.sharding and np.array_equal(np.asarray(a), np.asarray(b))
+        print("ok")
+    """)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    assert p.returncode == 0 and "ok" in p.stdout, p.stderr[-3000:]
