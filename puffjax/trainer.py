@@ -23,6 +23,7 @@ import numpy as np
 from . import buffer, checkpoint, envs, finite, normalize, parallel, profiles
 from .config import Config, check_stored_env, resume_conflicts, stored_config, validate
 from .dashboard import make_dashboard
+from .device_trainer import DeviceRun
 from .evaluate import record_video
 from .geometry import geometry, rounding_note
 from .logger import MetricsLogger, make_run_dir, truncate_metrics
@@ -62,6 +63,9 @@ class Trainer:
     process runs this same trainer with its own ``env.num_envs`` environments; process 0
     writes the metrics, dashboard, videos and checkpoints (every process adds its environments'
     state to them). A process that dies stops the others with :class:`puffjax.parallel.PeerLostError`.
+
+    A JAX environment (a ``JaxVecEnv``, e.g. ``gymnax:CartPole-v1``) runs on device: each epoch
+    is one jitted call of rollout and update (:mod:`puffjax.device_trainer`), in one process.
 
     On CPUs, call :func:`puffjax.keep_freed_memory` once first for speed (the CLI and the
     examples do): XLA's CPU buffers otherwise page-fault on every call. It changes glibc's
@@ -134,6 +138,10 @@ class Trainer:
         self.trust_checkpoint = trust_checkpoint
         self._env_state_warned = False
         self.env.reset(seed=env_seed)
+        # A JAX environment runs on device: rollout and update as one jitted call per epoch.
+        self.device = DeviceRun(cfg, self.env, self.mesh, t.seed) if isinstance(self.env, envs.jaxenv.JaxVecEnv) else None
+        if self.device is not None:
+            self.state = self.device.state
         note = rounding_note(t.total_timesteps, self.geom)
         if note and self.main:
             warnings.warn(note, stacklevel=2)
@@ -223,25 +231,29 @@ class Trainer:
         is then the wait for the update after that rollout: the part of it not hidden."""
         timer, clock = Timer(), time.perf_counter
         start = clock()
-        if self._ahead is None:
-            env_log, steps = self._collect(timer, self.epoch + 1)
-        else:  # played during the previous epoch's update
-            (env_log, steps), self._ahead = self._ahead, None
-        t_learn = clock()
-        key = jax.random.fold_in(self.train_key, self.epoch)
-        progress = jnp.float32(self.timesteps / self.geom.batch_size)  # in epochs of this batch: schedules' clock
-        state, losses, health = self.train_epoch(self.state, self.buf, key, progress)
-        if self._plays_ahead():  # the act step donates self.buf; the update reads the spare
-            self.buf, self.spare = self.spare, self.buf
-            t_ahead = clock()
-            self._ahead = self._collect(timer, self.epoch + 2)
-            t_learn += clock() - t_ahead  # the rollout's time is its own
-        losses, health = jax.tree.map(parallel.to_local, (losses, health))  # waits for the update
-        if self.cfg.train.check_finite:
-            finite.check_update(health, self.epoch + 1)  # before the new state is kept
-        self.state = state
+        if self.device is not None:
+            env_log, losses = self.device.epoch(self.epoch + 1, timer)
+            self.state, steps = self.device.state, self.geom.batch_size
+        else:
+            if self._ahead is None:
+                env_log, steps = self._collect(timer, self.epoch + 1)
+            else:  # played during the previous epoch's update
+                (env_log, steps), self._ahead = self._ahead, None
+            t_learn = clock()
+            key = jax.random.fold_in(self.train_key, self.epoch)
+            progress = jnp.float32(self.timesteps / self.geom.batch_size)  # in epochs of this batch: schedules' clock
+            state, losses, health = self.train_epoch(self.state, self.buf, key, progress)
+            if self._plays_ahead():  # the act step donates self.buf; the update reads the spare
+                self.buf, self.spare = self.spare, self.buf
+                t_ahead = clock()
+                self._ahead = self._collect(timer, self.epoch + 2)
+                t_learn += clock() - t_ahead  # the rollout's time is its own
+            losses, health = jax.tree.map(parallel.to_local, (losses, health))  # waits for the update
+            if self.cfg.train.check_finite:
+                finite.check_update(health, self.epoch + 1)  # before the new state is kept
+            self.state = state
+            timer.add("learn", clock() - t_learn)
         end = clock()
-        timer.add("learn", end - t_learn)
         self.epoch += 1
         self.timesteps += self.geom.batch_size
         self.global_step += steps
@@ -279,7 +291,11 @@ class Trainer:
     def _payload(self) -> dict:
         """This process's part of a checkpoint, as host arrays: the replicated state and counters
         on process 0, and on every process its environments' state and its agents' prev_value
-        (in environment order)."""
+        (in environment order); on a JAX environment, the on-device Runner (:class:`DeviceRun`)."""
+        counters = {"epoch": self.epoch, "timesteps": self.timesteps, "global_step": self.global_step,
+                    "uptime": self.uptime, "processes": jax.process_count()}
+        if self.device is not None:
+            return {**self.device.payload(), "counters": counters}
         prev_value, returns = (np.concatenate([parallel.to_local(v) for v in vs]) for vs in (self.prev_values,
                                                                                              self.returns))
         local = {"prev_value": prev_value, "return": returns}
@@ -292,8 +308,6 @@ class Trainer:
             "params": self.state.params, "opt_state": self.state.opt_state,
             "rollout_key": self.rollout_key, "train_key": self.train_key})
         replicated["normalize"] = normalize.to_host(jax.tree.map(parallel.to_local, self.stats))
-        counters = {"epoch": self.epoch, "timesteps": self.timesteps, "global_step": self.global_step,
-                    "uptime": self.uptime, "processes": jax.process_count()}
         return {**replicated, **local, "counters": counters}
 
     def _env_state(self) -> dict | None:
@@ -336,6 +350,10 @@ class Trainer:
         # The learning rate continues from the agent step, whatever this run's updates per step.
         opt_state = set_schedule_count(opt_state, self.timesteps * g.minibatches_per_epoch // g.batch_size)
         self.state = parallel.replicate(self.mesh, TrainState(params, opt_state))
+        self.resumed_from = self.last_checkpoint = path
+        if self.device is not None:
+            self.device.restore(state, self.state, path)
+            return
         self.rollout_key, self.train_key = parallel.replicate(
             self.mesh, (np.asarray(state["rollout_key"], np.uint32), np.asarray(state["train_key"], np.uint32)))
         if "normalize" in state:
@@ -351,7 +369,6 @@ class Trainer:
             if self.main:
                 warnings.warn(f"{path}: {why}: the parameters, optimizer and counters continue, the environments "
                               f"are re-seeded", stacklevel=3)
-        self.resumed_from = self.last_checkpoint = path
 
     def _restore_envs(self, local: dict) -> str | None:
         """Restore this process's environments and their agents' prev_value from its part of a
@@ -377,12 +394,15 @@ class Trainer:
     def _video(self, final: bool) -> str | None:
         """After a checkpoint: ``run_dir/video.gif`` at the end of a run, and
         ``run_dir/videos/epoch_XXXXXX.gif`` every ``train.video_interval`` checkpoints (0: only
-        at the end). ``train.video_frames = 0`` turns videos off; so does an environment the
-        C renderer cannot replay (one the caller built, other than a C env of ``cfg.env``)."""
+        at the end). ``train.video_frames = 0`` turns videos off; so does an environment that
+        cannot be replayed by name (one the caller built, other than a C env or a JAX env of
+        ``cfg.env``) or a JAX env that does not render."""
         t = self.cfg.train
         if t.video_frames <= 0:
             return None
-        if not (isinstance(self.env, envs.CVecEnv) and self.env.name == self.cfg.env.name):
+        if not (isinstance(self.env, (envs.CVecEnv, envs.jaxenv.JaxVecEnv)) and self.env.name == self.cfg.env.name):
+            return None
+        if self.device is not None and not hasattr(self.device.ondevice.env, "render"):
             return None
         if final:
             path = os.path.join(self.run_dir, "video.gif")

@@ -57,7 +57,10 @@ def runs_code(name: str) -> str | None:
     """What building the environment ``name`` loads as code from a file, or None where it only
     runs puffjax and what installed packages register: a C file (compiled and loaded), a
     ``module:factory`` (its module imported, from the current directory too), a ``gym:module:ID``
-    (gymnasium imports the module). A registered C env or a plain ``gym:ID``: None."""
+    (gymnasium imports the module). A registered C env, a plain ``gym:ID`` or a JAX env
+    (``gymnax:ID``, its suite's installed package): None."""
+    if jaxenv.is_jax_name(name):
+        return None
     if custom_c.is_c_source(name):
         return "a C file, compiled and loaded"
     if name.startswith("gym:"):
