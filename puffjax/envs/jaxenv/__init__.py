@@ -25,7 +25,7 @@ __all__ = ["JaxEnv", "VecState", "JaxVecEnv", "EPISODE_FIELDS", "FAMILIES", "obs
            "vec_reset", "vec_step", "log_means", "read_log", "is_jax_name", "make_env", "make", "ReturnAsPerf"]
 
 # name prefix -> its adapter module (each defines make(env_id, **options) -> JaxEnv)
-FAMILIES = {"gymnax": ".gymnax", "craftax": ".craftax"}
+FAMILIES = {"gymnax": ".gymnax", "craftax": ".craftax", "brax": ".brax", "jumanji": ".jumanji"}
 
 
 def is_jax_name(name: str) -> bool:
