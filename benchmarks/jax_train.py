@@ -51,11 +51,14 @@ def main() -> None:
         parser.error(f"--seeds must be at least 1, got {args.seeds}")
     if not 0 < args.tail <= 1:
         parser.error(f"--tail must be in (0, 1], got {args.tail}")
-    overrides = parse_overrides(rest)
-    if args.steps is not None:
-        overrides["train.total_timesteps"] = args.steps
-    cfg = puffjax.load_config(args.env, **overrides)
-    env = puffjax.envs.make(args.env, **cfg.env.options)
+    try:
+        overrides = parse_overrides(rest)
+        if args.steps is not None:
+            overrides["train.total_timesteps"] = args.steps
+        cfg = puffjax.load_config(args.env, **overrides)
+        env = puffjax.envs.make(args.env, **cfg.env.options)
+    except ValueError as e:
+        parser.error(str(e))
 
     start, cpu0 = time.perf_counter(), cpu_seconds()
     ondevice = puffjax.OnDevice(cfg, env)
