@@ -131,7 +131,16 @@ class Config:
 
 def available() -> list[str]:
     """Names of the shipped configs: an environment's name, or a variant (``breakout_lstm``)."""
-    return sorted(f[:-5] for f in os.listdir(CONFIG_DIR) if f.endswith(".toml"))
+    return sorted(_config_name(f[:-5]) for f in os.listdir(CONFIG_DIR) if f.endswith(".toml"))
+
+
+_PROFILED_SUITES = ("gymnax",)  # "gymnax:ID" reads configs/gymnax_ID.toml
+
+
+def _config_name(stem: str) -> str:
+    """The environment name a config file's stem is for: ``gymnax_CartPole-v1`` -> ``gymnax:CartPole-v1``."""
+    suite, _, env_id = stem.partition("_")
+    return f"{suite}:{env_id}" if suite in _PROFILED_SUITES and env_id else stem
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -213,13 +222,16 @@ def _apply_section(cfg: Config, section: str, values: dict) -> None:
 
 
 def _read_toml(name: str) -> dict:
-    """The tables of ``configs/<name>.toml`` (``configs/profiles/atari.toml`` for every ``atari:GAME``); none
-    (the defaults) for an environment that has no such file: ``gym:ID``, ``module:factory``,
-    ``path/to/env.h`` or a registered C env."""
+    """The tables of ``configs/<name>.toml`` (``configs/profiles/atari.toml`` for every
+    ``atari:GAME``, ``configs/gymnax_ID.toml`` for ``gymnax:ID``); none (the defaults) for an
+    environment that has no such file: ``gym:ID``, ``module:factory``, ``path/to/env.h`` or a
+    registered C env."""
+    suite = name.partition(":")[0]
     if name.startswith("atari:"):
         path = os.path.join(CONFIG_DIR, "profiles", "atari.toml")
     else:
-        path = os.path.join(CONFIG_DIR, f"{name}.toml")
+        stem = name.replace(":", "_", 1) if suite in _PROFILED_SUITES else name
+        path = os.path.join(CONFIG_DIR, f"{stem}.toml")
     if os.path.exists(path):
         return read_toml_file(path)
     if ":" in name or name.endswith((".h", ".c")):
