@@ -127,15 +127,16 @@ def test_device_rollout_writes_the_host_rollouts_batch(tmp_path, policy):
 
 
 def test_gymnax_cartpole_learns(tmp_path):
-    """The shipped CartPole config on gymnax's CartPole-v1, 100k steps in one jitted call: the
-    episodes finished in the last quarter of the run last 100 steps or more on average (a random
-    policy's last about 22)."""
+    """gymnax CartPole-v1's shipped profile, 200k steps in one jitted call: the episodes finished
+    in the last quarter of the run last 150 steps or more on average (a random policy's last
+    about 22)."""
     from puffjax.envs.jaxenv.gymnax import make
-    cfg = puffjax.load_config("cartpole", **{"train.total_timesteps": 100_000, "train.data_dir": str(tmp_path)})
+    cfg = puffjax.load_config("gymnax:CartPole-v1", **{"train.total_timesteps": 200_000,
+                                                       "train.data_dir": str(tmp_path)})
     _, metrics = puffjax.make_train(cfg, make("CartPole-v1"))(jax.random.PRNGKey(0))
     returns, episodes = np.asarray(metrics["env"][:, 0]), np.asarray(metrics["episodes"])
     last = slice(3 * len(returns) // 4, None)
-    assert episodes[last].sum() > 0 and (returns * episodes)[last].sum() / episodes[last].sum() >= 100, returns
+    assert episodes[last].sum() > 0 and (returns * episodes)[last].sum() / episodes[last].sum() >= 150, returns
     assert int(np.asarray(metrics["health"]["bad_minibatch"]).max()) == -1
 
 
