@@ -48,9 +48,9 @@ def profile_of_space(action_space) -> str:
 def profile_for(name: str, options: dict | None = None) -> tuple[str, str]:
     """The profile for Python environment ``name`` (built once, with ``options``, to read its
     action space) and a one-line note saying which and why."""
-    from . import envs
+    from .preflight import make_env  # an env refusing its options: one ValueError naming it
 
-    with envs.make(name, num_envs=1, **(options or {})) as env:
+    with make_env(name, num_envs=1, **(options or {})) as env:
         space = env.action_space
     profile = profile_of_space(space)
     kind = "continuous (Box) actions" if profile == "continuous" else f"{type(space).__name__} actions"

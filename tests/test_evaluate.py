@@ -241,7 +241,8 @@ def _initial_checkpoint(tiny_config, env):
 
 def test_each_row_holds_its_own_episode(tiny_config):
     """Episodes of different lengths that end on the same step keep their own return, length and perf."""
-    result = evaluate(_initial_checkpoint(tiny_config, "test_evaluate:Uneven"), episodes=13, num_envs=3)
+    ckpt = _initial_checkpoint(tiny_config, "test_evaluate:Uneven")
+    result = evaluate(ckpt, "test_evaluate:Uneven", episodes=13, num_envs=3)  # a factory is named again
     assert len(result.episodes) == 13 and result.steps == 12
     for e in result.episodes:
         length = 2 + e["env"] % 3
@@ -259,13 +260,13 @@ def test_multi_agent_rows_are_agent_episodes(tiny_config, capsys):
     out = capsys.readouterr().out
     assert "test_pettingzoo:Trio: 6 agent episodes in 3 steps" in out, out
     assert "each row is one agent's episode (6 environments of 3 agents each)" in out, out
-    result = evaluate(ckpt, episodes=7)  # agent "b" of each env ends on step 3, "c" on 5, "a" on 6
+    result = evaluate(ckpt, "test_pettingzoo:Trio", episodes=7)  # agent "b" of each env ends on step 3, "c" on 5, "a" on 6
     assert result.num_envs == 7 and result.agents_per_env == 3
     assert [(e["env"], e["agent"], e["step"]) for e in result.episodes] == [(i, 1, 3) for i in range(7)]
     assert "asked for" not in result.headline()
-    result = evaluate(ckpt, episodes=5, num_envs=3)  # 3 episodes end on step 3, 3 more on step 5
+    result = evaluate(ckpt, "test_pettingzoo:Trio", episodes=5, num_envs=3)  # 3 episodes end on step 3, 3 more on step 5
     assert len(result.episodes) == 6 and "5 asked for, and those that ended on the same step" in result.headline()
-    result = evaluate(ckpt, episodes=8, num_envs=4)
+    result = evaluate(ckpt, "test_pettingzoo:Trio", episodes=8, num_envs=4)
     assert [(e["agent"], e["step"]) for e in result.episodes] == [(1, 3)] * 4 + [(2, 5)] * 4
     assert all(e["perf"] == e["episode_return"] for e in result.episodes)
     assert "agent" in result.table().splitlines()[0]
