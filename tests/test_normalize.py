@@ -16,7 +16,7 @@ PENDULUM = "gym:Pendulum-v1"
 # A short Pendulum run of 4 epochs: 4 envs x 16 steps x 2 horizons per epoch.
 SMALL = {"env.num_envs": 4, "train.bptt_horizon": 16, "train.batch_size": 128, "train.minibatch_size": 64,
          "train.total_timesteps": 512, "train.update_epochs": 1, "train.checkpoint_interval": 2,
-         "train.rollout_groups": 1}
+         "train.rollout_groups": 1, "train.save_python_env_state": True}  # exact resume (trusted below)
 
 
 def numpy_running(chunks):
@@ -151,7 +151,8 @@ def test_statistics_survive_checkpoint_and_resume(pendulum_run, shipped_config):
     run = trainer.run_dir
     ckpt = os.path.join(run, "checkpoints", "epoch_000002.msgpack")
     cfg = shipped_config(PENDULUM, **SMALL)
-    resumed = puffjax.Trainer(cfg, resume=ckpt, run_dir=str(trainer.run_dir) + "-resumed", dashboard="none")
+    resumed = puffjax.Trainer(cfg, resume=ckpt, run_dir=str(trainer.run_dir) + "-resumed", dashboard="none",
+                              trust_checkpoint=True)  # this test's own checkpoint: its envs resume exactly
     try:
         assert resumed.epoch == 2
         for x, y in zip(jax.tree.leaves(at_2), jax.tree.leaves(resumed.stats)):
