@@ -111,3 +111,20 @@ class EpisodeLog:
         self.sums = dict.fromkeys(self.names, 0.0)
         self.n = 0
         return out
+
+
+class Closable:
+    """A vector env's ``closed`` flag and ``with env: ...``, which closes it; the env's own
+    ``close`` sets ``_closed``."""
+
+    _closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

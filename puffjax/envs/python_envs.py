@@ -22,7 +22,7 @@ import weakref
 
 import numpy as np
 
-from ._common import check_int, find_bad_action, write_actions
+from ._common import Closable, check_int, find_bad_action, write_actions
 from .env_block import BUFFERS, EnvBlock, buffer_specs
 from .gym_adapter import GymnasiumDriver
 from .pettingzoo import ParallelDriver, is_parallel_env
@@ -83,7 +83,7 @@ def _check_env(env, name: str) -> None:
                          "env or a PettingZoo Parallel env, with reset() and step())")
 
 
-class PyVecEnv:
+class PyVecEnv(Closable):
     """``num_envs`` Python environments made by ``env_fn`` with the same buffers, auto-reset and
     logs as the C vector envs (see :mod:`puffjax.envs`).
 
@@ -237,16 +237,6 @@ class PyVecEnv:
         if not self._closed:
             self._closed = True
             self._runner.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         agents = f", agents_per_env={self.agents_per_env}" if self.agents_per_env > 1 else ""

@@ -6,13 +6,13 @@ import functools
 import jax
 import numpy as np
 
-from .._common import check_int, find_bad_action, write_actions
+from .._common import Closable, check_int, find_bad_action, write_actions
 from ..env_block import BUFFERS, buffer_specs
 from ..spaces import action_layout, observation_layout
 from .protocol import JaxEnv, VecState, read_log, vec_log_names, vec_reset, vec_step
 
 
-class JaxVecEnv:
+class JaxVecEnv(Closable):
     """``num_envs`` copies of the :class:`JaxEnv` ``env`` stepped together by the jitted
     :func:`~puffjax.envs.jaxenv.vec_step`, with the NumPy buffers, ``reset``, ``step``, ``log``,
     ``get_state`` / ``set_state`` and ``close`` of the C and Python vector envs (see
@@ -130,16 +130,6 @@ class JaxVecEnv:
 
     def close(self) -> None:
         self._closed = True
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return f"JaxVecEnv({self.name!r}, num_envs={self.num_envs})"
