@@ -481,3 +481,28 @@ def test_interrupted_sweep_restores_the_callers_sigint_handler(tmp_path, jax_cac
     trials = trials_of(tmp_path / "api")
     assert trials and all(t.state.name != "RUNNING" for t in trials)
     assert trials[-1].state.name == "FAIL" and trials[-1].user_attrs["fail_reason"] == "interrupted"
+
+
+def test_ctrl_c_inside_a_storage_call_waits_for_it_to_return():
+    """SIGINT that lands in storage code (here a function whose module is named like SQLAlchemy's)
+    is raised only at the next check; elsewhere at once; a second SIGINT is ignored."""
+    from puffjax.sweep.interrupt import check, interrupt_once
+    storage = {"__name__": "sqlalchemy.pool", "os": os, "signal": signal}
+    exec("def call():\n    os.kill(os.getpid(), signal.SIGINT)\n    return sum(range(1000))", storage)
+    with interrupt_once():
+        assert storage["call"]() == 499500  # not cut short
+        with pytest.raises(KeyboardInterrupt):
+            check()
+        check()  # raised once only
+    with pytest.raises(KeyboardInterrupt):
+        with interrupt_once():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+    with interrupt_once():
+        with contextlib.suppress(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        os.kill(os.getpid(), signal.SIGINT)  # the second: ignored
+        time.sleep(0.05)
+        check()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -18,9 +18,9 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
+from .interrupt import check, interrupt_once
 from .report import trial_line
 from .study import INTERRUPTED, STORAGE_ENV, counted, fail, running
 
@@ -76,64 +76,65 @@ def run_workers(study, store, storage: str, directory: str, target: int, workers
 
     procs = {i: start(i) for i in range(workers)}
     seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-    restarts, errors = 0, []
-    try:
-        while procs:
-            time.sleep(0.5)
-            for i, p in list(procs.items()):
-                if p.poll() is None:
-                    continue
-                del procs[i]
-                if p.returncode == 0:
-                    continue
-                if p.returncode == 130:  # SIGINT reached the worker alone (`kill -INT`, or a parent that
-                    raise KeyboardInterrupt  # ignores it, as under `nohup ... &`): stop as on Ctrl-C
-                mine = [t for t in running(study) if t.user_attrs.get("worker") == f"{host}:{p.pid}"]
-                why = (f"killed by signal {-p.returncode}" if p.returncode < 0 else f"exit status {p.returncode}")
-                for t in mine:
-                    fail(study, store, t.number, f"its worker process was {why}" if p.returncode < 0 else
-                         f"its worker process stopped ({why})")
-                if p.returncode > 0 and not mine:
-                    errors.append(f"worker {i} stopped with {why} (its error is printed above)")
-                elif counted(study) < target and restarts < target:
-                    restarts += 1
-                    procs[i] = start(i)
-            for t in study.get_trials(deepcopy=False):
-                if t.state.is_finished() and t.number not in seen:
-                    seen.add(t.number)
-                    say(trial_line(t, len(seen), target))
-    except KeyboardInterrupt:
-        say("puffjax sweep: interrupted; stopping the workers and recording their trials as interrupted")
-        _stop(study, store, list(procs.values()), host)
-        raise
+    errors = []
+    with interrupt_once():
+        try:
+            _watch(study, store, procs, start, seen, target, errors, host, say)
+        except KeyboardInterrupt:
+            say("puffjax sweep: interrupted; stopping the workers and recording their trials as interrupted")
+            _stop(study, store, list(procs.values()), host)
+            raise
     if errors:
         raise RuntimeError("; ".join(errors))
 
 
+def _watch(study, store, procs: dict, start, seen: set, target: int, errors: list, host: str, say) -> None:
+    """Poll the workers until none is left: fail the trials of those that died, start them
+    again while the study needs trials, and say each trial that finished."""
+    restarts = 0
+    while procs:
+        time.sleep(0.5)
+        check()
+        for i, p in list(procs.items()):
+            if p.poll() is None:
+                continue
+            del procs[i]
+            if p.returncode == 0:
+                continue
+            if p.returncode == 130:  # SIGINT reached the worker alone (`kill -INT`, or a parent that
+                raise KeyboardInterrupt  # ignores it, as under `nohup ... &`): stop as on Ctrl-C
+            mine = [t for t in running(study) if t.user_attrs.get("worker") == f"{host}:{p.pid}"]
+            why = (f"killed by signal {-p.returncode}" if p.returncode < 0 else f"exit status {p.returncode}")
+            for t in mine:
+                fail(study, store, t.number, f"its worker process was {why}" if p.returncode < 0 else
+                     f"its worker process stopped ({why})")
+            if p.returncode > 0 and not mine:
+                errors.append(f"worker {i} stopped with {why} (its error is printed above)")
+            elif counted(study) < target and restarts < target:
+                restarts += 1
+                procs[i] = start(i)
+        for t in study.get_trials(deepcopy=False):
+            if t.state.is_finished() and t.number not in seen:
+                seen.add(t.number)
+                say(trial_line(t, len(seen), target))
+        check()
+
+
 def _stop(study, store, procs, host: str) -> None:
     """Pass SIGINT on to the running workers, wait for them (a minute at most, then kill them)
-    and fail their trials still running with the reason "interrupted". SIGINT is ignored
-    meanwhile, so a second Ctrl-C cannot cut the recording short, and the handler before is
-    restored after (where Python can: in the main thread, a handler set from Python)."""
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.getsignal(signal.SIGINT) if main else None
-    if previous is not None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        deadline = time.time() + 60
-        for p in procs:
-            try:
-                p.wait(max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        pids = {f"{host}:{p.pid}" for p in procs}
-        for t in running(study):
-            if t.user_attrs.get("worker") in pids:
-                fail(study, store, t.number, INTERRUPTED)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    and fail their trials still running with the reason "interrupted". Called under
+    :func:`interrupt_once`, so a second Ctrl-C cannot cut the recording short."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    deadline = time.time() + 60
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    pids = {f"{host}:{p.pid}" for p in procs}
+    for t in running(study):
+        if t.user_attrs.get("worker") in pids:
+            fail(study, store, t.number, INTERRUPTED)

@@ -21,13 +21,13 @@ import argparse
 import contextlib
 import math
 import os
-import signal
 import socket
 import sys
 
 from ..config import validate
 from ..geometry import fit_geometry
 from ..lifeline import die_with_parent
+from .interrupt import check, interrupt_once
 from .prune import grid_step, median_stops, warmup_steps
 from .space import apply
 from .study import FINAL_EPOCHS, INTERRUPTED, STORAGE_ENV, Settings, completed_curves, counted, open_study, optuna
@@ -40,6 +40,7 @@ def run_trial(study, trial, settings: Settings, directory: str, threads: int) ->
     from ..trainer import Trainer
     state, values = opt.trial.TrialState.FAIL, None
     try:
+        check()  # a Ctrl-C that came while the trial was asked for
         params = {name: p.suggest(trial) for name, p in settings.params().items()}
         cfg = apply(settings.base(), params)
         validate(cfg)
@@ -50,6 +51,7 @@ def run_trial(study, trial, settings: Settings, directory: str, threads: int) ->
         if repaired:
             trial.set_user_attr("repaired", repaired)
         trial.set_user_attr("config", cfg.to_dict())
+        check()  # a Ctrl-C that came during a storage call
         run = apply(cfg, {"env.threads": threads, "train.video_frames": 0, "train.keep_checkpoints": 1,
                           "train.checkpoint_interval": 1 << 30, "train.logger": "none"})
         grid, warmup = grid_step(settings.budget), warmup_steps(settings.budget)
@@ -71,6 +73,7 @@ def run_trial(study, trial, settings: Settings, directory: str, threads: int) ->
                 else:
                     curve[-1][1] = scores[-1]
                 trial.set_user_attr("curve", curve)
+                check()
                 if new_step and median_stops(curve, completed_curves(study), warmup):
                     trial.set_user_attr("score", scores[-1])
                     trial.set_user_attr("steps", log["agent_steps"])
@@ -110,13 +113,6 @@ def _ask_lock(directory: str):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _interrupt_once(signum, frame):
-    """SIGINT in a worker: one KeyboardInterrupt (the trial is recorded as interrupted), then
-    further ones are ignored so that recording it is not cut short."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
 
 
 def work(url: str, study_name: str, directory: str, target: int, cpus: list[int] | None = None) -> int:
@@ -160,13 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     storage = os.environ.pop(STORAGE_ENV, None)
     if not storage:
         parser.error(f"the study's storage URL goes in the environment variable {STORAGE_ENV}, which is not set")
-    previous = signal.signal(signal.SIGINT, _interrupt_once)
     try:
-        return work(storage, args.study, args.dir, args.trials, args.cpus)
+        with interrupt_once():
+            return work(storage, args.study, args.dir, args.trials, args.cpus)
     except KeyboardInterrupt:  # the trial is recorded as interrupted; leave quietly
         return 130
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":
