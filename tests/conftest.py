@@ -1,8 +1,28 @@
 """Shared fixtures: configs for short training runs that write into a temporary directory, and
-a helper that trains one to the end."""
+a helper that trains one to the end.
+
+The test session keeps its own puffjax cache folder (``PUFFJAX_CACHE_DIR``, inherited by the
+processes tests start) with JAX's compilation cache switched on in it: the many short runs that
+build the same programs compile each once. The folder starts empty and is removed at the end,
+so nothing carries over from one session to the next or into the user's own cache.
+"""
+import os
+import shutil
+import tempfile
+
 import pytest
 
-import puffjax
+_CACHE = tempfile.mkdtemp(prefix="puffjax-test-cache-")
+os.environ["PUFFJAX_CACHE_DIR"] = _CACHE
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(_CACHE, "jax")  # for the processes tests start
+
+import puffjax  # noqa: E402
+
+puffjax.enable_compile_cache()
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_CACHE, ignore_errors=True)
 
 # A tiny run: 8 environments x 8 steps, one epoch of one minibatch (any of it can be overridden).
 TINY = {"env.num_envs": 8, "train.bptt_horizon": 8, "train.minibatch_size": 64, "train.total_timesteps": 64}
