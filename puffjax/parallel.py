@@ -11,6 +11,9 @@ the same code, no special case.
 """
 from __future__ import annotations
 
+import os
+import time
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,12 +28,15 @@ class PeerLostError(RuntimeError):
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None, process_id: int | None = None,
-               heartbeat_timeout: int = 30) -> None:
+               heartbeat_timeout: int = 30, gloo_nice: int = 19) -> None:
     """Join a multi-process run (``jax.distributed.initialize``). Without arguments JAX detects the
     cluster (SLURM, Open MPI); otherwise give all three: ``coordinator`` ("host:port" of process 0),
     ``num_processes`` and this ``process_id``. A process that stops sending heartbeats for
-    ``heartbeat_timeout`` seconds is declared dead and the others stop with an error. On CPUs the
-    collectives go over gloo (TCP)."""
+    ``heartbeat_timeout`` seconds is declared dead and the others stop with an error.
+
+    On CPUs the collectives go over gloo (TCP), and this starts the backend and meets the other
+    processes once, then gives gloo's network thread the niceness ``gloo_nice`` (0 leaves it as
+    it is; see :func:`quiet_gloo_thread`)."""
     jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices only; GPUs use NCCL
     given = [coordinator is not None, num_processes is not None, process_id is not None]
     if any(given) and not all(given):
@@ -38,7 +44,54 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
                          "them to let JAX detect the cluster (SLURM, Open MPI)")
     if num_processes is not None and not 0 <= process_id < num_processes:
         raise ValueError(f"distributed: process_id must be in [0, {num_processes}), got {process_id}")
+    if not 0 <= gloo_nice <= 19:
+        raise ValueError(f"distributed: gloo_nice must be in [0, 19], got {gloo_nice}")
     jax.distributed.initialize(coordinator, num_processes, process_id, heartbeat_timeout_seconds=heartbeat_timeout)
+    before = _threads()  # the backend's threads are those started from here on
+    if gloo_nice and jax.process_count() > 1 and jax.default_backend() == "cpu":
+        quiet_gloo_thread(before, gloo_nice)
+
+
+def quiet_gloo_thread(before: set[str], nice: int = 19) -> list[int]:
+    """Start the CPU backend's gloo collectives with one barrier and lower the priority of their
+    network thread to ``nice``; returns the ids of the threads it changed (Linux; elsewhere none).
+    ``before``: this process's threads (:func:`_threads`) before the backend started.
+
+    Gloo's TCP transport reads the network in one thread that loops on ``epoll_wait``; while a
+    peer's message waits for a receive this process has not posted yet, that loop spins. With
+    the process on one core, the spinning thread takes the core's time slices from the thread
+    that would post the receive, and a small all-reduce between two pinned processes takes
+    milliseconds (``benchmarks/allreduce.py``). At niceness 19 the loop gives the core up to the
+    process's other threads, and still has it whenever they wait (for the network among others).
+
+    The thread is told apart as the one the backend and its first collective start that is seen
+    waiting in ``epoll_wait``; it is sampled a few times, since a spinning loop is not always
+    inside the call."""
+    barrier("puffjax.parallel.initialize")  # starts the gloo device and context
+    new, found = _threads() - before, set()
+    for _ in range(25):
+        found |= {t for t in new if "epoll" in _read(f"/proc/self/task/{t}/wchan")}
+        time.sleep(0.002)
+    for t in found:
+        os.setpriority(os.PRIO_PROCESS, int(t), nice)
+    return sorted(int(t) for t in found)
+
+
+def _threads() -> set[str]:
+    """The ids of this process's threads (Linux's /proc; elsewhere none)."""
+    try:
+        return set(os.listdir("/proc/self/task"))
+    except OSError:
+        return set()
+
+
+def _read(path: str) -> str:
+    """A /proc file's text, or "" once the thread it describes has ended."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 def make_mesh(devices_per_process: int = 0) -> Mesh:

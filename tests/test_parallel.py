@@ -290,3 +290,38 @@ def test_a_broken_link_names_the_other_of_two_processes():
     except RuntimeError as e:
         assert parallel.lost_link(e)
     assert not parallel.lost_link(ValueError("shapes differ"))
+
+
+NICE_CHILD = """
+import os, sys
+import jax, numpy as np, puffjax
+from jax.sharding import PartitionSpec as P
+puffjax.parallel.initialize("127.0.0.1:{port}", 2, int(sys.argv[1]), gloo_nice={nice})
+mesh = puffjax.parallel.make_mesh()
+psum = jax.jit(jax.shard_map(lambda x: jax.lax.psum(x, "data"), mesh=mesh, in_specs=P("data"), out_specs=P("data")))
+total = puffjax.parallel.to_local(psum(puffjax.parallel.from_local(mesh, np.full((1, 3), 1.0 + jax.process_index()))))
+nices = [int(open(f"/proc/self/task/{{t}}/stat").read().rsplit(")", 1)[1].split()[16]) for t in os.listdir("/proc/self/task")]
+print(total.tolist(), sorted(n for n in nices if n != os.nice(0)))  # the threads not at the process's niceness
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="reads thread priorities from Linux's /proc")
+@pytest.mark.parametrize("nice", [19, 0])
+def test_initialize_lowers_only_the_gloo_network_thread(tmp_path, nice):
+    """Two processes: gloo's network thread, and no other, leaves the process's niceness for
+    ``gloo_nice``; the collectives still sum right."""
+    port, env = _free_port(), dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    code = textwrap.dedent(NICE_CHILD.format(port=port, nice=nice))
+    outs = [open(tmp_path / f"{i}.log", "w+") for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(i)], stdout=outs[i], stderr=subprocess.STDOUT,
+                              env=env, start_new_session=True) for i in range(2)]
+    codes = wait_all(procs, 180)
+    texts = [(out.seek(0), out.read())[1] for out in outs]
+    assert codes == [0, 0], texts
+    expected = f"[[3.0, 3.0, 3.0]] {[nice] if nice else []}"
+    assert [t.strip().splitlines()[-1] for t in texts] == [expected] * 2, texts
+
+
+def test_initialize_refuses_a_niceness_out_of_range():
+    with pytest.raises(ValueError, match="gloo_nice must be in"):
+        puffjax.parallel.initialize("127.0.0.1:1", 2, 0, gloo_nice=20)
