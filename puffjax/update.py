@@ -1,6 +1,6 @@
-"""One training epoch as a single jitted function (the update of PufferLib 3.0's PuffeRL.train).
+"""One training epoch of minibatch updates (the update of PufferLib 3.0's PuffeRL.train).
 
-Per minibatch, all inside ``lax.scan``: recompute the puff advantage over the whole buffer
+Per minibatch (the body of a ``lax.scan``): recompute the puff advantage over the whole buffer
 from the current values and ratios, draw prioritized rows, forward them, take the clipped
 PPO step, and write the new ratios and values back into the buffer so that later minibatches
 see the V-trace correction. The epoch also reports whether any loss, gradient or the new
@@ -22,7 +22,8 @@ one all-reduce per epoch for the first minibatch's moments.
 The epoch is one pure function, :func:`make_update`'s ``update(hyper, tx, state, batch, key,
 epoch)``, with its hyperparameters passed explicitly as a :class:`Hyper` so they may be traced
 (vmapped over, as :func:`puffjax.make_train` does); :func:`make_train_epoch` is that same
-function jitted under ``shard_map`` with a config's values.
+epoch under ``shard_map`` with a config's values: one jitted function, or for CNN policies on
+CPU its one jitted minibatch step called per minibatch from Python (:func:`minibatch_driver`).
 """
 from __future__ import annotations
 
@@ -239,7 +240,7 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
         return (TrainState(params, opt_state), values, ratio, upcoming._replace(moments=shared["next"])), metrics
 
     def start(hyper, state, batch, key, epoch):
-        """The epoch's first carry of :func:`minibatch` (the first minibatch drawn, its moments
+        """The epoch's first carry of ``minibatch`` (the first minibatch drawn, its moments
         averaged: the epoch's one all-reduce outside the minibatches) and its ``xs``: the
         minibatch indices and the keys each minibatch draws its successor with."""
         beta = prioritized.beta_schedule(hyper.prio_beta0, hyper.prio_alpha, epoch, geom.total_epochs)
