@@ -1,17 +1,21 @@
-"""The Nature CNN (84x84x4 uint8 frames) on the CPU backend: its update under plain jit, inside
-a rolled lax.scan and inside an unrolled one; the achieved FLOP/s against the machine's matmul
-peak; and the training steps/s of the shipped Atari config through puffjax.Trainer.
+"""The Nature CNN (84x84x4 uint8 frames) on the CPU backend: one epoch of the real update
+(:func:`puffjax.update.make_train_epoch`) under each minibatch driver, its compile seconds,
+seconds and CPU seconds per epoch and achieved FLOP/s against the machine's matmul peak; and the
+training steps/s of the shipped Atari config through puffjax.Trainer.
 
-    python benchmarks/cnn_cpu.py                     # 16 minibatches of 256 frames (CleanRL's epoch x 4)
-    python benchmarks/cnn_cpu.py --minibatches 4 --trainer-epochs 0
+    python benchmarks/cnn_cpu.py                     # 16 minibatches of 256 frames: the Atari profile's epoch
+    python benchmarks/cnn_cpu.py --minibatches 4 --rows 128 --trainer-epochs 0
 
-Each minibatch is a gradient of a PPO-sized loss (the policy's logits and value) and an Adam step.
-``jit``: one jitted minibatch step called from a Python loop; ``scan rolled``: all minibatches in
-one jitted ``lax.scan``; ``scan unrolled``: the same with ``unroll=True`` (what the update does for
-CNN policies on CPU, :func:`puffjax.update.minibatch_unroll`). Times are the best of ``--reps``
-after a compiling call; CPU seconds (all threads of this process) are printed beside wall time,
-as they are the steadier of the two on a shared machine. The FLOP count is XLA's cost analysis of
-one minibatch step; the peak is a 2048x2048 float32 matmul's FLOP/s measured here.
+The epoch is the Atari profile's update (clipped PPO loss, Adam, gradient clipping) on a buffer of
+random frames. Drivers: ``loop``: the whole epoch one jitted ``lax.scan``; ``unroll``: the same
+with ``unroll=True``; ``host``: one jitted minibatch step called per minibatch from Python (what
+``puffjax.Trainer`` uses for CNN policies on CPU, :func:`puffjax.update.minibatch_driver`).
+Compile seconds: ``lower().compile()`` of the jitted epoch; for ``host``, its first call (which
+compiles its three functions and runs one epoch) less its best epoch. Epoch times are the best of
+``--reps``; CPU seconds (all threads of this process) are printed beside wall time, as they are
+the steadier of the two on a shared machine. The FLOP count is XLA's cost analysis of the
+unrolled epoch (every minibatch inlined); the peak is a 2048x2048 float32 matmul's FLOP/s
+measured here.
 """
 import argparse
 import tempfile
@@ -21,10 +25,13 @@ import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import puffjax
+from puffjax import buffer, parallel
+from puffjax.geometry import geometry
 from puffjax.models import make_policy
+from puffjax.optim import make_optimizer
+from puffjax.update import MINIBATCH_DRIVERS, TrainState, make_train_epoch
 
 
 def timed(fn, *args, reps: int):
@@ -49,44 +56,56 @@ def matmul_peak(reps: int) -> float:
     return 2 * n ** 3 / wall
 
 
-def update_modes(minibatches: int, rows: int, reps: int) -> None:
-    policy = make_policy(gymnasium.spaces.Box(0, 255, (84, 84, 4), np.uint8), gymnasium.spaces.Discrete(6),
-                         kind="cnn", hidden_size=512)
+def epoch_inputs(minibatches: int, rows: int):
+    """The Atari profile's policy, optimizer and epoch geometry with ``minibatches`` minibatches of
+    ``rows`` frames per epoch (4 epochs of passes when ``minibatches`` allows, as the profile),
+    its replicated state and a buffer of random frames, on a mesh of this process's first CPU."""
+    epochs = 4 if minibatches % 4 == 0 else 1
+    cfg = puffjax.load_config("atari:Breakout", **{"train.minibatch_size": rows, "train.update_epochs": epochs,
+                                                   "train.batch_size": rows * minibatches // epochs})
+    geom = geometry(cfg.train, cfg.env.num_envs)
+    policy = make_policy(gymnasium.spaces.Box(0, 255, (84, 84, 4), np.uint8), gymnasium.spaces.Discrete(4),
+                         kind="cnn", hidden_size=cfg.policy.hidden_size)
+    mesh = parallel.make_mesh(1)
     params = policy.init(jax.random.key(0))
-    tx = optax.adam(2.5e-4, eps=1e-5)
-    obs = jax.random.randint(jax.random.key(1), (minibatches, rows, 1, 84, 84, 4), 0, 256).astype(jnp.uint8)
+    tx = make_optimizer(cfg.train, geom.total_updates)
+    state = parallel.replicate(mesh, TrainState(params, tx.init(params)))
+    k = jax.random.split(jax.random.key(1), 4)
+    S, H = geom.segments, geom.horizon
+    batch = buffer.Batch(obs=jax.random.randint(k[0], (S, H, 84, 84, 4), 0, 256).astype(jnp.uint8),
+                         actions=jax.random.randint(k[1], (S, H), 0, 4), logprobs=jnp.full((S, H), -np.log(4.0)),
+                         values=jax.random.normal(k[2], (S, H)), rewards=jax.random.bernoulli(k[3], 0.05, (S, H)) * 1.0,
+                         episode_starts=jnp.zeros((S, H)), masks=jnp.ones((S, H)))
+    batch = jax.device_put(batch, parallel.rows(mesh))
+    key = parallel.replicate(mesh, jax.random.PRNGKey(2))
+    return cfg, geom, policy, tx, mesh, state, batch, key
 
-    def loss(p, o):
-        out = policy.unroll(p, o)
-        return (out.value ** 2).mean() - jax.nn.log_softmax(out.action_params).mean()
 
-    def step(state, o):
-        p, s = state
-        updates, s = tx.update(jax.grad(loss)(p, o), s, p)
-        return (optax.apply_updates(p, updates), s), None
-
-    state = (params, tx.init(params))
-    one = jax.jit(lambda st, o: step(st, o)[0])
-    flops = one.lower(state, obs[0]).compile().cost_analysis()
-    flops = (flops[0] if isinstance(flops, list) else flops)["flops"] * minibatches
-
-    def loop(st, os):
-        for i in range(minibatches):
-            st = one(st, os[i])
-        return st
-
-    modes = {"jit": loop}
-    for name, unroll in (("scan rolled", 1), ("scan unrolled", True)):
-        modes[name] = jax.jit(lambda st, os, u=unroll: jax.lax.scan(step, st, os, unroll=u)[0])
+def update_drivers(minibatches: int, rows: int, reps: int, drivers: list[str]) -> None:
+    cfg, geom, policy, tx, mesh, state, batch, key = epoch_inputs(minibatches, rows)
+    args = (state, batch, key, jnp.float32(0))
     peak = matmul_peak(reps)
-    print(f"matmul peak {peak / 1e9:.1f} GFLOP/s; update: {minibatches} minibatches x {rows} frames, "
-          f"{flops / 1e9:.1f} GFLOP")
-    base = None
-    for name, fn in modes.items():
-        first, wall, cpu = timed(fn, state, obs, reps=reps)
-        base = base or wall
-        print(f"{name:14s} first call {first:6.1f} s | best {wall:6.2f} s wall ({wall / base:4.2f}x jit), "
-              f"{cpu:6.2f} s CPU | {flops / wall / 1e9:6.1f} GFLOP/s = {flops / wall / peak:5.1%} of peak")
+    flops = None
+    print(f"matmul peak {peak / 1e9:.1f} GFLOP/s; epoch: {geom.minibatches_per_epoch} minibatches x {rows} frames",
+          flush=True)
+    for driver in drivers:
+        epoch = make_train_epoch(policy, tx, geom, cfg.train, mesh, driver)
+        if driver == "host":
+            first, wall, cpu = timed(epoch, *args, reps=reps)
+            compile_s = first - wall
+        else:
+            t0 = time.perf_counter()
+            compiled = epoch.lower(*args).compile()
+            compile_s = time.perf_counter() - t0
+            if driver == "unroll":
+                cost = compiled.cost_analysis()
+                flops = (cost[0] if isinstance(cost, list) else cost)["flops"]
+            _, wall, cpu = timed(compiled, *args, reps=reps)
+        rate = f" | {flops / wall / 1e9:6.1f} GFLOP/s = {flops / wall / peak:5.1%} of peak" if flops else ""
+        print(f"{driver:7s} compile {compile_s:6.1f} s | epoch best {wall:6.2f} s wall, {cpu:6.2f} s CPU{rate}",
+              flush=True)
+    if flops:
+        print(f"XLA's cost analysis of the unrolled epoch: {flops / 1e9:.1f} GFLOP")
 
 
 def trainer_sps(game: str, epochs: int) -> None:
@@ -109,11 +128,13 @@ def main() -> None:
     parser.add_argument("--minibatches", type=int, default=16)
     parser.add_argument("--rows", type=int, default=256, help="frames per minibatch")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--drivers", nargs="+", default=["unroll", "host", "loop"], choices=MINIBATCH_DRIVERS,
+                        help="the minibatch drivers to time, in this order (unroll first: its epoch gives the FLOPs)")
     parser.add_argument("--game", default="atari:Breakout", help="the env of the trainer's steps/s")
     parser.add_argument("--trainer-epochs", type=int, default=3, help="timed trainer epochs (0: none)")
     args = parser.parse_args()
     print(jax.devices(), f"{puffjax.envs.available_cores()} cores")
-    update_modes(args.minibatches, args.rows, args.reps)
+    update_drivers(args.minibatches, args.rows, args.reps, args.drivers)
     if args.trainer_epochs:
         trainer_sps(args.game, args.trainer_epochs)
 

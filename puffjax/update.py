@@ -1,6 +1,6 @@
-"""One training epoch as a single jitted function (the update of PufferLib 3.0's PuffeRL.train).
+"""One training epoch of minibatch updates (the update of PufferLib 3.0's PuffeRL.train).
 
-Per minibatch, all inside ``lax.scan``: recompute the puff advantage over the whole buffer
+Per minibatch (the body of a ``lax.scan``): recompute the puff advantage over the whole buffer
 from the current values and ratios, draw prioritized rows, forward them, take the clipped
 PPO step, and write the new ratios and values back into the buffer so that later minibatches
 see the V-trace correction. The epoch also reports whether any loss, gradient or the new
@@ -22,7 +22,8 @@ one all-reduce per epoch for the first minibatch's moments.
 The epoch is one pure function, :func:`make_update`'s ``update(hyper, tx, state, batch, key,
 epoch)``, with its hyperparameters passed explicitly as a :class:`Hyper` so they may be traced
 (vmapped over, as :func:`puffjax.make_train` does); :func:`make_train_epoch` is that same
-function jitted under ``shard_map`` with a config's values.
+epoch under ``shard_map`` with a config's values: one jitted function, or for CNN policies on
+CPU its one jitted minibatch step called per minibatch from Python (:func:`minibatch_driver`).
 """
 from __future__ import annotations
 
@@ -118,13 +119,30 @@ def make_loss_fn(policy):
     return loss_fn
 
 
+def _conv_on_cpu(policy, mesh) -> bool:
+    """Whether ``policy`` has a convolutional encoder and ``mesh`` is of the CPU backend, where XLA
+    runs a convolution's gradient inside a loop body many times slower than the same gradient
+    outside one (see benchmarks/cnn_cpu.py)."""
+    return mesh.devices.flat[0].platform == "cpu" and policy.kind.startswith("cnn")
+
+
 def minibatch_unroll(policy, mesh):
     """The ``unroll`` of the update's loops over minibatches and gradient chunks: ``True`` (every
-    iteration inlined) for a policy with a convolutional encoder on the CPU backend, where XLA runs
-    a convolution's gradient inside a loop body many times slower than the same gradient outside
-    one (see benchmarks/cnn_cpu.py); ``1`` (a loop) otherwise."""
-    on_cpu = mesh.devices.flat[0].platform == "cpu"
-    return True if on_cpu and policy.kind.startswith("cnn") else 1
+    iteration inlined) for a policy with a convolutional encoder on the CPU backend; ``1`` (a
+    loop) otherwise."""
+    return True if _conv_on_cpu(policy, mesh) else 1
+
+
+MINIBATCH_DRIVERS = ("loop", "unroll", "host")
+
+
+def minibatch_driver(policy, mesh) -> str:
+    """How :func:`make_train_epoch` runs an epoch's minibatches by default: ``"host"`` (one jitted
+    minibatch step, compiled once and called per minibatch from Python) for a policy with a
+    convolutional encoder on the CPU backend, where it runs as fast as the unrolled epoch and
+    compiles in a fraction of its time (docs/results.md, "The Nature CNN on CPU"); ``"loop"``
+    (the whole epoch one jitted ``lax.scan``) otherwise."""
+    return "host" if _conv_on_cpu(policy, mesh) else "loop"
 
 
 def _advantage(values, rewards, episode_starts, ratio, hyper):
@@ -136,22 +154,26 @@ def _advantage(values, rewards, episode_starts, ratio, hyper):
     return (puff_advantage_reference if traced else puff_advantage)(values, rewards, episode_starts, ratio, **kw)
 
 
-def make_update(policy, geom, check_finite: bool = True, unroll: int | bool = 1):
-    """Returns ``update(hyper, tx, state, batch, key, epoch) -> (state, metrics, health)``: one
-    epoch of minibatch updates, pure and not jitted. It runs on one device's rows of the batch
-    inside ``shard_map`` over :data:`puffjax.parallel.AXIS` (a mesh of one device included), with
-    everything but ``batch`` replicated.
+class EpochParts(NamedTuple):
+    """The pieces of :func:`make_update`'s epoch, pure and not jitted, each run on one device's
+    rows inside ``shard_map`` (see :func:`make_update` for the arguments):
 
-    ``hyper``: a :class:`Hyper`; ``tx``: the optax optimizer (built from ``hyper.learning_rate``,
-    e.g. by :func:`puffjax.make_optimizer`); ``state``: a :class:`TrainState`; ``batch``: the
-    rollout's :class:`puffjax.buffer.Batch`; ``key``: this epoch's key; ``epoch``: the 0-based
-    epoch index (prioritized replay's beta anneals over ``geom.total_epochs``).
+    ``start(hyper, state, batch, key, epoch) -> (carry, xs, beta)``: the first carry of
+    ``minibatch``, the per-minibatch inputs ``xs`` (stacked on their first axis, one per
+    minibatch) and prioritized replay's beta of this epoch;
+    ``minibatch(carry, x, batch, hyper, tx, beta) -> (carry, metrics)``: one minibatch's step
+    (``x``: one minibatch's slice of ``xs``), the body of the epoch's loop; ``carry[0]`` is the
+    :class:`TrainState`;
+    ``finish(state, metrics) -> (metrics, health)``: the epoch's results from the minibatches'
+    ``metrics`` stacked on their first axis."""
+    start: Any
+    minibatch: Any
+    finish: Any
 
-    ``metrics``: the epoch means of :data:`LOSS_KEYS`. ``health``: ``bad_minibatch`` (the first
-    minibatch whose loss or gradients were non-finite, -1 if none), that minibatch's loss terms
-    and ``params_finite``, for :func:`puffjax.finite.check_update`; ``{}`` when ``check_finite``
-    is false (nothing checked). ``unroll``: of the loops over minibatches and gradient chunks
-    (:func:`minibatch_unroll`); it changes the speed, not the result."""
+
+def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool = 1) -> EpochParts:
+    """The :class:`EpochParts` of one epoch of minibatch updates (:func:`make_update`);
+    ``unroll``: of the loop over gradient chunks (``train.max_minibatch_size``)."""
     grad_fn = jax.value_and_grad(make_loss_fn(policy), has_aux=True)
     mb_rows, accum = geom.minibatch_segments // geom.devices, geom.accumulation_steps  # per device
     mean = lambda x: jax.lax.pmean(x, parallel.AXIS)  # over the devices' equal shares
@@ -217,39 +239,100 @@ def make_update(policy, geom, check_finite: bool = True, unroll: int | bool = 1)
             metrics["finite"] = jnp.isfinite(metrics["loss"]) & finite.all_finite(grads)
         return (TrainState(params, opt_state), values, ratio, upcoming._replace(moments=shared["next"])), metrics
 
-    def update(hyper, tx, state, batch, key, epoch):
+    def start(hyper, state, batch, key, epoch):
+        """The epoch's first carry of ``minibatch`` (the first minibatch drawn, its moments
+        averaged: the epoch's one all-reduce outside the minibatches) and its ``xs``: the
+        minibatch indices and the keys each minibatch draws its successor with."""
         beta = prioritized.beta_schedule(hyper.prio_beta0, hyper.prio_alpha, epoch, geom.total_epochs)
         ratio = jnp.ones_like(batch.values)
         n = geom.minibatches_per_epoch
         keys = jax.random.split(key, n)
         first = draw(batch, hyper, beta, keys[0], batch.values, ratio)
-        first = first._replace(moments=mean(first.moments))  # the epoch's one all-reduce outside the minibatches
-        step = lambda c, xs: minibatch(c, xs, batch, hyper, tx, beta)
+        first = first._replace(moments=mean(first.moments))
         xs = (jnp.arange(n), jnp.roll(keys, -1, axis=0))  # minibatch k draws minibatch k + 1 with keys[k + 1]
-        (state, values, ratio, _), metrics = jax.lax.scan(step, (state, batch.values, ratio, first), xs,
-                                                        unroll=unroll)
+        return (state, batch.values, ratio, first), xs, beta
+
+    def finish(state, metrics):
+        """The epoch's ``(metrics, health)`` from its per-minibatch ``metrics`` (stacked)."""
         health = {}
         if check_finite:
             ok = metrics.pop("finite")
             bad = jnp.where(ok.all(), -1, jnp.argmin(ok))
             health = dict(bad_minibatch=bad, bad_terms={k: metrics[k][jnp.maximum(bad, 0)] for k in _REPORTED_TERMS},
                           params_finite=finite.all_finite(state.params))
-        return state, {k: jnp.nanmean(metrics[k]) for k in LOSS_KEYS}, health
+        return {k: jnp.nanmean(metrics[k]) for k in LOSS_KEYS}, health
+
+    return EpochParts(start, minibatch, finish)
+
+
+def make_update(policy, geom, check_finite: bool = True, unroll: int | bool = 1):
+    """Returns ``update(hyper, tx, state, batch, key, epoch) -> (state, metrics, health)``: one
+    epoch of minibatch updates, pure and not jitted. It runs on one device's rows of the batch
+    inside ``shard_map`` over :data:`puffjax.parallel.AXIS` (a mesh of one device included), with
+    everything but ``batch`` replicated.
+
+    ``hyper``: a :class:`Hyper`; ``tx``: the optax optimizer (built from ``hyper.learning_rate``,
+    e.g. by :func:`puffjax.make_optimizer`); ``state``: a :class:`TrainState`; ``batch``: the
+    rollout's :class:`puffjax.buffer.Batch`; ``key``: this epoch's key; ``epoch``: the 0-based
+    epoch index (prioritized replay's beta anneals over ``geom.total_epochs``).
+
+    ``metrics``: the epoch means of :data:`LOSS_KEYS`. ``health``: ``bad_minibatch`` (the first
+    minibatch whose loss or gradients were non-finite, -1 if none), that minibatch's loss terms
+    and ``params_finite``, for :func:`puffjax.finite.check_update`; ``{}`` when ``check_finite``
+    is false (nothing checked). ``unroll``: of the loops over minibatches and gradient chunks
+    (:func:`minibatch_unroll`); it changes the speed, not the result. The epoch is
+    :func:`make_epoch_parts`'s pieces with its minibatches in one ``lax.scan``."""
+    parts = make_epoch_parts(policy, geom, check_finite, unroll)
+
+    def update(hyper, tx, state, batch, key, epoch):
+        carry, xs, beta = parts.start(hyper, state, batch, key, epoch)
+        step = lambda c, x: parts.minibatch(c, x, batch, hyper, tx, beta)
+        (state, *_), metrics = jax.lax.scan(step, carry, xs, unroll=unroll)
+        return (state, *parts.finish(state, metrics))
 
     return update
 
 
-def make_train_epoch(policy, tx, geom, train_cfg, mesh):
+def make_train_epoch(policy, tx, geom, train_cfg, mesh, driver: str | None = None):
     """Returns ``train_epoch(state, batch, key, epoch) -> (state, metrics, health)``: :func:`make_update`'s
     epoch with ``train_cfg``'s hyperparameters (:meth:`Hyper.from_config`) and the optimizer
-    ``tx``, jitted under ``shard_map`` over ``mesh``, with ``batch`` sharded by rows and
-    everything else replicated."""
-    update = make_update(policy, geom, train_cfg.check_finite, minibatch_unroll(policy, mesh))
+    ``tx``, under ``shard_map`` over ``mesh``, with ``batch`` sharded by rows and everything else
+    replicated.
+
+    ``driver`` (default :func:`minibatch_driver`): how the minibatches run, all with the same
+    results. ``"loop"``: the whole epoch one jitted function, its minibatches a ``lax.scan``;
+    ``"unroll"``: the same with the scan unrolled (every minibatch inlined: compile time grows
+    with their number); ``"host"``: :func:`make_epoch_parts`'s ``start``, ``minibatch`` and
+    ``finish`` jitted each once, ``minibatch`` called once per minibatch from a Python loop
+    (asynchronously dispatched, as the one call of the others is)."""
+    driver = driver or minibatch_driver(policy, mesh)
+    if driver not in MINIBATCH_DRIVERS:
+        raise ValueError(f"minibatch driver {driver!r}: use one of {', '.join(MINIBATCH_DRIVERS)}")
     hyper = Hyper.from_config(train_cfg)
+    rows = P(parallel.AXIS)
+    shard = lambda fn, in_specs, out_specs: jax.jit(jax.shard_map(fn, mesh=mesh, check_vma=False, in_specs=in_specs,
+                                                                  out_specs=out_specs))
+    if driver != "host":
+        update = make_update(policy, geom, train_cfg.check_finite, True if driver == "unroll" else 1)
+        return shard(lambda state, batch, key, epoch: update(hyper, tx, state, batch, key, epoch),
+                     (P(), rows, P(), P()), (P(), P(), P()))
+
+    parts = make_epoch_parts(policy, geom, train_cfg.check_finite, minibatch_unroll(policy, mesh))
+    carry_specs = (P(), rows, rows, rows)  # the state; this device's values, ratios and drawn rows
+    start = shard(lambda state, batch, key, epoch: parts.start(hyper, state, batch, key, epoch),
+                  (P(), rows, P(), P()), (carry_specs, P(), P()))
+    step = shard(lambda carry, xs, k, batch, beta: parts.minibatch(carry, jax.tree.map(lambda x: x[k], xs), batch,
+                                                                   hyper, tx, beta),
+                 (carry_specs, P(), P(), rows, P()), (carry_specs, P()))
+    finish = shard(lambda state, metrics: parts.finish(state, jax.tree.map(lambda *m: jnp.stack(m), *metrics)),
+                   (P(), P()), (P(), P()))
 
     def train_epoch(state, batch, key, epoch):
-        return update(hyper, tx, state, batch, key, epoch)
+        carry, xs, beta = start(state, batch, key, epoch)
+        metrics = []
+        for k in range(geom.minibatches_per_epoch):
+            carry, m = step(carry, xs, k, batch, beta)
+            metrics.append(m)
+        return (carry[0], *finish(carry[0], metrics))
 
-    rows = P(parallel.AXIS)
-    return jax.jit(jax.shard_map(train_epoch, mesh=mesh, check_vma=False, in_specs=(P(), rows, P(), P()),
-                                 out_specs=(P(), P(), P())))
+    return train_epoch

@@ -1,4 +1,5 @@
-"""The update's minibatch loop is unrolled for CNN policies on CPU, with the same results as the loop."""
+"""For CNN policies on CPU the update's minibatches run from a host loop (or unrolled, as the
+fully jitted trainer does), with the same results as the epoch's loop."""
 import gymnasium
 import jax
 import numpy as np
@@ -11,15 +12,16 @@ from puffjax.models import make_policy
 
 
 @pytest.mark.parametrize("kind", puffjax.config.POLICY_KINDS)
-def test_unroll_only_for_conv_encoders_on_cpu(kind):
+def test_host_loop_and_unroll_only_for_conv_encoders_on_cpu(kind):
     policy = make_policy(gymnasium.spaces.Box(0, 255, (11, 11, 2), np.uint8), gymnasium.spaces.Discrete(3), kind=kind)
     mesh = jax.sharding.Mesh(np.array(jax.devices("cpu")[:1]), ("rows",))
-    expected = True if kind.startswith("cnn") else 1  # 1: the loop, as for every other policy
-    assert update.minibatch_unroll(policy, mesh) is expected
+    conv = kind.startswith("cnn")
+    assert update.minibatch_unroll(policy, mesh) is (True if conv else 1)  # 1: the loop, as for every other policy
+    assert update.minibatch_driver(policy, mesh) == ("host" if conv else "loop")
 
 
 @pytest.mark.parametrize("max_minibatch_size", [128, 64])  # one gradient, or two accumulated chunks
-def test_cnn_update_unrolled_matches_loop(shipped_config, monkeypatch, max_minibatch_size):
+def test_cnn_update_drivers_match_loop(shipped_config, max_minibatch_size):
     cfg = shipped_config("squared", **{"env.num_envs": 16, "train.minibatch_size": 128, "train.bptt_horizon": 16,
                                        "train.total_timesteps": 16 * 16, "train.update_epochs": 1,
                                        "train.max_minibatch_size": max_minibatch_size, "policy.kind": "cnn",
@@ -30,12 +32,21 @@ def test_cnn_update_unrolled_matches_loop(shipped_config, monkeypatch, max_minib
     key = jax.random.PRNGKey(3)
     geom = geometry(cfg.train, 16)
     assert geom.minibatches_per_epoch == 2
-    unrolled, m_a, _ = trainer.train_epoch(trainer.state, buf, key, 0)
-    monkeypatch.setattr(update, "minibatch_unroll", lambda policy, mesh: 1)
-    looped, m_b, _ = update.make_train_epoch(trainer.policy, trainer.tx, geom, cfg.train, trainer.mesh)(
-        trainer.state, buf, key, 0)
-    for a, b in zip(jax.tree.leaves(unrolled.params), jax.tree.leaves(looped.params)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    for k in update.LOSS_KEYS:
-        np.testing.assert_allclose(float(m_a[k]), float(m_b[k]), rtol=1e-4, atol=1e-6)
+    epoch = lambda driver: update.make_train_epoch(trainer.policy, trainer.tx, geom, cfg.train, trainer.mesh, driver)
+    looped, m_loop, h_loop = epoch("loop")(trainer.state, buf, key, 0)
+    for driver, (state, metrics, health) in [("host", trainer.train_epoch(trainer.state, buf, key, 0)),
+                                             ("unroll", epoch("unroll")(trainer.state, buf, key, 0))]:
+        for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(looped)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=driver)
+        for k in update.LOSS_KEYS:
+            np.testing.assert_allclose(float(metrics[k]), float(m_loop[k]), rtol=1e-4, atol=1e-6, err_msg=f"{driver} {k}")
+        assert int(health["bad_minibatch"]) == int(h_loop["bad_minibatch"]) == -1
+        assert bool(health["params_finite"])
     trainer.close()
+
+
+def test_unknown_driver_is_named():
+    policy = make_policy(gymnasium.spaces.Box(0, 255, (11, 11, 2), np.uint8), gymnasium.spaces.Discrete(3), kind="cnn")
+    mesh = jax.sharding.Mesh(np.array(jax.devices("cpu")[:1]), ("rows",))
+    with pytest.raises(ValueError, match="minibatch driver 'scan': use one of loop, unroll, host"):
+        update.make_train_epoch(policy, None, None, puffjax.load_config("squared").train, mesh, "scan")
