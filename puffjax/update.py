@@ -76,8 +76,9 @@ class TrainState(NamedTuple):
 
 class Drawn(NamedTuple):
     """A minibatch's drawn rows on one device: their indices, importance weights and advantages,
-    and the moments its normalisation and loss weights need (see :func:`make_update`)."""
-    idx: jax.Array
+    and the moments its normalisation and loss weights need (see :func:`make_update`). With
+    ``train.minibatch_steps`` each row is one step: ``idx`` is its (rows, columns), each ``[n, 1]``."""
+    idx: Any
     weights: jax.Array
     advantages: jax.Array
     moments: jax.Array
@@ -152,8 +153,12 @@ def make_update(policy, geom, check_finite: bool = True, unroll: int | bool = 1)
     and ``params_finite``, for :func:`puffjax.finite.check_update`; ``{}`` when ``check_finite``
     is false (nothing checked). ``unroll``: of the loops over minibatches and gradient chunks
     (:func:`minibatch_unroll`); it changes the speed, not the result."""
+    if geom.minibatch_steps and policy.is_recurrent:
+        raise ValueError("train.minibatch_steps draws single steps, which a recurrent policy cannot unroll: "
+                         "set train.minibatch_steps = false or use a feedforward policy")
     grad_fn = jax.value_and_grad(make_loss_fn(policy), has_aux=True)
     mb_rows, accum = geom.minibatch_segments // geom.devices, geom.accumulation_steps  # per device
+    mb_steps = geom.minibatch_steps // geom.devices  # per device, when steps are drawn one by one
     mean = lambda x: jax.lax.pmean(x, parallel.AXIS)  # over the devices' equal shares
 
     def gradients(params, mb, hyper):
@@ -173,12 +178,18 @@ def make_update(policy, geom, check_finite: bool = True, unroll: int | bool = 1)
         return jax.tree.map(lambda g: g / accum, grads), aux
 
     def draw(batch, hyper, beta, key, values, ratio):
-        """A minibatch's rows, drawn by priority from the advantages of the current values and
-        ratios, and this device's moments that must be averaged before its gradient: the mean
-        mask, and the masked advantages' mean and mean square."""
+        """A minibatch's rows (whole segments, or single steps with ``geom.minibatch_steps``),
+        drawn by priority from the advantages of the current values and ratios, and this device's
+        moments that must be averaged before its gradient: the mean mask, and the masked
+        advantages' mean and mean square."""
         # Masked agents' steps (batch.masks 0) have no advantage, so no priority either.
         adv = _advantage(values, batch.rewards, batch.episode_starts, ratio, hyper) * batch.masks
-        idx, weights = prioritized.draw(parallel.device_key(key), adv, mb_rows, hyper.prio_alpha, beta)
+        if mb_steps:  # each step a row of its own; idx: (rows, columns) [n, 1], so x[idx] is [n, 1, ...]
+            flat, weights = prioritized.draw(parallel.device_key(key), adv.reshape(-1, 1), mb_steps,
+                                             hyper.prio_alpha, beta)
+            idx = jnp.divmod(flat[:, None], adv.shape[1])
+        else:
+            idx, weights = prioritized.draw(parallel.device_key(key), adv, mb_rows, hyper.prio_alpha, beta)
         masks = batch.masks[idx]
         moments = jnp.concatenate([masks.mean()[None], losses.normalize_moments(adv[idx], weights=masks)])
         return Drawn(idx, weights, adv[idx], moments)
