@@ -69,6 +69,7 @@ class TrainConfig:
     minibatch_size: int = 8192
     max_minibatch_size: int = 32768  # per device: a device's larger share of a minibatch accumulates gradients in chunks of this
     update_epochs: int = 1
+    minibatch_steps: bool = False  # feedforward policies: minibatches of single steps drawn over the batch, not segments
     devices: int = 0  # devices per process the batch is sharded over (0: every local device)
     optimizer: str = "muon"  # muon | adam
     muon_non_matrix: str = "nesterov"  # Muon's rule for biases and other non-matrix parameters: nesterov | adam

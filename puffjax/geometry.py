@@ -19,6 +19,7 @@ class Geometry:
     minibatches_per_epoch: int  # update_epochs * batch_size / minibatch_size
     accumulation_steps: int  # (minibatch_size / devices) / max_minibatch_size when larger, else 1
     total_epochs: int  # ceil(total_timesteps / batch_size)
+    minibatch_steps: int = 0  # train.minibatch_steps: steps per minibatch, each drawn on its own; 0: whole segments
 
     @property
     def total_updates(self) -> int:
@@ -59,19 +60,22 @@ def geometry(train_cfg, total_agents: int, devices: int = 1) -> Geometry:
             f"segments ({segments} = batch_size {batch} / bptt_horizon {horizon}) must be a multiple "
             f"of the number of agents ({total_agents}) so every agent fills whole segments")
     mb = t.minibatch_size
-    if mb % horizon:
+    steps = t.minibatch_steps
+    if mb % horizon and not steps:
         raise ValueError(f"train.minibatch_size {mb} is not a multiple of train.bptt_horizon {horizon}")
     if mb > batch:
         raise ValueError(f"train.minibatch_size {mb} is larger than the batch ({batch} steps)")
     if batch % mb:
         raise ValueError(f"train.batch_size {batch} is not divisible by train.minibatch_size {mb}")
-    if (mb // horizon) % devices:
+    if steps and mb % devices:
+        raise ValueError(f"a minibatch of {mb} steps does not split evenly over {devices} devices")
+    if not steps and (mb // horizon) % devices:
         raise ValueError(f"a minibatch of {mb // horizon} rows (minibatch_size {mb} / bptt_horizon {horizon}) "
                          f"does not split evenly over {devices} devices")
     per_device = mb // devices  # steps of each minibatch on each device
     accum = 1
     if per_device > t.max_minibatch_size:
-        if per_device % t.max_minibatch_size or t.max_minibatch_size % horizon:
+        if per_device % t.max_minibatch_size or (t.max_minibatch_size % horizon and not steps):
             raise ValueError(
                 f"gradient accumulation needs each device's share of minibatch_size ({mb} / {devices} devices = "
                 f"{per_device} steps) to be a multiple of max_minibatch_size ({t.max_minibatch_size}), itself a "
@@ -86,7 +90,7 @@ def geometry(train_cfg, total_agents: int, devices: int = 1) -> Geometry:
         total_agents=total_agents, devices=devices, horizon=horizon, batch_size=batch, segments=segments,
         rows_per_agent=segments // total_agents, minibatch_segments=mb // horizon,
         minibatches_per_epoch=t.update_epochs * (batch // mb), accumulation_steps=accum,
-        total_epochs=epochs)
+        total_epochs=epochs, minibatch_steps=mb if steps else 0)
 
 
 def _nearest_divisor(n: int, target: float) -> int:

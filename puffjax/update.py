@@ -77,8 +77,9 @@ class TrainState(NamedTuple):
 
 class Drawn(NamedTuple):
     """A minibatch's drawn rows on one device: their indices, importance weights and advantages,
-    and the moments its normalisation and loss weights need (see :func:`make_update`)."""
-    idx: jax.Array
+    and the moments its normalisation and loss weights need (see :func:`make_update`). With
+    ``train.minibatch_steps`` each row is one step: ``idx`` is its (rows, columns), each ``[n, 1]``."""
+    idx: Any
     weights: jax.Array
     advantages: jax.Array
     moments: jax.Array
@@ -174,8 +175,12 @@ class EpochParts(NamedTuple):
 def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool = 1) -> EpochParts:
     """The :class:`EpochParts` of one epoch of minibatch updates (:func:`make_update`);
     ``unroll``: of the loop over gradient chunks (``train.max_minibatch_size``)."""
+    if geom.minibatch_steps and policy.is_recurrent:
+        raise ValueError("train.minibatch_steps draws single steps, which a recurrent policy cannot unroll: "
+                         "set train.minibatch_steps = false or use a feedforward policy")
     grad_fn = jax.value_and_grad(make_loss_fn(policy), has_aux=True)
     mb_rows, accum = geom.minibatch_segments // geom.devices, geom.accumulation_steps  # per device
+    mb_steps = geom.minibatch_steps // geom.devices  # per device, when steps are drawn one by one
     mean = lambda x: jax.lax.pmean(x, parallel.AXIS)  # over the devices' equal shares
 
     def gradients(params, mb, hyper):
@@ -195,12 +200,18 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
         return jax.tree.map(lambda g: g / accum, grads), aux
 
     def draw(batch, hyper, beta, key, values, ratio):
-        """A minibatch's rows, drawn by priority from the advantages of the current values and
-        ratios, and this device's moments that must be averaged before its gradient: the mean
-        mask, and the masked advantages' mean and mean square."""
+        """A minibatch's rows (whole segments, or single steps with ``geom.minibatch_steps``),
+        drawn by priority from the advantages of the current values and ratios, and this device's
+        moments that must be averaged before its gradient: the mean mask, and the masked
+        advantages' mean and mean square."""
         # Masked agents' steps (batch.masks 0) have no advantage, so no priority either.
         adv = _advantage(values, batch.rewards, batch.episode_starts, ratio, hyper) * batch.masks
-        idx, weights = prioritized.draw(parallel.device_key(key), adv, mb_rows, hyper.prio_alpha, beta)
+        if mb_steps:  # each step a row of its own; idx: (rows, columns) [n, 1], so x[idx] is [n, 1, ...]
+            flat, weights = prioritized.draw(parallel.device_key(key), adv.reshape(-1, 1), mb_steps,
+                                             hyper.prio_alpha, beta)
+            idx = jnp.divmod(flat[:, None], adv.shape[1])
+        else:
+            idx, weights = prioritized.draw(parallel.device_key(key), adv, mb_rows, hyper.prio_alpha, beta)
         masks = batch.masks[idx]
         moments = jnp.concatenate([masks.mean()[None], losses.normalize_moments(adv[idx], weights=masks)])
         return Drawn(idx, weights, adv[idx], moments)
