@@ -39,6 +39,7 @@ def test_overlap_resumes_exactly_from_a_checkpoint(tmp_path, tiny_config, train_
     assert _strip(rest) == _strip(history[2:]) and _params_equal(full, resumed)
 
 
+@pytest.mark.slow  # ~22 s; the tests above check overlap's resume and its two processes' agreement
 def test_cartpole_learns_with_overlap(shipped_config, train_run):
     cfg = shipped_config("cartpole", **{"train.overlap": True, "train.total_timesteps": 300_000})
     _, history = train_run(cfg)

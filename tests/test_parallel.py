@@ -124,6 +124,7 @@ def test_sharded_prioritized_draws_follow_the_one_device_distribution():
     assert out.strip().endswith("ok"), out
 
 
+@pytest.mark.slow  # ~60 s; the two-device update is checked against one device's by the tests above
 def test_cartpole_learns_on_two_devices(tmp_path):
     out = python(f"""
         import numpy as np, puffjax

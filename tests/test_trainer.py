@@ -43,6 +43,7 @@ def test_cartpole_learns_with_hl_gauss_value_head(shipped_config, train_run):
     assert all(np.isfinite(h["losses/value_loss"]) for h in history)
 
 
+@pytest.mark.slow  # ~30 s; test_cartpole_learns and the Memory runs keep learning in the default run
 def test_squared_learns(shipped_config, train_run):
     _, history = train_run(shipped_config("squared"))
     # the fraction of episodes that reach the target; random play: 0.13
