@@ -163,6 +163,17 @@ def launch(tmp_path, name, run_dir, overrides, processes=2, resume=False):
     return procs, outs
 
 
+
+def resume_from(tmp_path, run_dir, epoch: int, drop: int) -> dict:
+    """Delete epoch ``drop``'s checkpoint, point ``latest`` at epoch ``epoch``'s, resume the run
+    in two processes and return process 0's output."""
+    os.remove(os.path.join(run_dir, "checkpoints", f"epoch_{drop:06d}.msgpack"))
+    with open(os.path.join(run_dir, "checkpoints", "latest"), "w") as f:
+        f.write(f"epoch_{epoch:06d}.msgpack")
+    procs, outs = launch(tmp_path, "resumed", run_dir, {}, resume=True)
+    assert wait_all(procs, 240) == [0, 0], open(tmp_path / "resumed-0.log").read()[-3000:]
+    return json.load(open(outs[0]))
+
 def wait_all(procs, timeout):
     """Exit codes of every process; kills them all (whole process groups) past ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -201,12 +212,7 @@ def test_two_processes_one_run_identical_parameters_exact_resume(tmp_path):
     assert [r.get("environment/n", 0) for r in rows] == [x + y for x, y in zip(a["local_n"], b["local_n"])]
     assert all(b["local_n"][1:]) and all(a["local_n"][1:])
     # Resuming both processes from epoch 2 replays epochs 3-4 exactly.
-    os.remove(os.path.join(run_dir, "checkpoints", "epoch_000004.msgpack"))
-    with open(os.path.join(run_dir, "checkpoints", "latest"), "w") as f:
-        f.write("epoch_000002.msgpack")
-    procs, outs = launch(tmp_path, "resumed", run_dir, {}, resume=True)
-    assert wait_all(procs, 240) == [0, 0], open(tmp_path / "resumed-0.log").read()[-3000:]
-    c = json.load(open(outs[0]))
+    c = resume_from(tmp_path, run_dir, 2, drop=4)
     assert c["params"] == a["params"] and _strip(c["history"]) == _strip(a["history"][2:])
     # One process resumes the two-process run too: same parameters and counters, new episodes.
     procs, outs = launch(tmp_path, "single", run_dir, {"train.total_timesteps": 6 * 1024, "env.num_envs": 32},
