@@ -138,6 +138,32 @@ def from_local(mesh: Mesh, local, spec=P(AXIS)):
     return jax.make_array_from_process_local_data(NamedSharding(mesh, spec), np.asarray(local))
 
 
+def row_feed(mesh: Mesh):
+    """A function from this process's rows of an array (a host array, split over its devices as
+    :func:`from_local` splits them) to an argument for a jitted function that takes it sharded
+    on rows over ``mesh``, made by the cheapest route. When this process holds the whole mesh it
+    is the host array itself: the jitted call copies it to the devices within its own dispatch,
+    far faster than a separate transfer. Otherwise it is the global array, made from one copy to
+    each local device by a jitted identity (the same dispatch path).
+
+    The argument may share the host array's memory (JAX's CPU client can take a NumPy array
+    without copying it), so the host array must keep its values until the call that reads it has
+    finished."""
+    sharding = rows(mesh)
+    if all(d.process_index == jax.process_index() for d in mesh.devices.flat):
+        return np.asarray
+    mine = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
+    copies = [jax.jit(lambda x: x, out_shardings=jax.sharding.SingleDeviceSharding(d)) for d in mine]
+    processes = mesh.size // len(mine)  # each holds as many devices, so as many rows
+
+    def feed(local) -> jax.Array:
+        local = np.asarray(local)
+        n = local.shape[0] // len(mine)
+        parts = [copy(local[i * n:(i + 1) * n]) for i, copy in enumerate(copies)]
+        return jax.make_array_from_single_device_arrays((local.shape[0] * processes, *local.shape[1:]), sharding, parts)
+    return feed
+
+
 def replicate(mesh: Mesh, tree):
     """Every leaf of ``tree`` replicated over the mesh (the same value on every process)."""
     return jax.tree.map(lambda x: from_local(mesh, x, P()), tree)

@@ -19,7 +19,7 @@ the j-th horizon.
 from __future__ import annotations
 
 import time
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -94,15 +94,43 @@ def policy_step(policy, gamma, params, carry, key, obs, rew, term, trunc, mask, 
     return step, carry, next_key, policy.dist.to_env_action(action)
 
 
-def make_act(policy, gamma: float, mesh, check_finite: bool = True, reward_clip: float = 1.0,
-             normalize_obs: bool = False, normalize_reward: bool = False, obs_clip: float = 10.0):
-    """act(params, buf, carry, key, obs, rew, term, trunc, mask, prev_value, ret, seen, acc, stats, slot) ->
-    (buf, carry, next_key, env_action, value, ret, seen, acc). Jitted; ``buf`` is donated (updated in place).
+class Act(NamedTuple):
+    """The rollout's policy step (:func:`make_act`): ``step``, the jitted call, and ``feed``,
+    which makes a group's host rows (observations, :func:`pack_flags`) into its arguments
+    (:func:`puffjax.parallel.row_feed`)."""
+    step: Callable
+    feed: Callable
 
-    One group's agents (:class:`Slot` says where they go): arrays of agents are sharded over
-    ``mesh`` (each device: its block of the group's agents), buffer rows as
-    :mod:`puffjax.buffer` lays them out; agents' global ids give their sampling keys; ``mask``
-    is 0 for an agent that is not playing this step; ``seen`` stacks one non-finite record
+
+FLAGS = ("rewards", "terminals", "truncations", "masks")  # the columns of a group's flags
+
+
+def pack_flags(env, rows: slice, out: np.ndarray) -> np.ndarray:
+    """``out`` ([N, 4] float32) with the env's rewards, terminals, truncations and masks of
+    ``rows`` in its columns (:data:`FLAGS`): the four arrive on device in one transfer. A
+    float32 reward is copied bit for bit, a flag as 0 or 1."""
+    for column, name in enumerate(FLAGS):
+        out[:, column] = getattr(env, name)[rows]
+    return out
+
+
+def unpack_flags(flags):
+    """``(rewards, terminals, truncations, masks)`` from :func:`pack_flags`'s columns: float32
+    rewards, boolean flags (jittable)."""
+    return flags[:, 0], flags[:, 1] != 0, flags[:, 2] != 0, flags[:, 3] != 0
+
+
+def make_act(policy, gamma: float, mesh, check_finite: bool = True, reward_clip: float = 1.0,
+             normalize_obs: bool = False, normalize_reward: bool = False, obs_clip: float = 10.0) -> Act:
+    """The policy step of one group of agents, :class:`Act`: ``step(params, buf, carry, key, obs,
+    flags, prev_value, ret, seen, acc, stats, slot) -> (buf, carry, next_key, env_action, value,
+    ret, seen, acc)``, jitted; ``buf`` is donated (updated in place).
+
+    ``slot``: a :class:`Slot` as an int32 array (where the group's agents go). Arrays of agents
+    are sharded over ``mesh`` (each device: its block of the group's agents), buffer rows as
+    :mod:`puffjax.buffer` lays them out; agents' global ids give their sampling keys;
+    ``flags`` are the rewards, terminals, truncations and masks (:func:`pack_flags`; a mask is
+    0 for an agent that is not playing this step); ``seen`` stacks one non-finite record
     (:func:`puffjax.finite.record`) per device, passed through unchanged when ``check_finite``
     is false (``train.check_finite``).
 
@@ -115,8 +143,10 @@ def make_act(policy, gamma: float, mesh, check_finite: bool = True, reward_clip:
     rows = P(parallel.AXIS)
     local_devices = parallel.local_devices(mesh)
 
-    def act(params, buf, carry, key, obs, rew, term, trunc, mask, prev_value, ret, seen, acc, stats, slot):
+    def act(params, buf, carry, key, obs, flags, prev_value, ret, seen, acc, stats, slot):
         n = obs.shape[0]  # this group's agents on this device
+        rew, term, trunc, mask = unpack_flags(flags)
+        slot = Slot(*slot)
         first = slot.id0 + (jax.lax.axis_index(parallel.AXIS) % local_devices) * n
         record = finite.record(seen[0], slot.step, obs, rew, first)[None] if check_finite else seen
         if normalize_obs or normalize_reward:
@@ -135,10 +165,9 @@ def make_act(policy, gamma: float, mesh, check_finite: bool = True, reward_clip:
         return buf, carry, next_key, env_action, step.values, ret, record, acc
 
     sharded = jax.shard_map(act, mesh=mesh, check_vma=False,
-                            in_specs=(P(), rows, rows, P(), rows, rows, rows, rows, rows, rows, rows, rows, rows,
-                                      P(), P()),
+                            in_specs=(P(), rows, rows, P(), rows, rows, rows, rows, rows, rows, P(), P()),
                             out_specs=(rows, rows, P(), rows, rows, rows, rows, rows))
-    return jax.jit(sharded, donate_argnums=(1,))
+    return Act(jax.jit(sharded, donate_argnums=(1,)), parallel.row_feed(mesh))
 
 
 class Timer:
@@ -191,19 +220,21 @@ def play(env, act, params, buf, carries, key, prev_values, returns, stats, acc, 
     multi = jax.process_count() > 1
     steps = geom.rows_per_agent * H
     actions = [None] * groups
+    # Group g's flags, rewritten for each of its steps once the step before has been played
+    # (its actions waited for), so no call still reads them (parallel.row_feed).
+    packed = [np.empty((size, len(FLAGS)), np.float32) for _ in range(groups)]
 
     def dispatch(g, s, step_key):
         """Start the policy on group g's observations for rollout step s (returns at once)."""
         nonlocal buf, seen, acc
         t0 = clock()
         rows = slice(g * size, (g + 1) * size)
-        inputs = [parallel.from_local(mesh, x[rows]) for x in (env.observations, env.rewards, env.terminals,
-                                                                 env.truncations, env.masks)]
+        obs, flags = act.feed(env.observations[rows]), act.feed(pack_flags(env, rows, packed[g]))
         timer.add("copy", clock() - t0)
         j, t = divmod(s, H)
-        slot = Slot(j * n + g * (n // groups), t, process_first + g * size, s)
-        buf, carries[g], next_key, actions[g], prev_values[g], returns[g], seen, acc = act(
-            params, buf, carries[g], step_key, *inputs, prev_values[g], returns[g], seen, acc, stats, slot)
+        slot = np.array(Slot(j * n + g * (n // groups), t, process_first + g * size, s), np.int32)
+        buf, carries[g], next_key, actions[g], prev_values[g], returns[g], seen, acc = act.step(
+            params, buf, carries[g], step_key, obs, flags, prev_values[g], returns[g], seen, acc, stats, slot)
         return next_key
 
     # Step s draws with key k_s for every group; its acts return k_{s+1}.
