@@ -93,6 +93,7 @@ class TrainConfig:
     adam_eps: float = 1e-12
     vtrace_rho_clip: float = 1.0
     vtrace_c_clip: float = 1.0
+    recompute_advantage: bool = True  # before each minibatch from current values and ratios; false: GAE once per epoch
     prio_alpha: float = 0.8
     prio_beta0: float = 0.2
     data_dir: str = "runs"
