@@ -29,6 +29,9 @@ CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
 
 POLICY_KINDS = ("default", "lstm", "mingru", "cnn", "cnn_lstm", "cnn_mingru")
 VALUE_HEADS = ("scalar", "hl_gauss", "two_hot")
+CRITICS = ("shared", "separate")
+ACTIVATIONS = ("gelu", "relu", "tanh")
+LR_DECAYS = ("cosine", "linear")
 OPTIMIZERS = ("muon", "adam")
 MUON_NON_MATRIX = ("nesterov", "adam")
 LOGGERS = ("none", "tensorboard", "wandb")
@@ -58,6 +61,8 @@ class PolicyConfig:
     v_min: float = -10.0
     v_max: float = 10.0
     symlog: bool = False  # categorical value heads: bins spaced in symlog(return)
+    critic: str = "shared"  # shared | separate: the value head's own encoder and layers (feed-forward kinds)
+    activation: str = "gelu"  # gelu | relu | tanh: after the MLP encoder and each feed-forward dense layer
 
 
 @dataclass
@@ -75,6 +80,7 @@ class TrainConfig:
     muon_non_matrix: str = "nesterov"  # Muon's rule for biases and other non-matrix parameters: nesterov | adam
     learning_rate: float = 0.015
     anneal_lr: bool = True
+    lr_decay: str = "cosine"  # with anneal_lr: cosine | linear, from learning_rate to 0 over the run
     gamma: float = 0.995
     gae_lambda: float = 0.90
     clip_coef: float = 0.2
@@ -87,6 +93,7 @@ class TrainConfig:
     adam_eps: float = 1e-12
     vtrace_rho_clip: float = 1.0
     vtrace_c_clip: float = 1.0
+    recompute_advantage: bool = True  # before each minibatch from current values and ratios; false: GAE once per epoch
     prio_alpha: float = 0.8
     prio_beta0: float = 0.2
     data_dir: str = "runs"
@@ -478,6 +485,11 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"train.update_epochs must be at most {MAX_UPDATE_EPOCHS:,} (passes over each batch), "
                          f"got {t.update_epochs:,}")
     _one_of("policy.value_head", p.value_head, VALUE_HEADS)
+    _one_of("policy.critic", p.critic, CRITICS)
+    _one_of("policy.activation", p.activation, ACTIVATIONS)
+    _one_of("train.lr_decay", t.lr_decay, LR_DECAYS)
+    if p.critic == "separate" and p.kind not in ("default", "cnn"):
+        raise ValueError(f"policy.critic = separate needs a feed-forward policy.kind (default, cnn), got {p.kind!r}")
     _one_of("train.optimizer", t.optimizer, OPTIMIZERS)
     _one_of("train.muon_non_matrix", t.muon_non_matrix, MUON_NON_MATRIX)
     _one_of("train.logger", t.logger, LOGGERS)

@@ -101,7 +101,8 @@ class OnDevice:
         object.__setattr__(self, "hyper", Hyper.from_config(t))
         object.__setattr__(self, "log_names", vec_log_names(self.env))
         object.__setattr__(self, "_update", make_update(self.policy, self.geom, t.check_finite,
-                                                             minibatch_unroll(self.policy, mesh)))
+                                                             minibatch_unroll(self.policy, mesh),
+                                                             t.recompute_advantage))
         object.__setattr__(self, "_jitted", {})
 
     # -- the pure pieces, run on one device's block under shard_map ---------------------------

@@ -5,8 +5,9 @@
     chain(clip_by_global_norm(max_grad_norm),
           <Muon or Adam> with learning rate lr(t))
 
-where ``lr(t)`` is constant, or (``anneal_lr``) a cosine from ``learning_rate``
-to 0 over the run: ``lr * (1 + cos(pi * e / E)) / 2`` with ``e`` the epoch index
+where ``lr(t)`` is constant, or (``anneal_lr``) decays from ``learning_rate`` to 0 over the
+run: a cosine ``lr * (1 + cos(pi * e / E)) / 2`` (``lr_decay="cosine"``, the default) or a line
+``lr * (1 - e / E)`` (``lr_decay="linear"``, CleanRL's and PureJaxRL's), with ``e`` the epoch index
 ``t // updates_per_epoch`` and ``E = ceil(total_updates / updates_per_epoch)``
 (``updates_per_epoch=1``, the default, anneals at every update, which is
 ``optax.cosine_decay_schedule``; pass the minibatches per epoch to step it once
@@ -156,8 +157,12 @@ def make_lr_schedule(config, total_updates: int, updates_per_epoch: int = 1, lea
     upe = int(updates_per_epoch)
     epochs = max(1, -(-int(total_updates) // upe))
 
+    linear = getattr(config, "lr_decay", "cosine") == "linear"
+
     def schedule(count):
         e = jnp.minimum(jnp.asarray(count) // upe, epochs).astype(jnp.float32)
+        if linear:
+            return (lr * (1.0 - e / epochs)).astype(jnp.float32)
         return (lr * 0.5 * (1.0 + jnp.cos(jnp.pi * e / epochs))).astype(jnp.float32)
 
     return schedule
@@ -178,7 +183,8 @@ def make_optimizer(config, total_updates: int, *, updates_per_epoch: int = 1,
     """Global-norm clipping + (annealed) Muon or Adam, from a config object.
 
     ``config`` needs ``optimizer`` ("muon" | "adam"), ``learning_rate``,
-    ``anneal_lr``, ``max_grad_norm`` (None or inf: no clipping), ``adam_beta1``,
+    ``anneal_lr``, ``lr_decay`` ("cosine" when the object has none), ``max_grad_norm`` (None or
+    inf: no clipping), ``adam_beta1``,
     ``adam_beta2``, ``adam_eps``, and ``muon_non_matrix`` ("nesterov" | "adam", the config
     field ``train.muon_non_matrix``; "nesterov" when the object has none).
     ``total_updates`` is the number of ``update`` calls over the run. ``learning_rate``: replaces

@@ -3,7 +3,8 @@
 Per minibatch (the body of a ``lax.scan``): recompute the puff advantage over the whole buffer
 from the current values and ratios, draw prioritized rows, forward them, take the clipped
 PPO step, and write the new ratios and values back into the buffer so that later minibatches
-see the V-trace correction. The epoch also reports whether any loss, gradient or the new
+see the V-trace correction (with ``train.recompute_advantage`` false, every minibatch uses the
+rollout's values instead: GAE once per epoch). The epoch also reports whether any loss, gradient or the new
 parameters were non-finite (:mod:`puffjax.finite`), unless ``train.check_finite`` is false.
 
 Data parallel over the mesh (:mod:`puffjax.parallel`), under ``shard_map``: each device holds
@@ -172,9 +173,16 @@ class EpochParts(NamedTuple):
     finish: Any
 
 
-def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool = 1) -> EpochParts:
+def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool = 1,
+                     recompute_advantage: bool = True) -> EpochParts:
     """The :class:`EpochParts` of one epoch of minibatch updates (:func:`make_update`);
-    ``unroll``: of the loop over gradient chunks (``train.max_minibatch_size``)."""
+    ``unroll``: of the loop over gradient chunks (``train.max_minibatch_size``).
+
+    ``recompute_advantage`` (``train.recompute_advantage``): True, every minibatch is drawn by
+    the advantages of the current values and V-trace-clipped ratios, which earlier minibatches
+    wrote back, and its value targets and clipping start from those values (PufferLib's way);
+    False, every minibatch uses the rollout's values with ratio 1, i.e. GAE computed once per
+    epoch, as CleanRL and PureJaxRL do."""
     if geom.minibatch_steps and policy.is_recurrent:
         raise ValueError("train.minibatch_steps draws single steps, which a recurrent policy cannot unroll: "
                          "set train.minibatch_steps = false or use a feedforward policy")
@@ -204,6 +212,8 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
         drawn by priority from the advantages of the current values and ratios, and this device's
         moments that must be averaged before its gradient: the mean mask, and the masked
         advantages' mean and mean square."""
+        if not recompute_advantage:  # the same inputs every time: GAE of the rollout's values
+            values, ratio = batch.values, jnp.ones_like(ratio)
         # Masked agents' steps (batch.masks 0) have no advantage, so no priority either.
         adv = _advantage(values, batch.rewards, batch.episode_starts, ratio, hyper) * batch.masks
         if mb_steps:  # each step a row of its own; idx: (rows, columns) [n, 1], so x[idx] is [n, 1, ...]
@@ -220,7 +230,8 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
         state, values, ratio, drawn = carry  # drawn.moments: already averaged over the devices
         k, next_key = xs
         mask_mean = jnp.maximum(drawn.moments[0], 1e-8)
-        idx, mb_adv, mb_values = drawn.idx, drawn.advantages, values[drawn.idx]
+        idx, mb_adv = drawn.idx, drawn.advantages
+        mb_values = (values if recompute_advantage else batch.values)[idx]
         returns = mb_adv + mb_values
         # Loss weights: the masks scaled to mean 1 over the whole minibatch (all 1 when no agent is
         # masked), so every mean below is a mean over live steps.
@@ -276,7 +287,7 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
     return EpochParts(start, minibatch, finish)
 
 
-def make_update(policy, geom, check_finite: bool = True, unroll: int | bool = 1):
+def make_update(policy, geom, check_finite: bool = True, unroll: int | bool = 1, recompute_advantage: bool = True):
     """Returns ``update(hyper, tx, state, batch, key, epoch) -> (state, metrics, health)``: one
     epoch of minibatch updates, pure and not jitted. It runs on one device's rows of the batch
     inside ``shard_map`` over :data:`puffjax.parallel.AXIS` (a mesh of one device included), with
@@ -292,8 +303,9 @@ def make_update(policy, geom, check_finite: bool = True, unroll: int | bool = 1)
     and ``params_finite``, for :func:`puffjax.finite.check_update`; ``{}`` when ``check_finite``
     is false (nothing checked). ``unroll``: of the loops over minibatches and gradient chunks
     (:func:`minibatch_unroll`); it changes the speed, not the result. The epoch is
-    :func:`make_epoch_parts`'s pieces with its minibatches in one ``lax.scan``."""
-    parts = make_epoch_parts(policy, geom, check_finite, unroll)
+    :func:`make_epoch_parts`'s pieces with its minibatches in one ``lax.scan``; ``recompute_advantage``:
+    see there."""
+    parts = make_epoch_parts(policy, geom, check_finite, unroll, recompute_advantage)
 
     def update(hyper, tx, state, batch, key, epoch):
         carry, xs, beta = parts.start(hyper, state, batch, key, epoch)
@@ -324,11 +336,13 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh, driver: str | None = Non
     shard = lambda fn, in_specs, out_specs: jax.jit(jax.shard_map(fn, mesh=mesh, check_vma=False, in_specs=in_specs,
                                                                   out_specs=out_specs))
     if driver != "host":
-        update = make_update(policy, geom, train_cfg.check_finite, True if driver == "unroll" else 1)
+        update = make_update(policy, geom, train_cfg.check_finite, True if driver == "unroll" else 1,
+                             train_cfg.recompute_advantage)
         return shard(lambda state, batch, key, epoch: update(hyper, tx, state, batch, key, epoch),
                      (P(), rows, P(), P()), (P(), P(), P()))
 
-    parts = make_epoch_parts(policy, geom, train_cfg.check_finite, minibatch_unroll(policy, mesh))
+    parts = make_epoch_parts(policy, geom, train_cfg.check_finite, minibatch_unroll(policy, mesh),
+                             train_cfg.recompute_advantage)
     carry_specs = (P(), rows, rows, rows)  # the state; this device's values, ratios and drawn rows
     start = shard(lambda state, batch, key, epoch: parts.start(hyper, state, batch, key, epoch),
                   (P(), rows, P(), P()), (carry_specs, P(), P()))

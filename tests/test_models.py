@@ -220,6 +220,49 @@ def test_deeper_feed_forward_policy_matches_numpy(layers):
     np.testing.assert_allclose(np.asarray(out.value), v, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_separate_critic_matches_numpy(activation):
+    """policy.critic = separate: the actor and the critic are two towers of the same shape that
+    share no parameters (CleanRL's and PureJaxRL's actor-critic), with the chosen activation."""
+    rng = np.random.default_rng()
+    policy = make_policy(gym.spaces.Box(-1, 1, (5,), np.float32), gym.spaces.Discrete(3), hidden_size=8, layers=2,
+                         critic="separate", activation=activation)
+    params = _random_params(policy, rng)
+    assert set(params) == {"encoder", "dense_1", "actor", "critic_encoder", "critic_dense_1", "value"}
+    assert count_params(params) == 2 * ((5 * 8 + 8) + (8 * 8 + 8)) + (8 * 3 + 3) + (8 + 1)
+    x = rng.uniform(-1, 1, (4, 5)).astype(np.float32)
+    out, _ = jax.jit(policy.step)(params, x, (), None)
+    act = {"relu": lambda v: np.maximum(v, 0.0), "tanh": np.tanh}[activation]
+
+    def tower(prefix):
+        h = x.astype(np.float64)
+        for name in (f"{prefix}encoder", f"{prefix}dense_1"):
+            h = act(h @ np.asarray(params[name]["kernel"], np.float64) + np.asarray(params[name]["bias"]))
+        return h
+
+    logits = tower("") @ np.asarray(params["actor"]["kernel"], np.float64) + np.asarray(params["actor"]["bias"])
+    np.testing.assert_allclose(np.asarray(out.action_params), logits, rtol=1e-4, atol=1e-5)
+    v = tower("critic_") @ np.asarray(params["value"]["kernel"], np.float64)[:, 0] + np.asarray(params["value"]["bias"])[0]
+    np.testing.assert_allclose(np.asarray(out.value), v, rtol=1e-4, atol=1e-5)
+    # the value's gradient reaches only the critic's tower, the logits' only the actor's
+    g_v = jax.grad(lambda p: policy.step(p, x, (), None)[0].value.sum())(params)
+    g_a = jax.grad(lambda p: policy.step(p, x, (), None)[0].action_params.sum())(params)
+    for name in ("encoder", "dense_1", "actor"):
+        assert not any(np.any(leaf) for leaf in jax.tree.leaves(g_v[name]))
+    for name in ("critic_encoder", "critic_dense_1", "value"):
+        assert not any(np.any(leaf) for leaf in jax.tree.leaves(g_a[name]))
+
+
+def test_separate_critic_on_a_cnn():
+    policy = make_policy(gym.spaces.Box(0, 255, (11, 11, 3), np.uint8), gym.spaces.Discrete(4), kind="cnn",
+                         hidden_size=16, critic="separate")
+    params = policy.init(jax.random.PRNGKey(0))
+    assert {"conv_0", "critic_conv_0", "conv_1", "critic_conv_1", "encoder", "critic_encoder"} <= set(params)
+    obs = np.random.default_rng().integers(0, 256, (2, 11, 11, 3), dtype=np.uint8)
+    out, _ = policy.step(params, obs, ())
+    assert out.action_params.shape == (2, 4) and out.value.shape == (2,)
+
+
 def test_recurrent_unroll_equals_repeated_step_with_resets(breakout):
     rng = np.random.default_rng()
     policy, params = breakout
@@ -324,6 +367,20 @@ def test_bad_arguments():
         make_policy(obs, gym.spaces.Discrete(2), value_head="hl_gauss", v_min=1.0, v_max=-1.0)
     with pytest.raises(ValueError, match="num_bins"):
         make_policy(obs, gym.spaces.Discrete(2), value_head="hl_gauss", num_bins=1)
+    with pytest.raises(ValueError, match="critic"):
+        make_policy(obs, gym.spaces.Discrete(2), critic="twin")
+    with pytest.raises(ValueError, match="feed-forward"):
+        make_policy(obs, gym.spaces.Discrete(2), kind="lstm", critic="separate")
+    with pytest.raises(ValueError, match="activation"):
+        make_policy(obs, gym.spaces.Discrete(2), activation="swish")
+    cfg = Config()
+    cfg.policy.kind, cfg.policy.critic = "mingru", "separate"
+    with pytest.raises(ValueError, match="policy.critic = separate needs a feed-forward"):
+        validate(cfg)
+    cfg = Config()
+    cfg.train.lr_decay = "step"
+    with pytest.raises(ValueError, match="train.lr_decay"):
+        validate(cfg)
 
 
 def test_uint8_grid_scaled_by_space_bound():

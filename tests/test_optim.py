@@ -138,6 +138,16 @@ def test_cosine_schedule_anneals_to_zero():
     assert float(optim.make_lr_schedule(_config(anneal_lr=False), 10)(7)) == pytest.approx(0.015)
 
 
+def test_linear_schedule_decays_to_zero():
+    cfg = _config(learning_rate=0.2, anneal_lr=True, lr_decay="linear")
+    lrs = np.asarray(jax.jit(jax.vmap(optim.make_lr_schedule(cfg, 10)))(jnp.arange(12)))
+    np.testing.assert_allclose(lrs, 0.2 * (1 - np.minimum(np.arange(12), 10) / 10), atol=1e-7)
+    per_epoch = optim.make_lr_schedule(cfg, 12, updates_per_epoch=4)
+    vals = [float(v) for v in jax.jit(jax.vmap(per_epoch))(jnp.arange(13))]
+    assert vals[0] == vals[3] == pytest.approx(0.2) and vals[4] == pytest.approx(0.2 * 2 / 3)
+    assert vals[12] == pytest.approx(0.0, abs=1e-8)
+
+
 def test_optimizer_lr_reaches_zero_in_updates():
     # with annealing, the last update (count == total_updates) has zero size
     params = {"b": jnp.zeros(3)}

@@ -1,8 +1,8 @@
 """Cores: the stage between a policy's encoder and its heads, ``(carry, x [B, T, H], reset [B, T])
 -> (carry, y [B, T, H])``.
 
-* :class:`FeedForward`: ``layers - 1`` more ``Dense(H)`` + exact GELU layers on each time step
-  (none for ``layers = 1``); the carry is ``()``.
+* :class:`FeedForward`: ``layers - 1`` more ``Dense(H)`` + exact GELU (or ReLU, tanh) layers on
+  each time step (none for ``layers = 1``); the carry is ``()``.
 * :class:`Recurrent` of :class:`LSTM` or :class:`MinGRU` layers: ``layers`` recurrent layers of
   ``H`` units, each feeding the next; the carry holds one state per layer.
 
@@ -20,15 +20,18 @@ import jax.numpy as jnp
 
 from puffjax.lstm import lstm
 from puffjax.mingru import mingru
-from puffjax.models.layer_init import SQRT2, dense, orthogonal, zeros
+from puffjax.models.layer_init import ACTIVATION_FNS, SQRT2, dense, orthogonal, zeros
 
 
 class FeedForward(nn.Module):
-    """``layers - 1`` ``Dense(features)`` + exact GELU layers (parameters ``dense_1``,
-    ``dense_2`` ...; orthogonal gain sqrt(2), zero bias) on every time step; no carry."""
+    """``layers - 1`` ``Dense(features)`` + activation layers (exact GELU by default; parameters
+    ``dense_1``, ``dense_2`` ..., or ``critic_dense_1`` ... with ``prefix="critic_"``;
+    orthogonal gain sqrt(2), zero bias) on every time step; no carry."""
 
     features: int
     layers: int
+    activation: str = "gelu"
+    prefix: str = ""
 
     def initial_carry(self, batch_size: int):
         del batch_size
@@ -40,7 +43,7 @@ class FeedForward(nn.Module):
         b, t, _ = x.shape
         x = x.reshape(b * t, -1)
         for i in range(1, self.layers):
-            x = nn.gelu(dense(self.features, SQRT2, f"dense_{i}")(x), approximate=False)
+            x = ACTIVATION_FNS[self.activation](dense(self.features, SQRT2, f"{self.prefix}dense_{i}")(x))
         return carry, x.reshape(b, t, self.features)
 
 

@@ -1,7 +1,7 @@
 """Observation encoders: a policy network's first stage, ``[N, *obs_shape]`` -> ``[N, hidden]``.
 
 * :class:`MLPEncoder` (PufferLib's Default policy): the observation flattened,
-  ``Dense(hidden)`` + exact GELU (``approximate=False``).
+  ``Dense(hidden)`` + exact GELU (``approximate=False``; ReLU or tanh by ``activation``).
 * :class:`CNNEncoder`: a small Nature-CNN for images ``[H, W, C]`` (channels last; a 2-D
   ``[H, W]`` grid gets a channel axis). Images whose smaller side is >= 36 use Nature-CNN's
   8x8/4, 4x4/2, 3x3/1 VALID convolutions (32, 64, 64 filters); smaller grids (e.g. 11x11) use
@@ -9,7 +9,8 @@
   flatten, ``Dense(hidden)`` + ReLU.
 
 Parameters: ``encoder`` (the Dense layer) and, for the CNN, ``conv_0``, ``conv_1`` ...; kernels
-are orthogonal with gain sqrt(2), biases 0.
+are orthogonal with gain sqrt(2), biases 0. An encoder built with ``prefix="critic_"`` names its
+layers ``critic_encoder``, ``critic_conv_0`` ... (a separate critic's tower).
 
 Observations that are not a plain Box (``Dict``, ``Tuple``, ``Discrete``, ``MultiDiscrete``,
 ``MultiBinary``) arrive as one flat row (:mod:`puffjax.envs.spaces`); :func:`encode_observation`
@@ -24,18 +25,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from puffjax.envs import spaces as _spaces
-from puffjax.models.layer_init import SQRT2, conv, dense
+from puffjax.models.layer_init import ACTIVATION_FNS, SQRT2, conv, dense
 
 
 class MLPEncoder(nn.Module):
-    """``[N, ...]`` -> ``[N, hidden_size]``: flatten, ``Dense(hidden_size)``, exact GELU."""
+    """``[N, ...]`` -> ``[N, hidden_size]``: flatten, ``Dense(hidden_size)``, then the activation
+    (exact GELU by default)."""
 
     hidden_size: int
+    activation: str = "gelu"
+    prefix: str = ""
 
     @nn.compact
     def __call__(self, x):
         x = x.reshape(x.shape[0], -1)
-        return nn.gelu(dense(self.hidden_size, SQRT2, "encoder")(x), approximate=False)
+        return ACTIVATION_FNS[self.activation](dense(self.hidden_size, SQRT2, f"{self.prefix}encoder")(x))
 
 
 class CNNEncoder(nn.Module):
@@ -43,6 +47,7 @@ class CNNEncoder(nn.Module):
     for images of side >= 36, two 3x3 ones for smaller grids), flatten, ``Dense(hidden_size)`` + ReLU."""
 
     hidden_size: int
+    prefix: str = ""
 
     @nn.compact
     def __call__(self, x):
@@ -53,9 +58,9 @@ class CNNEncoder(nn.Module):
         else:
             convs = ((32, 3, 1, "SAME"), (64, 3, 2, "SAME"))
         for i, (features, size, stride, padding) in enumerate(convs):
-            x = nn.relu(conv(features, size, stride, padding, f"conv_{i}")(x))
+            x = nn.relu(conv(features, size, stride, padding, f"{self.prefix}conv_{i}")(x))
         x = x.reshape(x.shape[0], -1)
-        return nn.relu(dense(self.hidden_size, SQRT2, "encoder")(x))
+        return nn.relu(dense(self.hidden_size, SQRT2, f"{self.prefix}encoder")(x))
 
 
 def observation_layout(space, cnn_kind: str | None = None):

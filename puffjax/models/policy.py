@@ -19,7 +19,7 @@ import numpy as np
 
 from puffjax import actions as _actions
 from puffjax import value_head as _vh
-from puffjax.config import VALUE_HEADS, policy_kind
+from puffjax.config import ACTIVATIONS, CRITICS, VALUE_HEADS, policy_kind
 from puffjax.models import cores, encoders, heads
 
 
@@ -41,22 +41,35 @@ class Network(nn.Module):
     """``obs [B, T, *obs_shape]`` (preprocessed float32), ``carry``, ``reset [B, T]`` ->
     ``(PolicyOutput [B, T], carry)``: the encoder on every observation, the core over time, then
     the action and value heads. The stages share this module's parameter scope, so their layers
-    sit side by side in one flat parameter dict."""
+    sit side by side in one flat parameter dict.
+
+    With a separate critic (``critic_obs_encoder`` and ``critic_core`` set, feed-forward cores only)
+    the value head reads its own tower (layers ``critic_encoder``, ``critic_dense_1`` ...) and the
+    action head the first, so the actor's and the critic's features share no parameters."""
 
     obs_encoder: nn.Module  # [N, *obs_shape] -> [N, H]
     core: nn.Module  # (carry, [B, T, H], reset) -> (carry, [B, T, H])
     action_head: nn.Module  # [B, T, H] -> action params
     value_head: nn.Module  # [B, T, H] -> (value, value logits or None)
+    critic_obs_encoder: nn.Module | None = None  # a separate critic's tower, or None: the heads share one
+    critic_core: nn.Module | None = None
 
     def setup(self):
-        for stage in (self.obs_encoder, self.core, self.action_head, self.value_head):
-            nn.share_scope(self, stage)
+        for stage in (self.obs_encoder, self.core, self.action_head, self.value_head, self.critic_obs_encoder,
+                      self.critic_core):
+            if stage is not None:
+                nn.share_scope(self, stage)
+
+    def _tower(self, encoder, core, obs, carry, reset):
+        b, t = obs.shape[:2]
+        x = encoder(obs.reshape((b * t,) + obs.shape[2:]))
+        return core(carry, x.reshape(b, t, -1), reset)
 
     def __call__(self, obs, carry, reset):
-        b, t = obs.shape[:2]
-        x = self.obs_encoder(obs.reshape((b * t,) + obs.shape[2:]))
-        carry, x = self.core(carry, x.reshape(b, t, -1), reset)
+        carry, x = self._tower(self.obs_encoder, self.core, obs, carry, reset)
         action_params = self.action_head(x)
+        if self.critic_obs_encoder is not None:
+            _, x = self._tower(self.critic_obs_encoder, self.critic_core, obs, (), reset)
         value, value_logits = self.value_head(x)
         return PolicyOutput(action_params, value, value_logits), carry
 
@@ -71,7 +84,7 @@ class Policy:
     action distribution, see :mod:`puffjax.actions`), ``support``
     (:class:`puffjax.value_head.Support` for the categorical value heads, else None),
     ``is_recurrent``, ``layers`` (recurrent layers, 0 for a feed-forward policy), ``kind``,
-    ``value_head``, ``hidden_size``, ``obs_shape``, ``obs_dtype``, ``obs_layout`` (how the
+    ``value_head``, ``hidden_size``, ``critic`` and ``activation`` (:func:`make_policy`'s), ``obs_shape``, ``obs_dtype``, ``obs_layout`` (how the
     observation row flattens the space: ``obs_layout.unflatten`` gives a custom network the
     structure back); ``cache`` holds jitted functions built for this policy (e.g. evaluation
     steps), so they live and die with it.
@@ -95,6 +108,8 @@ class Policy:
     obs_dtype: Any
     obs_scale: float  # uint8 observations are divided by the space's upper bound
     obs_layout: Any = None  # puffjax.envs.spaces.Layout
+    critic: str = "shared"  # "separate": the value head has its own encoder and layers
+    activation: str = "gelu"  # the MLP encoder's and feed-forward layers' activation
     cache: dict = dataclasses.field(default_factory=dict, repr=False)
 
     # -- helpers -----------------------------------------------------------
@@ -206,6 +221,8 @@ def make_policy(
     v_min: float = -10.0,
     v_max: float = 10.0,
     symlog: bool = False,
+    critic: str = "shared",
+    activation: str = "gelu",
 ) -> Policy:
     """Build a :class:`Policy` for per-agent gymnasium spaces.
 
@@ -228,6 +245,11 @@ def make_policy(
         (feed-forward kinds: ``layers - 1`` more ``Dense(hidden_size)`` + GELU).
       value_head: ``"scalar"``, ``"hl_gauss"`` or ``"two_hot"``.
       num_bins, v_min, v_max, symlog: the categorical heads' support (ignored for scalar).
+      critic: ``"shared"`` (the action and value heads read one trunk, PufferLib's way) or
+        ``"separate"`` (the value head reads its own encoder and dense layers of the same
+        shape, as CleanRL's and PureJaxRL's actor-critics do; feed-forward kinds only).
+      activation: ``"gelu"`` (exact), ``"relu"`` or ``"tanh"``, after the MLP encoder and each
+        feed-forward dense layer (the CNN's convolutions and its encoder layer keep ReLU).
 
     Raises:
       TypeError / ValueError naming the unsupported space or bad argument.
@@ -241,12 +263,29 @@ def make_policy(
     dist = _actions.for_space(action_space)
     support = None if value_head == "scalar" else _vh.make_support(v_min, v_max, num_bins, symlog=symlog)
     layers = _positive_int("layers", layers)
+    if critic not in CRITICS:
+        raise ValueError(f"make_policy: critic must be one of {CRITICS}, got {critic!r}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"make_policy: activation must be one of {ACTIVATIONS}, got {activation!r}")
+    if critic == "separate" and layer is not None:
+        raise ValueError(f"make_policy: critic='separate' needs a feed-forward kind (default, cnn), got {kind!r}")
 
+    def tower(prefix=""):
+        enc = (encoders.MLPEncoder(hidden_size, activation, prefix) if encoder is encoders.MLPEncoder
+               else encoder(hidden_size, prefix))
+        core = (cores.FeedForward(hidden_size, layers, activation, prefix) if layer is None
+                else cores.Recurrent(layer, hidden_size, layers))
+        return enc, core
+
+    obs_encoder, core = tower()
+    critic_encoder, critic_core = tower("critic_") if critic == "separate" else (None, None)
     net = Network(
-        obs_encoder=encoder(hidden_size),
-        core=cores.FeedForward(hidden_size, layers) if layer is None else cores.Recurrent(layer, hidden_size, layers),
+        obs_encoder=obs_encoder,
+        core=core,
         action_head=heads.action_head(dist),
         value_head=heads.value_head(support),
+        critic_obs_encoder=critic_encoder,
+        critic_core=critic_core,
     )
     return Policy(
         net=net,
@@ -261,6 +300,8 @@ def make_policy(
         obs_dtype=layout.dtype,
         obs_scale=1.0 / layout.leaves[0].high if layout.plain and layout.dtype == np.uint8 else 1.0,
         obs_layout=layout,
+        critic=critic,
+        activation=activation,
     )
 
 
@@ -269,4 +310,4 @@ def policy_from_config(policy_cfg, observation_space, action_space) -> Policy:
     p = policy_cfg
     return make_policy(observation_space, action_space, kind=p.kind, hidden_size=p.hidden_size, layers=p.layers,
                        value_head=p.value_head, num_bins=p.num_bins, v_min=p.v_min, v_max=p.v_max,
-                       symlog=p.symlog)
+                       symlog=p.symlog, critic=p.critic, activation=p.activation)
