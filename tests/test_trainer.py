@@ -18,7 +18,9 @@ from puffjax.update import make_train_epoch
 
 
 def test_cartpole_learns(shipped_config, train_run):
-    _, history = train_run(shipped_config("cartpole"))
+    # The shipped config on half its budget (its learning rate annealed over 250k steps): seeds
+    # 0-3 all return 500 at the end; at 150k steps seed 0 still returns ~93.
+    _, history = train_run(shipped_config("cartpole", **{"train.total_timesteps": 250_000}))
     assert final_mean(history, "environment/episode_return") >= 475  # random play: ~22
 
 
