@@ -54,7 +54,8 @@ def test_squared_learns(shipped_config, train_run):
 
 
 def test_memory_learns_with_recurrent_policy(shipped_config, train_run):
-    _, history = train_run(shipped_config("memory"))
+    # Half the shipped 2M steps: seeds 0-2 end at 0.94 (minGRU, below, needs the full run).
+    _, history = train_run(shipped_config("memory", **{"train.total_timesteps": 1_000_000}))
     # A memoryless policy can only guess: expected return 0. Remembering gives +1.
     assert final_mean(history, "environment/episode_return") > 0.8
 
