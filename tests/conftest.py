@@ -2,7 +2,8 @@
 a helper that trains one to the end.
 
 The test session keeps its own puffjax cache folder (``PUFFJAX_CACHE_DIR``, inherited by the
-processes tests start) with JAX's compilation cache switched on in it: the many short runs that
+processes tests start) with JAX's compilation cache switched on in it, for this process and,
+through JAX's environment variables, for the processes tests start: the many short runs that
 build the same programs compile each once. The folder starts empty and is removed at the end,
 so nothing carries over from one session to the next or into the user's own cache.
 """
@@ -14,7 +15,9 @@ import pytest
 
 _CACHE = tempfile.mkdtemp(prefix="puffjax-test-cache-")
 os.environ["PUFFJAX_CACHE_DIR"] = _CACHE
-os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(_CACHE, "jax")  # for the processes tests start
+# for the processes tests start: the same folder, and the same threshold as enable_compile_cache
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(_CACHE, "jax")
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.1"
 
 import puffjax  # noqa: E402
 

@@ -2,7 +2,7 @@
 
 Every sweep that starts worker processes runs as `python -m puffjax sweep` in its own session,
 killed as a group if it outlives its timeout, so no test can hang or leave processes behind.
-Trials whose configs repeat share a persistent JAX compilation cache (one per test session).
+Trials whose configs repeat share the test session's persistent JAX compilation cache.
 """
 import contextlib
 import csv
@@ -33,8 +33,10 @@ FIXED = {"defaults": False, "train.ent_coef": {"values": [0.0]}}  # every trial 
 
 
 @pytest.fixture(scope="module")
-def jax_cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("jax_cache"))
+def jax_cache():
+    """The session's compilation cache (tests/conftest.py): the folder ``puffjax train`` uses
+    by default too, so a run of an exported config finds the programs its trial compiled."""
+    return os.environ["JAX_COMPILATION_CACHE_DIR"]
 
 
 def cli_sweep(tmp_path, jax_cache, *args, timeout=150, wait=True):

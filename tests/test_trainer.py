@@ -1,4 +1,5 @@
 """The trainer end to end: short real learning runs, determinism, exact resume, dashboards."""
+import dataclasses
 import io
 import gymnasium as gym
 import json
@@ -17,7 +18,9 @@ from puffjax.update import make_train_epoch
 
 
 def test_cartpole_learns(shipped_config, train_run):
-    _, history = train_run(shipped_config("cartpole"))
+    # The shipped config on half its budget (its learning rate annealed over 250k steps): seeds
+    # 0-3 all return 500 at the end; at 150k steps seed 0 still returns ~93.
+    _, history = train_run(shipped_config("cartpole", **{"train.total_timesteps": 250_000}))
     assert final_mean(history, "environment/episode_return") >= 475  # random play: ~22
 
 
@@ -51,16 +54,23 @@ def test_squared_learns(shipped_config, train_run):
 
 
 def test_memory_learns_with_recurrent_policy(shipped_config, train_run):
-    _, history = train_run(shipped_config("memory"))
+    # Half the shipped 2M steps: seeds 0-2 end at 0.94 (minGRU, below, needs the full run).
+    _, history = train_run(shipped_config("memory", **{"train.total_timesteps": 1_000_000}))
     # A memoryless policy can only guess: expected return 0. Remembering gives +1.
     assert final_mean(history, "environment/episode_return") > 0.8
 
 
-def test_log_keys_and_run_directory(shipped_config, train_run):
+@pytest.fixture(scope="module")
+def squared_run(shipped_config, train_run):
+    """``(config, trainer, history)``: three epochs of Squared, 1024 environments x 16 steps."""
     cfg = shipped_config("squared", **{"env.num_envs": 1024, "train.bptt_horizon": 16,
-                                       "train.total_timesteps": 2 * 1024 * 16})
-    trainer, history = train_run(cfg)
-    assert len(history) == 2
+                                       "train.total_timesteps": 3 * 1024 * 16})
+    return (cfg, *train_run(cfg))
+
+
+def test_log_keys_and_run_directory(squared_run):
+    _, trainer, history = squared_run
+    assert len(history) == 3
     log = history[-1]
     for key in ("SPS", "agent_steps", "epoch", "losses/policy_loss", "losses/value_loss", "losses/entropy",
                 "losses/old_approx_kl", "losses/approx_kl", "losses/clipfrac", "losses/importance",
@@ -68,7 +78,7 @@ def test_log_keys_and_run_directory(shipped_config, train_run):
         assert key in log, key
     assert any(k.startswith("environment/") for h in history for k in h)
     rows = [json.loads(line) for line in open(os.path.join(trainer.run_dir, "metrics.jsonl"))]
-    assert [r["epoch"] for r in rows] == [1, 2]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert json.load(open(os.path.join(trainer.run_dir, "config.json")))["env"]["name"] == "squared"
     assert os.path.exists(trainer.last_checkpoint)
 
@@ -78,14 +88,11 @@ def _strip_timing(history):
             for h in history]
 
 
-def test_same_seed_same_metrics(shipped_config, train_run):
-    cfg = shipped_config("squared", **{"env.num_envs": 1024, "train.bptt_horizon": 16,
-                                       "train.total_timesteps": 3 * 1024 * 16})
-    _, a = train_run(cfg)
+def test_same_seed_same_metrics(squared_run, train_run):
+    cfg, _, a = squared_run
     _, b = train_run(cfg)
     assert _strip_timing(a) == _strip_timing(b)
-    cfg.train.seed = 1
-    _, c = train_run(cfg)
+    _, c = train_run(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=1)))
     assert _strip_timing(a) != _strip_timing(c)
 
 
