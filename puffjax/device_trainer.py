@@ -16,7 +16,7 @@ import time
 import jax
 import numpy as np
 
-from . import checkpoint, finite, parallel
+from . import checkpoint, finite, normalize, parallel
 from .ondevice import OnDevice, Runner
 from .update import LOSS_KEYS, TrainState
 
@@ -64,27 +64,47 @@ class DeviceRun:
         """The parameters and optimizer state of the current Runner."""
         return self.runner.train
 
+    @property
+    def stats(self) -> normalize.Stats | None:
+        """The current Runner's normalisation statistics (None when the run normalises nothing)."""
+        return self.runner.stats
+
     def payload(self) -> dict:
         """The Runner for a checkpoint, as host arrays: ``params`` and ``opt_state`` (as the
-        trainer saves them for any env) and ``runner``, every other leaf of the Runner by its
-        index in the flattened tree (the environments' states, keys, carried rewards and values)."""
+        trainer saves them for any env), ``runner``, every other leaf of the Runner but the
+        normalisation's by its index in the flattened tree (the environments' states, keys,
+        carried rewards and values), and, when the run normalises, ``normalize`` (the statistics,
+        :func:`puffjax.normalize.to_host`, as the host trainer saves them) and ``return`` (each
+        agent's running discounted return)."""
         host = jax.tree.map(parallel.to_local, self.runner)
-        rest = jax.tree.leaves(host._replace(train=None))
-        return {"params": host.train.params, "opt_state": host.train.opt_state,
-                "runner": {str(i): np.asarray(v) for i, v in enumerate(rest)}}
+        rest = jax.tree.leaves(host._replace(train=None, returns=None, stats=None))
+        out = {"params": host.train.params, "opt_state": host.train.opt_state,
+               "runner": {str(i): np.asarray(v) for i, v in enumerate(rest)}}
+        if host.stats is not None:
+            out.update(normalize=normalize.to_host(host.stats), **{"return": np.asarray(host.returns)})
+        return out
 
     def restore(self, saved: dict, state: TrainState, path: str) -> None:
         """Continue from a checkpoint's ``runner`` (:meth:`payload`) with the restored ``state``;
         a leaf of another shape (another environment, ``num_envs`` or policy) raises ValueError
-        naming it."""
+        naming it. A run that normalises takes the checkpoint's statistics and returns where it
+        holds them (as the host trainer does), else starts them afresh."""
         if "runner" not in saved:
             raise ValueError(f"{path}: the checkpoint holds no on-device run state (it was not written by a "
                              f"run on a JAX environment)")
-        rest, treedef = jax.tree.flatten(self.runner._replace(train=None))
+        stats, returns = self.runner.stats, self.runner.returns
+        if stats is not None:
+            if "normalize" in saved:
+                host = normalize.from_host(saved["normalize"], jax.tree.map(parallel.to_local, stats), path)
+                stats = jax.tree.map(lambda a, like: jax.device_put(a, like.sharding), host, stats)
+            if "return" in saved:
+                host = checkpoint.restore_into(parallel.to_local(returns), saved["return"], "return", path)
+                returns = jax.device_put(host, returns.sharding)
+        rest, treedef = jax.tree.flatten(self.runner._replace(train=None, returns=None, stats=None))
         target = {str(i): parallel.to_local(v) for i, v in enumerate(rest)}
         if len(saved["runner"]) != len(target):
             raise ValueError(f"{path}: the checkpoint's run state holds {len(saved['runner'])} arrays, this "
                              f"environment's {len(target)}: it is from a different environment")
         values = checkpoint.restore_into(target, saved["runner"], "runner", path)
         placed = [jax.device_put(values[str(i)], v.sharding) for i, v in enumerate(rest)]
-        self.runner = jax.tree.unflatten(treedef, placed)._replace(train=state)
+        self.runner = jax.tree.unflatten(treedef, placed)._replace(train=state, returns=returns, stats=stats)

@@ -110,6 +110,23 @@ def observe(acc: Stats, obs, ret, live, with_obs: bool, with_ret: bool) -> Stats
                  merge(acc.ret, of_batch(ret, live)) if with_ret else acc.ret)
 
 
+def rollout_step(stats: Stats, acc: Stats, ret, obs, rew, done, live, gamma, with_obs: bool, with_ret: bool,
+                 obs_clip):
+    """One rollout step's normalisation of a device's agents: their running discounted returns
+    advance (:func:`discounted_return`; ``done``: the episode ended with ``rew``), the step's raw
+    observations and returns are accumulated into ``acc`` (:func:`observe`), then the observations
+    are standardised with ``stats`` (when ``with_obs``, clipped to ``±obs_clip``) and the rewards
+    scaled (when ``with_ret``). Returns ``(obs, rew, ret, acc)``: what the policy sees and the
+    buffer holds, the return to carry and the accumulator."""
+    ret_now, ret = discounted_return(ret, rew, done, gamma)
+    acc = observe(acc, obs, ret_now, live, with_obs, with_ret)
+    if with_obs:
+        obs = standardize(obs, stats.obs, obs_clip)
+    if with_ret:
+        rew = scale_reward(rew, stats.ret)
+    return obs, rew, ret, acc
+
+
 def update(stats: Stats, acc: Stats, axis_name) -> Stats:
     """The running statistics with a rollout's accumulated moments (one per device, combined
     over ``axis_name``) merged in."""
@@ -149,17 +166,24 @@ def from_host(saved: dict, like: Stats, path: str) -> Stats:
     return Stats(**parts)
 
 
+def initial_stats(observation_space, train_cfg) -> Stats:
+    """The statistics a run of ``train_cfg`` starts from (no samples): per observation element
+    with ``train.normalize_obs``, else a scalar placeholder. Observation normalisation of byte
+    observations (images) is a ValueError."""
+    layout = observation_layout(observation_space)
+    if train_cfg.normalize_obs and layout.dtype != np.float32:
+        raise ValueError(f"train.normalize_obs needs float observations; this environment's are {layout.dtype} "
+                         f"(images are scaled by the policy instead): set train.normalize_obs = false")
+    return empty_stats(layout.row_shape if train_cfg.normalize_obs else ())
+
+
 def trainer_parts(observation_space, train_cfg, mesh):
     """What the trainer needs for ``train_cfg``'s normalisation on ``mesh``: the initial
     statistics (replicated), ``empty_acc()`` (a zeroed per-device accumulator, sharded) and
     ``update(stats, acc)`` (jitted; the statistics as they are when nothing is normalised).
-    Observation normalisation of byte observations (images) is a ValueError."""
+    Observation normalisation of byte observations (images) is a ValueError (:func:`initial_stats`)."""
     t = train_cfg
-    layout = observation_layout(observation_space)
-    if t.normalize_obs and layout.dtype != np.float32:
-        raise ValueError(f"train.normalize_obs needs float observations; this environment's are {layout.dtype} "
-                         f"(images are scaled by the policy instead): set train.normalize_obs = false")
-    stats = empty_stats(layout.row_shape if t.normalize_obs else ())
+    stats = initial_stats(observation_space, t)
     empty_acc = jax.jit(lambda: jax.tree.map(lambda a: jnp.broadcast_to(a, (mesh.size, *a.shape)), stats),
                         out_shardings=parallel.rows(mesh))
     if not (t.normalize_obs or t.normalize_reward):

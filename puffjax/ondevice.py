@@ -12,7 +12,11 @@ per-epoch pieces are :class:`OnDevice`'s ``init`` and ``epoch``, for a loop of y
 The rollout writes the same :class:`puffjax.buffer.Batch` as the host rollout
 (:func:`puffjax.rollout.policy_step` makes both): agent i's j-th horizon of an epoch is row
 ``j * N + i`` of the device's N agents, rewards clipped to ``±train.reward_clip``, truncations bootstrapped with
-``gamma`` times the last value, the recurrent carry zeroed at every segment start. Every function
+``gamma`` times the last value, the recurrent carry zeroed at every segment start. With
+``train.normalize_obs`` / ``train.normalize_reward`` the rollout standardises observations and
+scales rewards as the host rollout does (:func:`puffjax.normalize.rollout_step`, with the
+statistics of the epochs before it) and merges its own steps' moments in after it, combined over
+the mesh (:func:`puffjax.normalize.update`). Every function
 runs under ``shard_map`` over the mesh (:mod:`puffjax.parallel`; one device is a mesh of one):
 each device steps its own block of environments and holds their rows, as the trainer does.
 """
@@ -25,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from . import finite, parallel
+from . import finite, normalize, parallel
 from .buffer import Batch
 from .envs.jaxenv.protocol import VecState, log_means, vec_log_names, vec_reset, vec_step
 from .envs.spaces import observation_layout
@@ -43,7 +47,9 @@ class Runner(NamedTuple):
     environments (rows over the mesh); ``rewards``, ``terminals``, ``truncations``: what arrived
     with ``env.obs`` (rows); ``prev_value``: each agent's value of its previous observation (rows);
     ``rollout_key``, ``env_key``, ``train_key``: the policy's, the environments' and the update's
-    random streams; ``epoch``: epochs done (int32)."""
+    random streams; ``epoch``: epochs done (int32). With ``train.normalize_obs`` or
+    ``train.normalize_reward``: ``returns``, each agent's running discounted return (rows), and
+    ``stats``, the running :class:`puffjax.normalize.Stats` (replicated); None otherwise."""
     train: TrainState
     env: VecState
     rewards: jax.Array
@@ -54,6 +60,8 @@ class Runner(NamedTuple):
     env_key: jax.Array
     train_key: jax.Array
     epoch: jax.Array
+    returns: jax.Array | None
+    stats: normalize.Stats | None
 
 
 def _inner_env(env):
@@ -78,7 +86,9 @@ class OnDevice:
     ``health``: the non-finite guard's flags (``inputs``: one
     :func:`puffjax.finite.record` per device of the rollout's observations and rewards;
     ``bad_minibatch``, ``bad_terms``, ``params_finite``: the update's, for
-    :func:`puffjax.finite.check_update`), empty when ``train.check_finite`` is false."""
+    :func:`puffjax.finite.check_update`), empty when ``train.check_finite`` is false.
+    ``stats0``: the normalisation statistics a run starts from (no samples), None when the
+    config normalises neither observations nor rewards."""
     cfg: Any
     env: Any
     mesh: Any = None
@@ -92,9 +102,8 @@ class OnDevice:
         if self.env.agents_per_env != 1:
             raise ValueError(f"OnDevice: a JAX environment with {self.env.agents_per_env} agents per environment; "
                              f"only single-agent environments train on device")
-        if t.normalize_obs or t.normalize_reward:
-            raise ValueError("train.normalize_obs and train.normalize_reward are applied by the host rollout only; "
-                             "set them to false to train a JAX environment on device")
+        object.__setattr__(self, "stats0", normalize.initial_stats(self.env.observation_space, t)
+                           if t.normalize_obs or t.normalize_reward else None)
         object.__setattr__(self, "geom", geometry(t, agents, mesh.size))
         object.__setattr__(self, "policy", policy_from_config(self.cfg.policy, self.env.observation_space,
                                                               self.env.action_space))
@@ -118,11 +127,14 @@ class OnDevice:
         zeros = jnp.zeros(n, jnp.float32)
         no = jnp.zeros(n, bool)
         return Runner(TrainState(params, self.tx(hyper).init(params)), env_state, zeros, no, no, zeros,
-                      rollout_key, jax.random.fold_in(env_key, 1), train_key, jnp.int32(0))
+                      rollout_key, jax.random.fold_in(env_key, 1), train_key, jnp.int32(0),
+                      None if self.stats0 is None else zeros, self.stats0)
 
     def _rollout(self, runner, hyper):
-        """One epoch's rollout on this device: ``(runner, batch, record)``."""
-        g, check = self.geom, self.cfg.train.check_finite
+        """One epoch's rollout on this device: ``(runner, batch, record)``, the runner's
+        normalisation statistics updated with the rollout's steps."""
+        t = self.cfg.train
+        g, check = self.geom, t.check_finite
         n = runner.prev_value.shape[0]
         first = jax.lax.axis_index(parallel.AXIS) * n
         ids = first + jnp.arange(n)
@@ -130,19 +142,27 @@ class OnDevice:
         carry0 = self.policy.initial_carry(n)
         layout = observation_layout(self.env.observation_space)
 
+        live = jnp.ones(n, bool)
+        stats = runner.stats
+
         def step(c, s):
-            env_state, rew, term, trunc, prev_value, carry, key, env_key, seen = c
+            env_state, rew, term, trunc, prev_value, carry, key, env_key, seen, ret, acc = c
             seen = finite.record(seen, s, env_state.obs, rew, first) if check else seen
-            col, carry, key, action = policy_step(self.policy, hyper.gamma, params, carry, key, env_state.obs,
-                                                  rew, term, trunc, jnp.ones(n, bool), prev_value,
-                                                  s % g.horizon == 0, ids, self.cfg.train.reward_clip)
+            obs = env_state.obs
+            if stats is not None:
+                obs, rew, ret, acc = normalize.rollout_step(stats, acc, ret, obs, rew, term | trunc, live,
+                                                            hyper.gamma, t.normalize_obs, t.normalize_reward,
+                                                            t.obs_clip)
+            col, carry, key, action = policy_step(self.policy, hyper.gamma, params, carry, key, obs,
+                                                  rew, term, trunc, live, prev_value,
+                                                  s % g.horizon == 0, ids, t.reward_clip)
             env_key, k = jax.random.split(env_key)
             env_state, rew, term, trunc = vec_step(self.env, parallel.device_key(k), env_state, action)
-            return (env_state, rew, term, trunc, col.values, carry, key, env_key, seen), col
+            return (env_state, rew, term, trunc, col.values, carry, key, env_key, seen, ret, acc), col
 
         c0 = (runner.env, runner.rewards, runner.terminals, runner.truncations, runner.prev_value, carry0,
-              runner.rollout_key, runner.env_key, jnp.asarray(finite.clean_record()))
-        (env_state, rew, term, trunc, prev_value, _, key, env_key, seen), cols = jax.lax.scan(
+              runner.rollout_key, runner.env_key, jnp.asarray(finite.clean_record()), runner.returns, self.stats0)
+        (env_state, rew, term, trunc, prev_value, _, key, env_key, seen, ret, acc), cols = jax.lax.scan(
             step, c0, jnp.arange(g.rows_per_agent * g.horizon))
 
         def rows(x):  # [R * H, n, ...] (step-major) -> [R * n, H, ...]: row j * n + i
@@ -152,7 +172,8 @@ class OnDevice:
         batch = Batch(*(rows(x) for x in cols))
         batch = batch._replace(obs=batch.obs.astype(layout.dtype))
         runner = runner._replace(env=env_state, rewards=rew, terminals=term, truncations=trunc,
-                                 prev_value=prev_value, rollout_key=key, env_key=env_key)
+                                 prev_value=prev_value, rollout_key=key, env_key=env_key, returns=ret,
+                                 stats=None if stats is None else normalize.update(stats, acc, parallel.AXIS))
         return runner, batch, seen
 
     def _rollout_gathered(self, runner, hyper):
@@ -179,12 +200,14 @@ class OnDevice:
 
     # -- jitted over the mesh --------------------------------------------------------------------
     def runner_specs(self, runner) -> Runner:
-        """The mesh layout of a :class:`Runner`: environments' arrays by rows, the rest replicated."""
+        """The mesh layout of a :class:`Runner`: environments' arrays and returns by rows, the
+        rest replicated."""
         rows = P(parallel.AXIS)
         env = runner.env
         env_specs = VecState(jax.tree.map(lambda _: rows, env.env), rows, rows, rows, P(), P())
         return Runner(jax.tree.map(lambda _: P(), runner.train), env_specs, rows, rows, rows, rows,
-                      P(), P(), P(), P())
+                      P(), P(), P(), P(), jax.tree.map(lambda _: rows, runner.returns),
+                      jax.tree.map(lambda _: P(), runner.stats))
 
     def _sharded(self, fn, hyper, in_spec, out_spec):
         """``fn(x, hyper)`` jitted under shard_map, cached per function and kind of ``hyper``:

@@ -150,14 +150,10 @@ def make_act(policy, gamma: float, mesh, check_finite: bool = True, reward_clip:
         first = slot.id0 + (jax.lax.axis_index(parallel.AXIS) % local_devices) * n
         record = finite.record(seen[0], slot.step, obs, rew, first)[None] if check_finite else seen
         if normalize_obs or normalize_reward:
-            ret_now, ret = normalize.discounted_return(ret, rew, term | trunc, gamma)
-            local = normalize.observe(jax.tree.map(lambda a: a[0], acc), obs, ret_now, mask,
-                                      normalize_obs, normalize_reward)
+            obs, rew, ret, local = normalize.rollout_step(stats, jax.tree.map(lambda a: a[0], acc), ret, obs, rew,
+                                                          term | trunc, mask, gamma, normalize_obs,
+                                                          normalize_reward, obs_clip)
             acc = jax.tree.map(lambda a: a[None], local)
-        if normalize_obs:
-            obs = normalize.standardize(obs, stats.obs, obs_clip)
-        if normalize_reward:
-            rew = normalize.scale_reward(rew, stats.ret)
         step, carry, next_key, env_action = policy_step(policy, gamma, params, carry, key, obs, rew, term, trunc,
                                                         mask, prev_value, slot.t == 0, first + jnp.arange(n),
                                                         reward_clip)

@@ -411,7 +411,8 @@ class Trainer:
         else:
             return None
         try:
-            obs_norm = (self.stats.obs, t.obs_clip) if t.normalize_obs else None
+            stats = self.stats if self.device is None else self.device.stats
+            obs_norm = (stats.obs, t.obs_clip) if t.normalize_obs else None
             return record_video(self.policy, self.state.params, self.cfg.env, path, t.video_frames, seed=t.seed,
                                 obs_norm=obs_norm)
         except ImportError as e:
