@@ -263,6 +263,30 @@ def test_separate_critic_on_a_cnn():
     assert out.action_params.shape == (2, 4) and out.value.shape == (2,)
 
 
+def test_orthogonal_init_matches_jax_and_stays_unbatched_under_vmap():
+    """puffjax's orthogonal initialiser gives jax's values, and under jax.vmap (seeds) every QR
+    factorisation is of one matrix: XLA's CPU runtime blocks a pool thread for a batched one, and
+    two of them at once on two threads never finish (a vmapped make_train hung so)."""
+    import re
+
+    from puffjax.models.layer_init import orthogonal
+
+    rng = np.random.default_rng()
+    for shape, gain in (((5, 8), 1.0), ((8, 5), 0.01), ((3, 3, 4, 8), 2 ** 0.5), ((64, 1), 1.0)):
+        key = jax.random.PRNGKey(int(rng.integers(1 << 30)))
+        ours, theirs = orthogonal(gain)(key, shape), jax.nn.initializers.orthogonal(gain)(key, shape, jnp.float32)
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+        keys = jax.random.split(key, 3)
+        batched = jax.jit(jax.vmap(lambda k: orthogonal(gain)(k, shape)))(keys)
+        for i in range(3):
+            np.testing.assert_array_equal(np.asarray(batched[i]), np.asarray(orthogonal(gain)(keys[i], shape)))
+    policy = make_policy(gym.spaces.Box(-1, 1, (5,), np.float32), gym.spaces.Discrete(3), hidden_size=8, layers=2,
+                         critic="separate")
+    hlo = jax.jit(jax.vmap(policy._init)).lower(jax.random.split(jax.random.PRNGKey(0), 4)).compile().as_text()
+    qrs = [line for line in hlo.splitlines() if "geqrf" in line and "custom-call(" in line]
+    assert qrs and all(re.search(r"custom-call\(.*operand_layout_constraints=\{f32\[\d+,\d+\]", q) for q in qrs)
+
+
 def test_recurrent_unroll_equals_repeated_step_with_resets(breakout):
     rng = np.random.default_rng()
     policy, params = breakout
