@@ -207,15 +207,15 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
         aux = {k: (v.reshape(-1, *v.shape[2:]) if k.startswith("new_") else v.mean()) for k, v in aux.items()}
         return jax.tree.map(lambda g: g / accum, grads), aux
 
-    def draw(batch, hyper, beta, key, values, ratio):
+    def advantages_of(batch, hyper, values, ratio):
+        # Masked agents' steps (batch.masks 0) have no advantage, so no priority either.
+        return _advantage(values, batch.rewards, batch.episode_starts, ratio, hyper) * batch.masks
+
+    def draw(batch, hyper, beta, key, adv):
         """A minibatch's rows (whole segments, or single steps with ``geom.minibatch_steps``),
-        drawn by priority from the advantages of the current values and ratios, and this device's
+        drawn by priority from the advantages ``adv`` of the device's rows, and this device's
         moments that must be averaged before its gradient: the mean mask, and the masked
         advantages' mean and mean square."""
-        if not recompute_advantage:  # the same inputs every time: GAE of the rollout's values
-            values, ratio = batch.values, jnp.ones_like(ratio)
-        # Masked agents' steps (batch.masks 0) have no advantage, so no priority either.
-        adv = _advantage(values, batch.rewards, batch.episode_starts, ratio, hyper) * batch.masks
         if mb_steps:  # each step a row of its own; idx: (rows, columns) [n, 1], so x[idx] is [n, 1, ...]
             flat, weights = prioritized.draw(parallel.device_key(key), adv.reshape(-1, 1), mb_steps,
                                              hyper.prio_alpha, beta)
@@ -227,11 +227,13 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
         return Drawn(idx, weights, adv[idx], moments)
 
     def minibatch(carry, xs, batch, hyper, tx, beta):
-        state, values, ratio, drawn = carry  # drawn.moments: already averaged over the devices
+        # drawn.moments: already averaged over the devices; fixed: the epoch's advantages when
+        # they are not recomputed (GAE of the rollout's values, computed once by start), else ()
+        state, values, ratio, drawn, fixed = carry
         k, next_key = xs
         mask_mean = jnp.maximum(drawn.moments[0], 1e-8)
         idx, mb_adv = drawn.idx, drawn.advantages
-        mb_values = (values if recompute_advantage else batch.values)[idx]
+        mb_values = values[idx]  # the rollout's values unless recomputed ones were written back
         returns = mb_adv + mb_values
         # Loss weights: the masks scaled to mean 1 over the whole minibatch (all 1 when no agent is
         # masked), so every mean below is a mean over live steps.
@@ -241,12 +243,14 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
                   episode_starts=batch.episode_starts[idx], values=mb_values, returns=returns,
                   advantages=advantages, live=live)
         grads, aux = gradients(state.params, mb, hyper)  # this device's rows
-        ratio = ratio.at[idx].set(aux.pop("new_ratio"))
-        values = values.at[idx].set(aux.pop("new_values"))
+        new_ratio, new_values = aux.pop("new_ratio"), aux.pop("new_values")
+        if recompute_advantage:
+            ratio, values = ratio.at[idx].set(new_ratio), values.at[idx].set(new_values)
         # The next minibatch depends on this one only through the ratios and values just written
         # back, so it is drawn now and its moments cross with this minibatch's gradients.
         upcoming = jax.lax.cond(k + 1 < geom.minibatches_per_epoch,
-                                lambda: draw(batch, hyper, beta, next_key, values, ratio),
+                                lambda: draw(batch, hyper, beta, next_key, advantages_of(batch, hyper, values, ratio)
+                                             if recompute_advantage else fixed),
                                 lambda: jax.tree.map(jnp.zeros_like, drawn))
         local = dict(grads=grads, aux=aux, importance=drawn.weights.mean(), next=upcoming.moments,
                      explained_variance=losses.explained_variance_moments(mb_values, returns, weights=live))
@@ -259,7 +263,8 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
                        explained_variance=losses.explained_variance_with(shared["explained_variance"]))
         if check_finite:
             metrics["finite"] = jnp.isfinite(metrics["loss"]) & finite.all_finite(grads)
-        return (TrainState(params, opt_state), values, ratio, upcoming._replace(moments=shared["next"])), metrics
+        return (TrainState(params, opt_state), values, ratio, upcoming._replace(moments=shared["next"]),
+                fixed), metrics
 
     def start(hyper, state, batch, key, epoch):
         """The epoch's first carry of ``minibatch`` (the first minibatch drawn, its moments
@@ -269,10 +274,11 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
         ratio = jnp.ones_like(batch.values)
         n = geom.minibatches_per_epoch
         keys = jax.random.split(key, n)
-        first = draw(batch, hyper, beta, keys[0], batch.values, ratio)
+        adv = advantages_of(batch, hyper, batch.values, ratio)
+        first = draw(batch, hyper, beta, keys[0], adv)
         first = first._replace(moments=mean(first.moments))
         xs = (jnp.arange(n), jnp.roll(keys, -1, axis=0))  # minibatch k draws minibatch k + 1 with keys[k + 1]
-        return (state, batch.values, ratio, first), xs, beta
+        return (state, batch.values, ratio, first, () if recompute_advantage else adv), xs, beta
 
     def finish(state, metrics):
         """The epoch's ``(metrics, health)`` from its per-minibatch ``metrics`` (stacked)."""
@@ -343,7 +349,7 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh, driver: str | None = Non
 
     parts = make_epoch_parts(policy, geom, train_cfg.check_finite, minibatch_unroll(policy, mesh),
                              train_cfg.recompute_advantage)
-    carry_specs = (P(), rows, rows, rows)  # the state; this device's values, ratios and drawn rows
+    carry_specs = (P(), rows, rows, rows, rows)  # the state; this device's values, ratios, drawn rows, fixed advantages
     start = shard(lambda state, batch, key, epoch: parts.start(hyper, state, batch, key, epoch),
                   (P(), rows, P(), P()), (carry_specs, P(), P()))
     step = shard(lambda carry, xs, k, batch, beta: parts.minibatch(carry, jax.tree.map(lambda x: x[k], xs), batch,
