@@ -489,7 +489,8 @@ def validate(cfg: Config) -> None:
     _one_of("policy.activation", p.activation, ACTIVATIONS)
     _one_of("train.lr_decay", t.lr_decay, LR_DECAYS)
     if p.critic == "separate" and p.kind not in ("default", "cnn"):
-        raise ValueError(f"policy.critic = separate needs a feed-forward policy.kind (default, cnn), got {p.kind!r}")
+        raise ValueError(f"policy.critic = separate needs a feed-forward policy.kind (default, cnn), got {p.kind!r}; "
+                         f"with {p.kind} set policy.critic = shared")
     _one_of("train.optimizer", t.optimizer, OPTIMIZERS)
     _one_of("train.muon_non_matrix", t.muon_non_matrix, MUON_NON_MATRIX)
     _one_of("train.logger", t.logger, LOGGERS)

@@ -192,7 +192,8 @@ def test_python_envs_get_a_profile(capsys):
     cfg = puffjax.load_config(PENDULUM, **{"train.learning_rate": 1e-3})
     assert "'continuous' profile" in capsys.readouterr().err
     assert cfg.train.normalize_obs and cfg.train.optimizer == "adam" and cfg.train.learning_rate == 1e-3
-    assert cfg.train.minibatch_steps and cfg.train.minibatch_size == 64 and cfg.policy.hidden_size == 256
+    assert cfg.train.minibatch_steps and cfg.train.minibatch_size == 64 and cfg.policy.hidden_size == 64
+    assert cfg.policy.critic == "separate" and not cfg.train.recompute_advantage and cfg.train.lr_decay == "linear"
     cfg = puffjax.load_config("gym:CartPole-v1")
     assert "'gym' profile for Discrete actions" in capsys.readouterr().err
     assert not cfg.train.normalize_obs and cfg.env.num_envs < 4096
