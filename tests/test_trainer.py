@@ -33,6 +33,7 @@ HL_GAUSS_CARTPOLE = {"env.num_envs": 256, "train.bptt_horizon": 32, "train.minib
                      "train.vtrace_c_clip": 1.0}
 
 
+@pytest.mark.slow  # ~17 s; the HL-Gauss head trains in test_make_train's vmapped run, its loss in test_value_head
 def test_cartpole_learns_with_hl_gauss_value_head(shipped_config, train_run):
     # Returns after 300k steps on seeds 0-2: 149, 197, 234 (random play: ~22). The head starts near
     # 0 (see models.heads._centred_value_bias); CartPole's values are 50-100, so a head started at the
@@ -274,6 +275,8 @@ def test_two_hot_value_head_with_symlog_support_trains(tiny_config, train_run):
     assert all(np.isfinite(h["losses/value_loss"]) for h in history)
 
 
+@pytest.mark.slow  # ~25 s; the LSTM Memory run keeps recurrent learning in the default run, and
+# test_mingru checks the minGRU kernel and its gradients against the sequential scan
 def test_memory_learns_with_mingru_policy(shipped_config, train_run):
     _, history = train_run(shipped_config("memory", **{"policy.kind": "mingru"}))
     assert final_mean(history, "environment/episode_return") > 0.8  # a memoryless policy: 0
