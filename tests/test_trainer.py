@@ -111,18 +111,15 @@ def test_resume_gives_the_same_metrics(tmp_path, tiny_config, train_run, name):
     assert all(np.array_equal(a, b) for a, b in leaves)
 
 
-def test_resume_errors(tmp_path, shipped_config, train_run):
-    cfg = shipped_config("squared", **{"env.num_envs": 64, "train.minibatch_size": 256,
-                                       "train.total_timesteps": 64 * 16})
-    trainer, _ = train_run(cfg)
+def test_resume_errors(tmp_path, squared_run):
+    cfg, trainer, _ = squared_run
     with pytest.raises(FileNotFoundError, match="does not exist"):
         puffjax.Trainer(cfg, resume=str(tmp_path / "missing.msgpack"), dashboard="none")
     bad = tmp_path / "corrupt.msgpack"
     bad.write_bytes(b"\x00garbage")
     with pytest.raises(ValueError, match="not a readable puffjax checkpoint"):
         puffjax.Trainer(cfg, resume=str(bad), dashboard="none")
-    other = shipped_config("squared", **{"env.num_envs": 64, "train.minibatch_size": 256,
-                                         "train.total_timesteps": 64 * 16, "policy.hidden_size": 32})
+    other = dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, hidden_size=32))
     with pytest.raises(ValueError, match="different environment or policy"):
         puffjax.Trainer(other, resume=trainer.last_checkpoint, dashboard="none")
 
@@ -148,8 +145,9 @@ def test_gradient_accumulation_averages(shipped_config):
 
 
 def test_line_dashboard_prints_progress(tiny_config):
+    # the geometry and budget of test_resume_gives_the_same_metrics[squared]: its compiled programs
     cfg = tiny_config("squared", **{"env.num_envs": 64, "train.minibatch_size": 256,
-                                    "train.bptt_horizon": 16, "train.total_timesteps": 2 * 64 * 16})
+                                    "train.bptt_horizon": 16, "train.total_timesteps": 6 * 64 * 16})
     trainer = puffjax.Trainer(cfg, dashboard="none")
     out = io.StringIO()
     dash = LineDashboard(trainer, interval=0.0, stream=out)
@@ -157,7 +155,7 @@ def test_line_dashboard_prints_progress(tiny_config):
         dash.update(log)
     trainer.close()
     lines = out.getvalue().strip().splitlines()
-    assert len(lines) == 2 and "squared" in lines[0] and "SPS" in lines[0] and "epoch 2/2" in lines[1]
+    assert len(lines) == 6 and "squared" in lines[0] and "SPS" in lines[0] and "epoch 6/6" in lines[5]
 
 
 def test_gymnasium_env_trains(tiny_config, train_run):
@@ -246,8 +244,8 @@ def test_resume_continues_with_the_runs_own_config(tmp_path, capsys):
 
 
 def test_resume_refuses_incompatible_changes(tmp_path, capsys):
-    run_dir = str(tmp_path / "run")
-    assert _cli("cartpole", "--train.total-timesteps", "512", "--env.num-envs", "16", "--train.bptt-horizon", "32",
+    run_dir = str(tmp_path / "run")  # the first run of the test above: its compiled programs
+    assert _cli("cartpole", "--train.total-timesteps", "1024", "--env.num-envs", "16", "--train.bptt-horizon", "32",
                 "--train.minibatch-size", "256", "--train.video-frames", "0", "--run-dir", run_dir) == 0
     capsys.readouterr()
     assert _cli("--resume", run_dir, "--policy.hidden-size", "32") == 2
