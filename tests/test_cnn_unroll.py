@@ -1,5 +1,7 @@
 """For CNN policies on CPU the update's minibatches run from a host loop (or unrolled, as the
 fully jitted trainer does), with the same results as the epoch's loop."""
+import dataclasses
+
 import gymnasium
 import jax
 import numpy as np
@@ -20,21 +22,33 @@ def test_host_loop_and_unroll_only_for_conv_encoders_on_cpu(kind):
     assert update.minibatch_driver(policy, mesh) == ("host" if conv else "loop")
 
 
-@pytest.mark.parametrize("max_minibatch_size", [128, 64])  # one gradient, or two accumulated chunks
-def test_cnn_update_drivers_match_loop(shipped_config, max_minibatch_size):
+@pytest.fixture(scope="module")
+def cnn_rollout(shipped_config):
+    """``(config, trainer, batch)``: a CNN policy's trainer on Squared (two minibatches of 128 in
+    an epoch, each one gradient) and the batch of its first rollout."""
     cfg = shipped_config("squared", **{"env.num_envs": 16, "train.minibatch_size": 128, "train.bptt_horizon": 16,
                                        "train.total_timesteps": 16 * 16, "train.update_epochs": 1,
-                                       "train.max_minibatch_size": max_minibatch_size, "policy.kind": "cnn",
+                                       "train.max_minibatch_size": 128, "policy.kind": "cnn",
                                        "policy.hidden_size": 32, "train.optimizer": "adam",
                                        "train.learning_rate": 1e-3})
     trainer = puffjax.Trainer(cfg, dashboard="none")
-    buf = trainer.collect()
+    yield cfg, trainer, trainer.collect()
+    trainer.close()
+
+
+@pytest.mark.parametrize("max_minibatch_size", [128, 64])  # one gradient, or two accumulated chunks
+def test_cnn_update_drivers_match_loop(cnn_rollout, max_minibatch_size):
+    cfg, trainer, buf = cnn_rollout
+    train_cfg = dataclasses.replace(cfg.train, max_minibatch_size=max_minibatch_size)
     key = jax.random.PRNGKey(3)
-    geom = geometry(cfg.train, 16)
+    geom = geometry(train_cfg, 16)
     assert geom.minibatches_per_epoch == 2
-    epoch = lambda driver: update.make_train_epoch(trainer.policy, trainer.tx, geom, cfg.train, trainer.mesh, driver)
+    epoch = lambda driver=None: update.make_train_epoch(trainer.policy, trainer.tx, geom, train_cfg, trainer.mesh,
+                                                        driver)
+    # the trainer's own epoch where the geometry is its own; otherwise the one it would build (its default driver)
+    default = trainer.train_epoch if max_minibatch_size == 128 else epoch()
     looped, m_loop, h_loop = epoch("loop")(trainer.state, buf, key, 0)
-    for driver, (state, metrics, health) in [("host", trainer.train_epoch(trainer.state, buf, key, 0)),
+    for driver, (state, metrics, health) in [("host", default(trainer.state, buf, key, 0)),
                                              ("unroll", epoch("unroll")(trainer.state, buf, key, 0))]:
         for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(looped)):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6, err_msg=driver)
@@ -42,7 +56,6 @@ def test_cnn_update_drivers_match_loop(shipped_config, max_minibatch_size):
             np.testing.assert_allclose(float(metrics[k]), float(m_loop[k]), rtol=1e-4, atol=1e-6, err_msg=f"{driver} {k}")
         assert int(health["bad_minibatch"]) == int(h_loop["bad_minibatch"]) == -1
         assert bool(health["params_finite"])
-    trainer.close()
 
 
 def test_unknown_driver_is_named():

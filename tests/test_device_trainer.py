@@ -35,16 +35,23 @@ def _same(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_trainer_runs_a_jax_env_on_device(tmp_path):
-    """Every epoch is the on-device epoch (the run equals make_train's), logged as on the host
-    path: returns, losses, steps, checkpoints."""
-    cfg = _config(tmp_path)
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    """``(config, trainer, logs)``: the six epochs of :func:`_config`'s run, trained to the end."""
+    cfg = _config(tmp_path_factory.mktemp("full"))
     trainer = puffjax.Trainer(cfg, dashboard="none")
     try:
         assert isinstance(trainer.env, JaxVecEnv) and trainer.device is not None
         logs = trainer.train()
     finally:
         trainer.close()
+    return cfg, trainer, logs
+
+
+def test_trainer_runs_a_jax_env_on_device(full_run):
+    """Every epoch is the on-device epoch (the run equals make_train's), logged as on the host
+    path: returns, losses, steps, checkpoints."""
+    cfg, trainer, logs = full_run
     assert len(logs) == 6 and trainer.timesteps == 256 * 6 and logs[-1]["agent_steps"] == 256 * 6
     assert all(np.isfinite(log["losses/policy_loss"]) for log in logs)
     assert "environment/episode_return" in logs[-1] and "environment/perf" in logs[-1]
@@ -58,18 +65,17 @@ def test_trainer_runs_a_jax_env_on_device(tmp_path):
     np.testing.assert_array_equal(np.asarray(metrics["policy_loss"]), [log["losses/policy_loss"] for log in logs])
 
 
-def test_resume_continues_bit_for_bit(tmp_path):
+def test_resume_continues_bit_for_bit(tmp_path, full_run):
     """A run stopped after its epoch-2 checkpoint and resumed ends with the uninterrupted run's
     parameters, optimizer, environments and logs."""
-    full = puffjax.Trainer(_config(tmp_path / "full"), dashboard="none")
+    _, full, logs = full_run
     part = puffjax.Trainer(_config(tmp_path / "part"), dashboard="none")
     try:
-        logs = full.train()
         it = part.train_iter()
         next(it), next(it)
         it.close()
     finally:
-        full.close(), part.close()
+        part.close()
     resumed = puffjax.Trainer(resume=part.run_dir, dashboard="none")
     try:
         assert resumed.epoch == 2 and resumed.resumed_from.endswith("epoch_000002.msgpack")

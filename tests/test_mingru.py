@@ -61,8 +61,8 @@ def test_gradients_against_finite_differences_and_the_sequential_scan():
     rng = np.random.default_rng()
     b, t, h = 3, 7, 5
     reset = rng.random((b, t)) < 0.3
-    def loss(fn):
-        return lambda z, c, h0: fn(z, c, reset, h0)[0].sum() + fn(z, c, reset, h0)[1].sum()
+    def loss(fn):  # jitted: one program per transformation, not one dispatch per operation
+        return jax.jit(lambda z, c, h0: fn(z, c, reset, h0)[0].sum() + fn(z, c, reset, h0)[1].sum())
 
     with jax.enable_x64(True):  # central differences in float64, steps far smaller than g's kink
         args = [jnp.asarray(rng.normal(size=s), jnp.float64) for s in ((b, t, h), (b, t, h), (b, h))]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from puffjax.logger import final_mean
-from test_parallel import _strip, launch, resume_from, wait_all
+from test_parallel import SMALL as PARALLEL, _strip, launch, resume_from, wait_all
 
 SMALL = {"env.num_envs": 64, "train.minibatch_size": 256, "train.bptt_horizon": 16,
          "train.total_timesteps": 4 * 64 * 16, "train.checkpoint_interval": 2}
@@ -47,14 +47,12 @@ def test_cartpole_learns_with_overlap(shipped_config, train_run):
 
 
 def test_two_processes_with_overlap_agree_and_resume_exactly(tmp_path):
+    # test_parallel's two-process run with overlap on: the same compiled programs
     run_dir = str(tmp_path / "run")
-    small = {"env.num_envs": 32, "train.bptt_horizon": 16, "train.minibatch_size": 256, "train.update_epochs": 1,
-             "train.total_timesteps": 6 * 1024, "train.checkpoint_interval": 3, "train.video_frames": 0,
-             "train.overlap": True}
-    procs, outs = launch(tmp_path, "full", run_dir, small)
+    procs, outs = launch(tmp_path, "full", run_dir, {**PARALLEL, "train.overlap": True})
     assert wait_all(procs, 240) == [0, 0], open(tmp_path / "full-0.log").read()[-3000:]
     a, b = (json.load(open(o)) for o in outs)
-    assert a["params"] == b["params"] and a["epoch"] == 6
-    assert a["allgathers"] == b["allgathers"] == 6 + 2  # one per epoch, one barrier per checkpoint
-    c = resume_from(tmp_path, run_dir, 3, drop=6)
-    assert c["params"] == a["params"] and _strip(c["history"]) == _strip(a["history"][3:])
+    assert a["params"] == b["params"] and a["epoch"] == 4
+    assert a["allgathers"] == b["allgathers"] == 4 + 2  # one per epoch, one barrier per checkpoint
+    c = resume_from(tmp_path, run_dir, 2, drop=4)
+    assert c["params"] == a["params"] and _strip(c["history"]) == _strip(a["history"][2:])

@@ -33,6 +33,7 @@ HL_GAUSS_CARTPOLE = {"env.num_envs": 256, "train.bptt_horizon": 32, "train.minib
                      "train.vtrace_c_clip": 1.0}
 
 
+@pytest.mark.slow  # ~17 s; the HL-Gauss head trains in test_make_train's vmapped run, its loss in test_value_head
 def test_cartpole_learns_with_hl_gauss_value_head(shipped_config, train_run):
     # Returns after 300k steps on seeds 0-2: 149, 197, 234 (random play: ~22). The head starts near
     # 0 (see models.heads._centred_value_bias); CartPole's values are 50-100, so a head started at the
@@ -110,18 +111,15 @@ def test_resume_gives_the_same_metrics(tmp_path, tiny_config, train_run, name):
     assert all(np.array_equal(a, b) for a, b in leaves)
 
 
-def test_resume_errors(tmp_path, shipped_config, train_run):
-    cfg = shipped_config("squared", **{"env.num_envs": 64, "train.minibatch_size": 256,
-                                       "train.total_timesteps": 64 * 16})
-    trainer, _ = train_run(cfg)
+def test_resume_errors(tmp_path, squared_run):
+    cfg, trainer, _ = squared_run
     with pytest.raises(FileNotFoundError, match="does not exist"):
         puffjax.Trainer(cfg, resume=str(tmp_path / "missing.msgpack"), dashboard="none")
     bad = tmp_path / "corrupt.msgpack"
     bad.write_bytes(b"\x00garbage")
     with pytest.raises(ValueError, match="not a readable puffjax checkpoint"):
         puffjax.Trainer(cfg, resume=str(bad), dashboard="none")
-    other = shipped_config("squared", **{"env.num_envs": 64, "train.minibatch_size": 256,
-                                         "train.total_timesteps": 64 * 16, "policy.hidden_size": 32})
+    other = dataclasses.replace(cfg, policy=dataclasses.replace(cfg.policy, hidden_size=32))
     with pytest.raises(ValueError, match="different environment or policy"):
         puffjax.Trainer(other, resume=trainer.last_checkpoint, dashboard="none")
 
@@ -147,8 +145,9 @@ def test_gradient_accumulation_averages(shipped_config):
 
 
 def test_line_dashboard_prints_progress(tiny_config):
+    # the geometry and budget of test_resume_gives_the_same_metrics[squared]: its compiled programs
     cfg = tiny_config("squared", **{"env.num_envs": 64, "train.minibatch_size": 256,
-                                    "train.bptt_horizon": 16, "train.total_timesteps": 2 * 64 * 16})
+                                    "train.bptt_horizon": 16, "train.total_timesteps": 6 * 64 * 16})
     trainer = puffjax.Trainer(cfg, dashboard="none")
     out = io.StringIO()
     dash = LineDashboard(trainer, interval=0.0, stream=out)
@@ -156,7 +155,7 @@ def test_line_dashboard_prints_progress(tiny_config):
         dash.update(log)
     trainer.close()
     lines = out.getvalue().strip().splitlines()
-    assert len(lines) == 2 and "squared" in lines[0] and "SPS" in lines[0] and "epoch 2/2" in lines[1]
+    assert len(lines) == 6 and "squared" in lines[0] and "SPS" in lines[0] and "epoch 6/6" in lines[5]
 
 
 def test_gymnasium_env_trains(tiny_config, train_run):
@@ -245,8 +244,8 @@ def test_resume_continues_with_the_runs_own_config(tmp_path, capsys):
 
 
 def test_resume_refuses_incompatible_changes(tmp_path, capsys):
-    run_dir = str(tmp_path / "run")
-    assert _cli("cartpole", "--train.total-timesteps", "512", "--env.num-envs", "16", "--train.bptt-horizon", "32",
+    run_dir = str(tmp_path / "run")  # the first run of the test above: its compiled programs
+    assert _cli("cartpole", "--train.total-timesteps", "1024", "--env.num-envs", "16", "--train.bptt-horizon", "32",
                 "--train.minibatch-size", "256", "--train.video-frames", "0", "--run-dir", run_dir) == 0
     capsys.readouterr()
     assert _cli("--resume", run_dir, "--policy.hidden-size", "32") == 2
@@ -274,6 +273,8 @@ def test_two_hot_value_head_with_symlog_support_trains(tiny_config, train_run):
     assert all(np.isfinite(h["losses/value_loss"]) for h in history)
 
 
+@pytest.mark.slow  # ~25 s; the LSTM Memory run keeps recurrent learning in the default run, and
+# test_mingru checks the minGRU kernel and its gradients against the sequential scan
 def test_memory_learns_with_mingru_policy(shipped_config, train_run):
     _, history = train_run(shipped_config("memory", **{"policy.kind": "mingru"}))
     assert final_mean(history, "environment/episode_return") > 0.8  # a memoryless policy: 0
