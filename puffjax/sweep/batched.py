@@ -141,7 +141,8 @@ class BatchedTrials:
     def run(self, cfgs: list) -> tuple[list, float]:
         """Train the trials of configs ``cfgs`` (at most :attr:`size`, differing in
         :data:`TRACEABLE` fields only) in one call; returns their :class:`Outcome` and the call's
-        wall seconds. The wait for the call can be interrupted (SIGINT raises there)."""
+        wall seconds. The wait for the call is polled, so SIGINT raises there at once (the
+        process still ends only when the call does)."""
         import jax
         import jax.numpy as jnp
         if not 0 < len(cfgs) <= self.size:
