@@ -2,8 +2,8 @@
 
 A worker asks the study for trials one at a time and trains each with :class:`puffjax.Trainer`
 until the study holds ``N`` of them, then exits with status 0 (``--trials-per-call K``: K at a
-time, trained together in one vmapped call, :mod:`puffjax.sweep.batched`). Each trial samples the search
-space, fits the batch geometry to the budget, trains, records its metric curve every epoch
+time, trained together in one vmapped call, :mod:`puffjax.sweep.batched`). Each trial samples
+the search space, fits the batch geometry to the budget, trains, records its metric curve every epoch
 (user attribute ``curve``; the median rule of :mod:`puffjax.sweep.prune` may stop it) and tells
 the study how it ended: complete (with its score and cost), pruned, or failed with the reason
 in user attribute ``fail_reason``. SIGINT fails the running trial with the reason
