@@ -179,7 +179,7 @@ def _sweep(args, extra: list[str]) -> int:
         result = sweep(args.env, args.trials, config_file=args.config, storage=storage, study=args.study,
                        directory=args.dir, workers=args.workers, metric=args.metric, cost=args.cost,
                        objective=args.objective, budget=args.budget, overrides=parse_overrides(extra),
-                       export=args.export, export_trial=args.export_trial)
+                       export=args.export, export_trial=args.export_trial, trials_per_call=args.trials_per_call)
     except _user_errors() as e:
         return _error(e)
     except KeyboardInterrupt:
@@ -257,8 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     sw = sub.add_parser(
         "sweep", help="hyperparameter sweep on Optuna: score against cost, Pareto front, best config",
         usage="puffjax sweep [ENV] [--config FILE] --trials N [--storage URL] [--study NAME] [--dir DIR] "
-              "[--workers W] [--metric KEY] [--cost time|steps] [--objective pareto|score] [--budget STEPS] "
-              "[--export FILE.toml [--export-trial N]] [--section.field VALUE ...]",
+              "[--workers W] [--trials-per-call K] [--metric KEY] [--cost time|steps] [--objective pareto|score] "
+              "[--budget STEPS] [--export FILE.toml [--export-trial N]] [--section.field VALUE ...]",
         description="Runs trials until the study holds N of them (again: continues it). The search space is "
                     "the config file's [sweep] section, or the default space. --section.field options change "
                     "the base config. See the puffjax.sweep package.")
@@ -273,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
     sw.add_argument("--dir", help="the sweep's directory: database, trial runs, reports (default sweeps/STUDY)")
     sw.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1), each "
                     "on its own share of the CPU cores")
+    sw.add_argument("--trials-per-call", type=int, default=1, metavar="K", help="on a JAX environment: each worker "
+                    "trains K trials together in one vmapped call (default 1); the space may then hold only "
+                    "hyperparameters such as train.learning_rate, train.gamma, train.ent_coef")
     sw.add_argument("--metric", help="the logged value to maximize (default environment/perf)")
     sw.add_argument("--cost", choices=["time", "steps"], help="a trial's cost: training seconds (default) or "
                     "agent steps")

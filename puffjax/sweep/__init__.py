@@ -9,7 +9,8 @@ trial's training seconds or agent steps, minimized), and the result is their Par
 ``objective="score"`` is the scalar mode.
 
 Trials run in worker processes (``workers`` of them, each pinned to its own share of the CPU
-cores), asking the study for trials one at a time until it holds ``trials`` of them. A trial
+cores), asking the study for trials one at a time until it holds ``trials`` of them; on a JAX
+environment, ``trials_per_call`` K at a time, trained together in one vmapped call. A trial
 that raises, diverges (:class:`puffjax.NonFiniteError`), has an impossible batch geometry or
 whose process is killed is recorded as failed with its reason (user attribute ``fail_reason``);
 a trial the median rule stops is recorded as pruned. Ctrl-C stops the workers, marks their
@@ -22,6 +23,7 @@ The modules, one job each:
 - :mod:`puffjax.sweep.study`: the Optuna study (storage, sampler, stored settings, trial states)
 - :mod:`puffjax.sweep.prune`: the median rule that stops unpromising trials
 - :mod:`puffjax.sweep.worker`: the worker process that trains trials
+- :mod:`puffjax.sweep.batched`: several trials in one vmapped call, on a JAX environment
 - :mod:`puffjax.sweep.supervisor`: starting, watching and stopping the workers
 - :mod:`puffjax.sweep.report`: :class:`SweepResult`, the CSV and plot reports, config export
 """
@@ -31,6 +33,7 @@ import os
 import time
 
 from ..config import SWEEP_SECTION, Config, load_config, load_config_file, read_toml_file, sweep_section
+from .batched import TRACEABLE, check_batchable
 from .prune import PRUNE_STARTUP_TRIALS, PRUNE_WARMUP, REPORT_POINTS
 from .report import SweepResult, result, study_result, write_reports
 from .space import space_from_section, validate_space
@@ -64,7 +67,8 @@ def sweep(env: str | None = None, trials: int = 20, *, config_file: str | None =
           storage: str | None = None, study: str | None = None, directory: str | None = None,
           workers: int = 1, metric: str | None = None, cost: str | None = None, objective: str | None = None,
           budget: int | None = None, overrides: dict | None = None, space: dict | None = None,
-          export: str | None = None, export_trial: int | None = None, progress=print) -> SweepResult:
+          export: str | None = None, export_trial: int | None = None, trials_per_call: int = 1,
+          progress=print) -> SweepResult:
     """Run (or continue) a sweep until its study holds ``trials`` trials; returns a :class:`SweepResult`
     and writes ``trials.csv``, ``pareto.csv`` and ``pareto.png`` to ``directory``.
 
@@ -81,7 +85,10 @@ def sweep(env: str | None = None, trials: int = 20, *, config_file: str | None =
     ``cost`` ("time" or "steps") and ``objective`` ("pareto": maximize the score, minimize the
     cost; "score": the score alone) are stored with the study: a later call continues it with
     them, and a different explicit value is an error. ``export``: write the best trial's config
-    (or ``export_trial``'s) there. ``progress``: called with a line per finished trial (None: silent).
+    (or ``export_trial``'s) there. ``trials_per_call``: trials each worker trains together in one
+    vmapped call (:mod:`puffjax.sweep.batched`; more than 1 needs a JAX environment and a space of
+    :data:`~puffjax.sweep.batched.TRACEABLE` parameters only, and restricts the default space to
+    them). ``progress``: called with a line per finished trial (None: silent).
     """
     say = progress or (lambda *_: None)
     if not isinstance(trials, int) or trials < 0:
@@ -105,9 +112,12 @@ def sweep(env: str | None = None, trials: int = 20, *, config_file: str | None =
     if budget is None and stored is not None:
         budget = stored.budget  # continuing a study: its budget unless another is asked for
     cfg, section = base_config(env, config_file, budget, overrides)
-    params = space_from_section(space if space is not None else section, cfg)
+    check_batchable((), cfg.env.name, trials_per_call)
+    params = space_from_section(space if space is not None else section, cfg,
+                                only=TRACEABLE if trials_per_call > 1 else None)
     if not params:
         raise ValueError("the search space is empty: give the [sweep] section at least one parameter")
+    check_batchable(params, cfg.env.name, trials_per_call)
     validate_space(params, cfg)
     settings = Settings(cfg.to_dict(), [p.to_dict() for p in params.values()], metric or METRIC,
                         cost or "time", objective or "pareto")
@@ -121,7 +131,7 @@ def sweep(env: str | None = None, trials: int = 20, *, config_file: str | None =
         say(f"puffjax sweep: study {study!r} ({redact_url(storage)}): {trials - todo} of {trials} trials done; running "
             f"{todo} on {workers} worker{'s' * (workers > 1)}, {len(params)} parameters, budget "
             f"{settings.budget:,} steps each")
-        run_workers(s, store, storage, directory, trials, workers, say)
+        run_workers(s, store, storage, directory, trials, workers, say, trials_per_call)
     res = study_result(s, storage, directory, settings, time.time() - start)
     write_reports(res)
     if export:

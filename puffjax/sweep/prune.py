@@ -22,6 +22,20 @@ def grid_step(budget: int) -> int:
     return max(1, budget // REPORT_POINTS)
 
 
+def add_point(curve: list, steps: int, value: float, grid: int) -> bool:
+    """Record ``value``, reached after ``steps`` agent steps, on ``curve`` (in place): as the
+    value of grid step ``steps // grid * grid``, a new last point or the last point's new value.
+    Returns whether the curve changed (False before the grid's first step)."""
+    step = steps // grid * grid
+    if step < grid:
+        return False
+    if curve and curve[-1][0] == step:
+        curve[-1][1] = value
+    else:
+        curve.append([step, value])
+    return True
+
+
 def warmup_steps(budget: int) -> int:
     """Agent steps every trial trains before the rule can stop it."""
     return int(budget * PRUNE_WARMUP)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import SECTIONS, Config, apply_overrides, validate
+from ..geometry import fit_geometry
 
 _SPEC_KEYS = {"low", "high", "log", "values"}
 
@@ -162,20 +163,22 @@ def parse_param(name: str, spec: Any) -> Param:
     return Param(name, float(low), float(high), log=log)
 
 
-def space_from_section(section: dict | None, cfg: Config) -> dict[str, Param]:
+def space_from_section(section: dict | None, cfg: Config, only: tuple | None = None) -> dict[str, Param]:
     """The search space a ``[sweep]`` section declares: :func:`default_space` (unless
     ``defaults = false``) with the section's entries replacing, adding or (``= false``)
-    removing parameters. ``None`` or an empty section: the default space."""
+    removing parameters. ``None`` or an empty section: the default space. ``only``: the
+    names the default space is restricted to (the section's own entries are kept as given)."""
     section = dict(section or {})
     defaults = section.pop("defaults", True)
     if not isinstance(defaults, bool):
         raise ValueError(f"[sweep] defaults must be true or false, got {defaults!r}")
-    space = default_space(cfg) if defaults else {}
+    base = default_space(cfg) if defaults else {}
+    space = {n: p for n, p in base.items() if only is None or n in only}
     for name, spec in _flatten(section):
         if spec is False:
-            if name not in space:
+            if name not in space and name not in base:
                 raise ValueError(f"sweep parameter {name} = false: it is not in the space, so it cannot be left out")
-            del space[name]
+            space.pop(name, None)
         else:
             space[name] = parse_param(name, spec)
     return space
@@ -196,6 +199,20 @@ def apply(cfg: Config, params: dict) -> Config:
     out = copy.deepcopy(cfg)
     apply_overrides(out, params)
     return out
+
+
+def trial_config(base: Config, params: dict, budget: int) -> tuple[Config, list[str]]:
+    """A trial's config: ``base`` with the sampled ``params`` set, checked
+    (:func:`puffjax.config.validate`) and its batch geometry fitted to ``budget`` agent steps
+    (:func:`puffjax.geometry.fit_geometry`); returns it and the geometry's repairs. A
+    ValueError names an illegal value or an impossible batch geometry."""
+    cfg = apply(base, params)
+    validate(cfg)
+    try:
+        repaired = fit_geometry(cfg.train, cfg.env.num_envs, budget)
+    except ValueError as e:
+        raise ValueError(f"impossible batch geometry: {e}") from None
+    return cfg, repaired
 
 
 def field_value(cfg: Config, name: str):

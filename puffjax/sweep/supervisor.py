@@ -51,10 +51,12 @@ def fail_dead_local(study, store) -> None:
                 pass
 
 
-def worker_command(study: str, directory: str, target: int, cpus: set | None) -> list[str]:
+def worker_command(study: str, directory: str, target: int, cpus: set | None,
+                   trials_per_call: int = 1) -> list[str]:
     """The command line of one worker process started by this one (the storage URL is not on
     it: see :func:`worker_env`)."""
     cmd = [sys.executable, "-m", "puffjax.sweep.worker", "--study", study, "--dir", directory, "--trials", str(target)]
+    cmd += ["--trials-per-call", str(trials_per_call)] if trials_per_call > 1 else []
     return cmd + (["--cpus", ",".join(map(str, sorted(cpus)))] if cpus else []) + ["--parent", str(os.getpid())]
 
 
@@ -64,14 +66,16 @@ def worker_env(storage: str, environ: dict) -> dict:
     return {**environ, STORAGE_ENV: storage}
 
 
-def run_workers(study, store, storage: str, directory: str, target: int, workers: int, say) -> None:
+def run_workers(study, store, storage: str, directory: str, target: int, workers: int, say,
+                trials_per_call: int = 1) -> None:
     """Run ``workers`` worker processes on study ``study`` (at ``storage``) until it holds
-    ``target`` trials, calling ``say`` with a line per finished trial."""
+    ``target`` trials, calling ``say`` with a line per finished trial; each worker trains
+    ``trials_per_call`` trials per call."""
     shares = cpu_shares(workers)
     host = socket.gethostname()
 
     def start(i):
-        return subprocess.Popen(worker_command(study.study_name, directory, target, shares[i]),
+        return subprocess.Popen(worker_command(study.study_name, directory, target, shares[i], trials_per_call),
                                 env=worker_env(storage, dict(os.environ)))
 
     procs = {i: start(i) for i in range(workers)}

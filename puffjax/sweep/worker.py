@@ -1,8 +1,9 @@
 """A sweep's worker process: ``python -m puffjax.sweep.worker --study NAME --dir DIR --trials N``.
 
 A worker asks the study for trials one at a time and trains each with :class:`puffjax.Trainer`
-until the study holds ``N`` of them, then exits with status 0. Each trial samples the search
-space, fits the batch geometry to the budget, trains, records its metric curve every epoch
+until the study holds ``N`` of them, then exits with status 0 (``--trials-per-call K``: K at a
+time, trained together in one vmapped call, :mod:`puffjax.sweep.batched`). Each trial samples
+the search space, fits the batch geometry to the budget, trains, records its metric curve every epoch
 (user attribute ``curve``; the median rule of :mod:`puffjax.sweep.prune` may stop it) and tells
 the study how it ended: complete (with its score and cost), pruned, or failed with the reason
 in user attribute ``fail_reason``. SIGINT fails the running trial with the reason
@@ -24,12 +25,11 @@ import os
 import socket
 import sys
 
-from ..config import validate
-from ..geometry import fit_geometry
 from ..lifeline import die_with_parent
+from .batched import BatchedTrials, run_batch
 from .interrupt import check, interrupt_once
-from .prune import grid_step, median_stops, warmup_steps
-from .space import apply
+from .prune import add_point, grid_step, median_stops, warmup_steps
+from .space import apply, trial_config
 from .study import FINAL_EPOCHS, INTERRUPTED, STORAGE_ENV, Settings, completed_curves, counted, open_study, optuna
 
 
@@ -42,12 +42,7 @@ def run_trial(study, trial, settings: Settings, directory: str, threads: int) ->
     try:
         check()  # a Ctrl-C that came while the trial was asked for
         params = {name: p.suggest(trial) for name, p in settings.params().items()}
-        cfg = apply(settings.base(), params)
-        validate(cfg)
-        try:
-            repaired = fit_geometry(cfg.train, cfg.env.num_envs, settings.budget)
-        except ValueError as e:
-            raise ValueError(f"impossible batch geometry: {e}") from None
+        cfg, repaired = trial_config(settings.base(), params, settings.budget)
         if repaired:
             trial.set_user_attr("repaired", repaired)
         trial.set_user_attr("config", cfg.to_dict())
@@ -64,14 +59,10 @@ def run_trial(study, trial, settings: Settings, directory: str, threads: int) ->
                 if settings.metric not in log or not math.isfinite(log[settings.metric]):
                     continue
                 scores.append(float(log[settings.metric]))
-                step = log["agent_steps"] // grid * grid
-                if step < grid:
+                points = len(curve)
+                if not add_point(curve, log["agent_steps"], scores[-1], grid):
                     continue
-                new_step = not curve or curve[-1][0] != step
-                if new_step:
-                    curve.append([step, scores[-1]])
-                else:
-                    curve[-1][1] = scores[-1]
+                new_step = len(curve) > points
                 trial.set_user_attr("curve", curve)
                 check()
                 if new_step and median_stops(curve, completed_curves(study), warmup):
@@ -115,9 +106,12 @@ def _ask_lock(directory: str):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def work(url: str, study_name: str, directory: str, target: int, cpus: list[int] | None = None) -> int:
+def work(url: str, study_name: str, directory: str, target: int, cpus: list[int] | None = None,
+         trials_per_call: int = 1) -> int:
     """Ask study ``study_name`` at ``url`` for trials and run them until it holds ``target``;
-    returns the exit status: 0, or 130 after SIGINT (its trial recorded as interrupted)."""
+    returns the exit status: 0, or 130 after SIGINT (its trials recorded as interrupted).
+    ``trials_per_call`` > 1: ask for that many at a time and train them in one vmapped call
+    (:mod:`puffjax.sweep.batched`)."""
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpus)
     from ..heap import keep_freed_memory
@@ -125,13 +119,19 @@ def work(url: str, study_name: str, directory: str, target: int, cpus: list[int]
     threads = len(cpus) if cpus else 1
     study, _, settings = open_study(url, study_name)
     worker = f"{socket.gethostname()}:{os.getpid()}"
+    batched = BatchedTrials(settings, trials_per_call) if trials_per_call > 1 else None
     while True:
         with _ask_lock(directory):
-            if counted(study) >= target:
+            todo = target - counted(study)
+            if todo <= 0:
                 return 0
-            trial = study.ask()
-            trial.set_user_attr("worker", worker)
-        run_trial(study, trial, settings, directory, threads)
+            trials = [study.ask() for _ in range(min(todo, trials_per_call))]
+            for trial in trials:
+                trial.set_user_attr("worker", worker)
+        if batched is None:
+            run_trial(study, trials[0], settings, directory, threads)
+        else:
+            run_batch(study, trials, batched)
 
 
 def _cpus(text: str) -> list[int]:
@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", required=True, help="the sweep's directory (trial runs, the ask lock)")
     parser.add_argument("--trials", type=int, required=True, help="stop when the study holds this many trials")
     parser.add_argument("--cpus", type=_cpus, help="cores to pin this process to, e.g. 0,1")
+    parser.add_argument("--trials-per-call", type=int, default=1, help="trials trained together in one vmapped "
+                                                                         "call (a JAX environment's)")
     parser.add_argument("--parent", type=int, help="the pid of the sweep that started this worker: the worker "
                                                    "ends when it is gone")
     args = parser.parse_args(argv)
@@ -158,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"the study's storage URL goes in the environment variable {STORAGE_ENV}, which is not set")
     try:
         with interrupt_once():
-            return work(storage, args.study, args.dir, args.trials, args.cpus)
+            return work(storage, args.study, args.dir, args.trials, args.cpus, args.trials_per_call)
     except KeyboardInterrupt:  # the trial is recorded as interrupted; leave quietly
         return 130
 
