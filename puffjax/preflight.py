@@ -48,25 +48,31 @@ def make_env(name: str, **kwargs):
         raise ValueError(f"environment {name}: {e}") from None
 
 
+ENV_BYTES_EXTRA = 8  # env_bytes compares a vector env of 1 + this many with one of 1
+
+
 def env_bytes(name: str, options: dict) -> int:
     """Bytes one more environment of ``name`` (with its buffer rows) allocates from Python:
-    a vector env of two less one of one, measured after a first one has imported what the env
-    needs (the whole vector env of one where the difference is not positive). C environments'
-    own structs are not counted: a lower bound."""
+    a vector env of ``1 + ENV_BYTES_EXTRA`` less one of one, per extra environment, measured
+    after a first one has imported what the env needs (the whole vector env of one where the
+    difference is not positive). Over several environments, so that memory the allocator hands
+    back from freed objects cannot make one environment look almost free. C environments' own
+    structs are not counted: a lower bound."""
     make_env(name, num_envs=1, **options).close()
     used = []
     tracing = tracemalloc.is_tracing()
     if not tracing:
         tracemalloc.start()
     try:
-        for n in (1, 2):
+        for n in (1, 1 + ENV_BYTES_EXTRA):
             before = tracemalloc.get_traced_memory()[0]
             with make_env(name, num_envs=n, **options):
                 used.append(tracemalloc.get_traced_memory()[0] - before)
     finally:
         if not tracing:
             tracemalloc.stop()
-    return used[1] - used[0] if used[1] > used[0] else max(used[0], 0)
+    extra = (used[1] - used[0]) // ENV_BYTES_EXTRA
+    return extra if extra > 0 else max(used[0], 0)
 
 
 def check_env_memory(name: str, num_envs: int, options: dict, available: int | None = None) -> None:
@@ -80,8 +86,8 @@ def check_env_memory(name: str, num_envs: int, options: dict, available: int | N
     need = per_env * num_envs
     if need > available:
         raise ValueError(f"env.num_envs {num_envs:,} of {name} need about {_size(need)} ({_size(per_env)} per "
-                         f"environment, measured on one); this machine has {_size(available)} available: "
-                         f"lower --env.num-envs")
+                         f"environment, measured on {1 + ENV_BYTES_EXTRA}); this machine has {_size(available)} "
+                         f"available: lower --env.num-envs")
 
 
 def _size(n: float) -> str:
