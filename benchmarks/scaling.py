@@ -4,6 +4,7 @@
     python benchmarks/scaling.py --env breakout --devices 1 2 --epochs 4
     python benchmarks/scaling.py --real                 # the real local devices (e.g. GPUs), 1..N of them
     python benchmarks/scaling.py --processes 2 --pin --env.num-envs 256   # processes on localhost
+    python benchmarks/scaling.py --processes 2 --pin --env breakout --independent  # and unconnected
     python benchmarks/scaling.py --devices 1 --overlap  # each run without, then with train.overlap
 
 Devices (the default): every device count runs in its own interpreter with
@@ -21,6 +22,11 @@ run's median steps/s (epochs 2+), rollout and learn seconds per epoch, the CPU s
 processes used over the wall seconds of the run, and the parallel efficiency: P processes'
 steps/s over P times the lone process's.
 
+``--independent``: after them, the same processes run at the same time with no
+``jax.distributed`` between them (each trains its own share alone), pinned the same way: their
+summed steps/s over P times the lone process's is what sharing the machine costs without any
+collective, the ceiling of the efficiency above.
+
 ``--overlap``: every run above is made twice, with ``train.overlap`` off and on (the next
 epoch's rollout played while the update runs), and printed side by side; with overlap the
 learn column is the part of the update the rollout did not hide.
@@ -29,6 +35,7 @@ import argparse
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -121,6 +128,18 @@ def processes_main(args, overrides) -> None:
         print(f"parallel efficiency{' with overlap' if overlap else ''}: "
               f"{sps[args.processes, overlap] / (args.processes * sps[1, overlap]):.2f} "
               f"({args.processes} processes' steps/s over {args.processes} x one process's)")
+    if args.independent:
+        # the same processes with no collective between them: what sharing the machine alone costs
+        code = textwrap.dedent(CHILD.format(env=args.env, overrides={**overrides, "train.overlap": False},
+                                            epochs=args.epochs, devices=0, processes=1, share=args.processes,
+                                            port=_free_port()))
+        rs = _run_processes(code, args.processes, args.pin, 3600)
+        together = sum(r["sps"] for r in rs)
+        print(f"{args.processes:9d} {total // args.processes:9d} {'alone':>7s} {together:10,.0f} "
+              f"{statistics.median(r['rollout_s'] for r in rs):10.3f} {statistics.median(r['learn_s'] for r in rs):9.3f} "
+              f"{sum(r['cpu_s'] for r in rs):8.1f} {max(r['wall_s'] for r in rs):8.1f}")
+        print(f"independent processes: {together / (args.processes * sps[1, False]):.2f} ({args.processes} "
+              f"unconnected processes' summed steps/s over {args.processes} x one process's: the machine's ceiling)")
 
 
 def _overlaps(args) -> tuple[bool, ...]:
@@ -137,6 +156,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=0,
                         help="compare one process with this many on localhost (instead of devices)")
     parser.add_argument("--pin", action="store_true", help="with --processes: process i on core i only")
+    parser.add_argument("--independent", action="store_true",
+                        help="with --processes: also run the processes at the same time without jax.distributed "
+                             "(each its own run): the steps/s the machine allows without any collective")
     parser.add_argument("--overlap", action="store_true",
                         help="run each setting with train.overlap off and on (acting during the update)")
     args, extra = parser.parse_known_args()
