@@ -94,6 +94,7 @@ class TrainConfig:
     vtrace_rho_clip: float = 1.0
     vtrace_c_clip: float = 1.0
     recompute_advantage: bool = True  # before each minibatch from current values and ratios; false: GAE once per epoch
+    shuffle: bool = False  # each pass takes every row (or step) once, in a fresh order; needs prio_alpha 0
     prio_alpha: float = 0.8
     prio_beta0: float = 0.2
     data_dir: str = "runs"
@@ -488,6 +489,9 @@ def validate(cfg: Config) -> None:
     _one_of("policy.critic", p.critic, CRITICS)
     _one_of("policy.activation", p.activation, ACTIVATIONS)
     _one_of("train.lr_decay", t.lr_decay, LR_DECAYS)
+    if t.shuffle and t.prio_alpha != 0:
+        raise ValueError(f"train.shuffle takes every step once per pass, without priorities: set train.prio_alpha = 0 "
+                         f"(got {t.prio_alpha})")
     if p.critic == "separate" and p.kind not in ("default", "cnn"):
         raise ValueError(f"policy.critic = separate needs a feed-forward policy.kind (default, cnn), got {p.kind!r}; "
                          f"with {p.kind} set policy.critic = shared")

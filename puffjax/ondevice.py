@@ -111,7 +111,7 @@ class OnDevice:
         object.__setattr__(self, "log_names", vec_log_names(self.env))
         object.__setattr__(self, "_update", make_update(self.policy, self.geom, t.check_finite,
                                                              minibatch_unroll(self.policy, mesh),
-                                                             t.recompute_advantage))
+                                                             t.recompute_advantage, t.shuffle))
         object.__setattr__(self, "_jitted", {})
 
     # -- the pure pieces, run on one device's block under shard_map ---------------------------

@@ -174,7 +174,7 @@ class EpochParts(NamedTuple):
 
 
 def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool = 1,
-                     recompute_advantage: bool = True) -> EpochParts:
+                     recompute_advantage: bool = True, shuffle: bool = False) -> EpochParts:
     """The :class:`EpochParts` of one epoch of minibatch updates (:func:`make_update`);
     ``unroll``: of the loop over gradient chunks (``train.max_minibatch_size``).
 
@@ -182,7 +182,12 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
     the advantages of the current values and V-trace-clipped ratios, which earlier minibatches
     wrote back, and its value targets and clipping start from those values (PufferLib's way);
     False, every minibatch uses the rollout's values with ratio 1, i.e. GAE computed once per
-    epoch, as CleanRL and PureJaxRL do."""
+    epoch, as CleanRL and PureJaxRL do.
+
+    ``shuffle`` (``train.shuffle``): each pass over the batch takes every row (every step with
+    ``train.minibatch_steps``) of the device exactly once, in a fresh random order split into the
+    pass's minibatches, with importance weights 1 (PPO's usual sampling, as CleanRL and
+    PureJaxRL draw); False, each minibatch draws its rows on its own, by priority."""
     if geom.minibatch_steps and policy.is_recurrent:
         raise ValueError("train.minibatch_steps draws single steps, which a recurrent policy cannot unroll: "
                          "set train.minibatch_steps = false or use a feedforward policy")
@@ -211,12 +216,15 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
         # Masked agents' steps (batch.masks 0) have no advantage, so no priority either.
         return _advantage(values, batch.rewards, batch.episode_starts, ratio, hyper) * batch.masks
 
-    def draw(batch, hyper, beta, key, adv):
+    def draw(batch, hyper, beta, key, adv, chosen=None):
         """A minibatch's rows (whole segments, or single steps with ``geom.minibatch_steps``),
-        drawn by priority from the advantages ``adv`` of the device's rows, and this device's
-        moments that must be averaged before its gradient: the mean mask, and the masked
-        advantages' mean and mean square."""
-        if mb_steps:  # each step a row of its own; idx: (rows, columns) [n, 1], so x[idx] is [n, 1, ...]
+        drawn by priority from the advantages ``adv`` of the device's rows (or the flat indices
+        ``chosen``, with weights 1), and this device's moments that must be averaged before its
+        gradient: the mean mask, and the masked advantages' mean and mean square."""
+        if chosen is not None:
+            idx = jnp.divmod(chosen[:, None], adv.shape[1]) if mb_steps else chosen
+            weights = jnp.ones(chosen.shape, jnp.float32)
+        elif mb_steps:  # each step a row of its own; idx: (rows, columns) [n, 1], so x[idx] is [n, 1, ...]
             flat, weights = prioritized.draw(parallel.device_key(key), adv.reshape(-1, 1), mb_steps,
                                              hyper.prio_alpha, beta)
             idx = jnp.divmod(flat[:, None], adv.shape[1])
@@ -230,7 +238,8 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
         # drawn.moments: already averaged over the devices; fixed: the epoch's advantages when
         # they are not recomputed (GAE of the rollout's values, computed once by start), else ()
         state, values, ratio, drawn, fixed = carry
-        k, next_key = xs
+        k, next_key = xs[:2]
+        next_chosen = xs[2] if shuffle else None
         mask_mean = jnp.maximum(drawn.moments[0], 1e-8)
         idx, mb_adv = drawn.idx, drawn.advantages
         mb_values = values[idx]  # the rollout's values unless recomputed ones were written back
@@ -250,7 +259,7 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
         # back, so it is drawn now and its moments cross with this minibatch's gradients.
         upcoming = jax.lax.cond(k + 1 < geom.minibatches_per_epoch,
                                 lambda: draw(batch, hyper, beta, next_key, advantages_of(batch, hyper, values, ratio)
-                                             if recompute_advantage else fixed),
+                                             if recompute_advantage else fixed, next_chosen),
                                 lambda: jax.tree.map(jnp.zeros_like, drawn))
         local = dict(grads=grads, aux=aux, importance=drawn.weights.mean(), next=upcoming.moments,
                      explained_variance=losses.explained_variance_moments(mb_values, returns, weights=live))
@@ -266,6 +275,17 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
         return (TrainState(params, opt_state), values, ratio, upcoming._replace(moments=shared["next"]),
                 fixed), metrics
 
+    def _pass_orders(key, adv):
+        """[minibatches_per_epoch, n]: each pass's minibatches of flat indices into the device's
+        rows (or steps), every one once per pass, in a fresh order per pass."""
+        size = adv.size if mb_steps else adv.shape[0]
+        n_mb = mb_steps or mb_rows
+        per_pass = size // n_mb
+        passes = geom.minibatches_per_epoch // per_pass
+        keys = jax.random.split(jax.random.fold_in(key, 1), passes)  # the same order on every device
+        orders = jax.vmap(lambda k: jax.random.permutation(k, size))(keys)[:, :per_pass * n_mb]
+        return orders.reshape(passes * per_pass, n_mb)
+
     def start(hyper, state, batch, key, epoch):
         """The epoch's first carry of ``minibatch`` (the first minibatch drawn, its moments
         averaged: the epoch's one all-reduce outside the minibatches) and its ``xs``: the
@@ -275,9 +295,12 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
         n = geom.minibatches_per_epoch
         keys = jax.random.split(key, n)
         adv = advantages_of(batch, hyper, batch.values, ratio)
-        first = draw(batch, hyper, beta, keys[0], adv)
+        order = _pass_orders(key, adv) if shuffle else None
+        first = draw(batch, hyper, beta, keys[0], adv, None if order is None else order[0])
         first = first._replace(moments=mean(first.moments))
         xs = (jnp.arange(n), jnp.roll(keys, -1, axis=0))  # minibatch k draws minibatch k + 1 with keys[k + 1]
+        if shuffle:
+            xs = (*xs, jnp.roll(order, -1, axis=0))
         return (state, batch.values, ratio, first, () if recompute_advantage else adv), xs, beta
 
     def finish(state, metrics):
@@ -293,7 +316,8 @@ def make_epoch_parts(policy, geom, check_finite: bool = True, unroll: int | bool
     return EpochParts(start, minibatch, finish)
 
 
-def make_update(policy, geom, check_finite: bool = True, unroll: int | bool = 1, recompute_advantage: bool = True):
+def make_update(policy, geom, check_finite: bool = True, unroll: int | bool = 1, recompute_advantage: bool = True,
+                shuffle: bool = False):
     """Returns ``update(hyper, tx, state, batch, key, epoch) -> (state, metrics, health)``: one
     epoch of minibatch updates, pure and not jitted. It runs on one device's rows of the batch
     inside ``shard_map`` over :data:`puffjax.parallel.AXIS` (a mesh of one device included), with
@@ -311,7 +335,7 @@ def make_update(policy, geom, check_finite: bool = True, unroll: int | bool = 1,
     (:func:`minibatch_unroll`); it changes the speed, not the result. The epoch is
     :func:`make_epoch_parts`'s pieces with its minibatches in one ``lax.scan``; ``recompute_advantage``:
     see there."""
-    parts = make_epoch_parts(policy, geom, check_finite, unroll, recompute_advantage)
+    parts = make_epoch_parts(policy, geom, check_finite, unroll, recompute_advantage, shuffle)
 
     def update(hyper, tx, state, batch, key, epoch):
         carry, xs, beta = parts.start(hyper, state, batch, key, epoch)
@@ -343,12 +367,12 @@ def make_train_epoch(policy, tx, geom, train_cfg, mesh, driver: str | None = Non
                                                                   out_specs=out_specs))
     if driver != "host":
         update = make_update(policy, geom, train_cfg.check_finite, True if driver == "unroll" else 1,
-                             train_cfg.recompute_advantage)
+                             train_cfg.recompute_advantage, train_cfg.shuffle)
         return shard(lambda state, batch, key, epoch: update(hyper, tx, state, batch, key, epoch),
                      (P(), rows, P(), P()), (P(), P(), P()))
 
     parts = make_epoch_parts(policy, geom, train_cfg.check_finite, minibatch_unroll(policy, mesh),
-                             train_cfg.recompute_advantage)
+                             train_cfg.recompute_advantage, train_cfg.shuffle)
     carry_specs = (P(), rows, rows, rows, rows)  # the state; this device's values, ratios, drawn rows, fixed advantages
     start = shard(lambda state, batch, key, epoch: parts.start(hyper, state, batch, key, epoch),
                   (P(), rows, P(), P()), (carry_specs, P(), P()))
