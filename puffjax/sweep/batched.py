@@ -34,7 +34,7 @@ from ..update import LOSS_KEYS, Hyper
 from .interrupt import check
 from .prune import add_point, grid_step
 from .space import trial_config
-from .study import FINAL_EPOCHS, INTERRUPTED, Settings, optuna
+from .study import INTERRUPTED, Settings, final_score, optuna
 
 TRACEABLE = tuple(f"train.{name}" for name in Hyper._fields)  # the parameters a call's rows may differ in
 
@@ -113,8 +113,7 @@ def outcomes(metrics: dict, metric: str, log_names: tuple, batch_size: int, budg
         if not scores:
             out.append(Outcome(None, curve, f"metric {metric!r} was never logged"))
             continue
-        last = scores[-FINAL_EPOCHS:]
-        out.append(Outcome(sum(last) / len(last), curve, None))
+        out.append(Outcome(final_score(scores), curve, None))
     return out
 
 

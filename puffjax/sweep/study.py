@@ -36,6 +36,12 @@ _SECRET_PARAM = re.compile(r"(?P<key>[?&;][^=&;#]*(?:pass|pwd|secret|token)[^=&;
                            re.IGNORECASE)
 
 
+def final_score(scores: list) -> float:
+    """A trial's score: the mean of its last :data:`FINAL_EPOCHS` logged values (``scores``, not empty)."""
+    last = scores[-FINAL_EPOCHS:]
+    return sum(last) / len(last)
+
+
 def redact_url(url: str) -> str:
     """``url`` with its password hidden, for showing: ``postgresql://user:***@host/db``; query
     parameters that hold secrets (``?password=``, ``passwd``, ``pwd``, ``token``, ...) too. A URL

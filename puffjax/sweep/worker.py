@@ -30,7 +30,7 @@ from .batched import BatchedTrials, run_batch
 from .interrupt import check, interrupt_once
 from .prune import add_point, grid_step, median_stops, warmup_steps
 from .space import apply, trial_config
-from .study import FINAL_EPOCHS, INTERRUPTED, STORAGE_ENV, Settings, completed_curves, counted, open_study, optuna
+from .study import INTERRUPTED, STORAGE_ENV, Settings, completed_curves, counted, final_score, open_study, optuna
 
 
 def run_trial(study, trial, settings: Settings, directory: str, threads: int) -> None:
@@ -74,7 +74,7 @@ def run_trial(study, trial, settings: Settings, directory: str, threads: int) ->
             if not scores:
                 raise ValueError(f"metric {settings.metric!r} was never logged; this run logs "
                                  f"{', '.join(sorted(k for k in log if not k.startswith('performance/')))}")
-            score = sum(scores[-FINAL_EPOCHS:]) / len(scores[-FINAL_EPOCHS:])
+            score = final_score(scores)
             cost = trainer.uptime if settings.cost == "time" else float(trainer.global_step)
             for k, v in (("score", score), ("steps", trainer.global_step), ("seconds", trainer.uptime)):
                 trial.set_user_attr(k, v)
