@@ -4,7 +4,8 @@ a helper that trains one to the end.
 The test session keeps its own puffjax cache folder (``PUFFJAX_CACHE_DIR``, inherited by the
 processes tests start) with JAX's compilation cache switched on in it, for this process and,
 through JAX's environment variables, for the processes tests start: the many short runs that
-build the same programs compile each once. The folder starts empty and is removed at the end,
+build the same programs compile each once, in every worker when the tests run in parallel
+(pytest-xdist). The folder starts empty and is removed at the end,
 so nothing carries over from one session to the next or into the user's own cache.
 """
 import os
@@ -13,7 +14,12 @@ import tempfile
 
 import pytest
 
-_CACHE = tempfile.mkdtemp(prefix="puffjax-test-cache-")
+# pytest-xdist's workers inherit the controller's environment: they share its folder, and only
+# the process that made the folder removes it.
+_OWNER = "PUFFJAX_TEST_CACHE" not in os.environ
+if _OWNER:
+    os.environ["PUFFJAX_TEST_CACHE"] = tempfile.mkdtemp(prefix="puffjax-test-cache-")
+_CACHE = os.environ["PUFFJAX_TEST_CACHE"]
 os.environ["PUFFJAX_CACHE_DIR"] = _CACHE
 # for the processes tests start: the same folder, and the same threshold as enable_compile_cache
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(_CACHE, "jax")
@@ -25,7 +31,8 @@ puffjax.enable_compile_cache()
 
 
 def pytest_unconfigure(config):
-    shutil.rmtree(_CACHE, ignore_errors=True)
+    if _OWNER:
+        shutil.rmtree(_CACHE, ignore_errors=True)
 
 # A tiny run: 8 environments x 8 steps, one epoch of one minibatch (any of it can be overridden).
 TINY = {"env.num_envs": 8, "train.bptt_horizon": 8, "train.minibatch_size": 64, "train.total_timesteps": 64}
