@@ -210,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         description="ENV: a shipped environment config (breakout, pong, squared, cartpole, memory, snake), "
                     "gym:ID (any registered gymnasium id), module:factory (a Python function returning a "
                     "gymnasium or PettingZoo Parallel env; found from the current directory too), or "
-                    "path/to/env.h (your own C env); the last three start from the default config. Optional "
+                    "path/to/env.h (your own C env); gym:ID and module:factory start from a shipped profile "
+                    "(continuous or gym, chosen by the action space), a C file from the defaults. Optional "
                     "with --config or --resume. Any config field is --section.field VALUE (--env.workers W: "
                     "Python envs in W processes; other --env.KEY VALUE: the env's options or keyword arguments).")
     train.add_argument("--config", help="a config file (the format of puffjax/configs/*.toml, e.g. one "

@@ -263,14 +263,15 @@ def read_toml_file(path: str) -> dict:
         raise ValueError(f"{path}: not a valid TOML file ({e})") from None
 
 
-def _from_tables(name: str, tables: dict, overrides: dict) -> Config:
+def _from_tables(name: str, tables: dict, overrides: dict, check: bool = True) -> Config:
     cfg = Config()
     cfg.env.name = name
     for section, values in tables.items():
         if section != SWEEP_SECTION:
             _apply_section(cfg, section, values)
     apply_overrides(cfg, overrides)
-    validate(cfg)
+    if check:
+        validate(cfg)
     return cfg
 
 
@@ -287,7 +288,8 @@ def load_config(name: str = "breakout", **overrides: Any) -> Config:
     """
     tables = _read_toml(name)
     if not tables and profiles.is_python_env(name):
-        options = _from_tables(name, {}, overrides).env.options  # the env's options, to build it with
+        # the env's options, to build it with; the whole config is checked once the profile is in
+        options = _from_tables(name, {}, overrides, check=False).env.options
         profile, note = profiles.profile_for(name, options)
         print(f"puffjax: {note}", file=sys.stderr)
         tables = read_toml_file(profiles.profile_path(profile))
