@@ -195,6 +195,10 @@ def test_python_envs_get_a_profile(capsys):
     assert cfg.train.normalize_obs and cfg.train.optimizer == "adam" and cfg.train.learning_rate == 1e-3
     assert cfg.train.minibatch_steps and cfg.train.minibatch_size == 64 and cfg.policy.hidden_size == 64
     assert cfg.policy.critic == "separate" and not cfg.train.recompute_advantage and cfg.train.lr_decay == "linear"
+    assert cfg.train.bptt_horizon == 256  # each env's whole row of the batch is one segment
+    # options checked against the profile, not the defaults: its prio_alpha 0 allows shuffle
+    assert puffjax.load_config(PENDULUM, **{"train.shuffle": True}).train.shuffle
+    capsys.readouterr()
     cfg = puffjax.load_config("gym:CartPole-v1")
     assert "'gym' profile for Discrete actions" in capsys.readouterr().err
     assert not cfg.train.normalize_obs and cfg.env.num_envs < 4096
