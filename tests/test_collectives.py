@@ -11,12 +11,13 @@ import pytest
 
 from puffjax import load_config
 from puffjax.geometry import geometry
+from forced_devices import forced_devices_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _python(code: str, devices: int = 2, timeout: int = 600) -> str:
-    env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}")
+    env = forced_devices_env(devices)
     p = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
                        timeout=timeout, cwd=ROOT)
     assert p.returncode == 0, p.stderr[-4000:]

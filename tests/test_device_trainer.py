@@ -16,6 +16,7 @@ import puffjax
 from puffjax import cli
 from puffjax.envs.jaxenv import JaxVecEnv
 from puffjax.envs.jaxenv.protocol import JaxEnv
+from forced_devices import forced_devices_env
 
 pytest.importorskip("gymnax")
 
@@ -144,6 +145,6 @@ def test_two_devices(tmp_path):
             assert a.sharding == b.sharding and np.array_equal(np.asarray(a), np.asarray(b))
         print("ok")
     """)
-    env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2")
+    env = forced_devices_env(2)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
     assert p.returncode == 0 and "ok" in p.stdout, p.stderr[-3000:]

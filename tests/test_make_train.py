@@ -16,6 +16,7 @@ import puffjax
 from puffjax.envs.jaxenv.protocol import JaxEnv
 from puffjax.ondevice import OnDevice
 from puffjax.update import Hyper
+from forced_devices import forced_devices_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -163,6 +164,6 @@ def test_two_devices(tmp_path):
         assert np.isfinite(metrics["policy_loss"]).all() and metrics["episodes"].sum() >= 4 * 6
         print("ok")
     """)
-    env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2")
+    env = forced_devices_env(2)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
     assert p.returncode == 0 and "ok" in p.stdout, p.stderr[-3000:]

@@ -20,6 +20,7 @@ from puffjax.update import Hyper
 
 pytest.importorskip("gymnax")
 from puffjax.envs.jaxenv.gymnax import make  # noqa: E402
+from forced_devices import forced_devices_env  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NORMALIZE = {"train.normalize_obs": True, "train.normalize_reward": True}
@@ -145,7 +146,7 @@ def test_two_devices_give_the_statistics_of_one(tmp_path):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
         print("ok")
     """)
-    env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2")
+    env = forced_devices_env(2)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
     assert p.returncode == 0 and "ok" in p.stdout, p.stderr[-3000:]
 

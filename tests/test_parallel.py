@@ -13,6 +13,7 @@ import time
 import pytest
 
 import puffjax
+from forced_devices import forced_devices_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(ROOT, "tests", "parallel_worker.py")
@@ -20,7 +21,7 @@ WORKER = os.path.join(ROOT, "tests", "parallel_worker.py")
 
 def python(code: str, devices: int = 2, timeout: int = 300) -> str:
     """Run ``code`` in a fresh interpreter with ``devices`` forced host devices; its stdout."""
-    env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={devices}")
+    env = forced_devices_env(devices)
     p = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                        env=env, timeout=timeout)
     assert p.returncode == 0, p.stderr[-4000:]
@@ -149,7 +150,7 @@ def launch(tmp_path, name, run_dir, overrides, processes=2, resume=False):
     """Start the worker processes; returns (popens, out files)."""
     port = _free_port()
     procs, outs = [], []
-    env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1")
+    env = forced_devices_env(1)
     for i in range(processes):
         out = str(tmp_path / f"{name}-{i}.json")
         args = [sys.executable, WORKER, "--run-dir", run_dir, "--out", out, "--overrides", json.dumps(overrides)]
@@ -318,7 +319,7 @@ def test_initialize_lowers_only_the_gloo_network_thread(tmp_path, nice):
     """Two processes: gloo's network thread, and no other, leaves the process's niceness for
     ``gloo_nice``; the collectives still sum right."""
     port = _free_port()
-    env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=1")
+    env = forced_devices_env(1)
     code = textwrap.dedent(NICE_CHILD.format(port=port, nice=nice))
     outs = [open(tmp_path / f"{i}.log", "w+") for i in range(2)]
     procs = [subprocess.Popen([sys.executable, "-c", code, str(i)], stdout=outs[i], stderr=subprocess.STDOUT,

@@ -15,6 +15,7 @@ import numpy as np
 import puffjax
 from puffjax import buffer, envs, parallel
 from puffjax.rollout import FLAGS, Timer, collect, pack_flags, policy_step, unpack_flags
+from forced_devices import forced_devices_env
 
 
 def test_packed_flags_keep_every_bit():
@@ -96,7 +97,7 @@ def test_row_feed_places_rows_as_from_local_does_on_two_processes(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     code = textwrap.dedent(FEED_CHILD.format(port=port))
-    env = dict(os.environ, XLA_FLAGS=os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2")
+    env = forced_devices_env(2)
     outs = [open(tmp_path / f"{i}.log", "w+") for i in range(2)]
     procs = [subprocess.Popen([sys.executable, "-c", code, str(i)], stdout=outs[i], stderr=subprocess.STDOUT,
                               env=env, start_new_session=True) for i in range(2)]
